@@ -1,0 +1,120 @@
+# ljs - thin wrapper over CMake. Every target works from a clean clone:
+#   make test         deps, build/ (RelWithDebInfo), ctest without the stress label
+#   make test-asan    build-asan/ (-DLJS_SANITIZE=address: ASan+UBSan, no mimalloc)
+#   make test-tsan    build-tsan/ (-DLJS_SANITIZE=thread)
+#   make lint         cppcheck + clang-tidy + clang-format --dry-run (.ci/lint)
+#   make demo         ./build/ljs-run examples/arena --seconds 5
+#   make bench        ./build/ljs-bench $(BENCH_ARGS)
+#   make install      cmake --install build --prefix $(PREFIX)
+#   make test-install install into a temp prefix, build and run tests/install consumers
+#   make clean        remove build*/ directories
+# Variables: PREFIX (/usr/local), BUILD_TYPE (RelWithDebInfo), CMAKE_FLAGS (extra
+# -D options), CTEST_FLAGS, BENCH_ARGS, DEMO_ARGS, JOBS (nproc), LJS_SKIP_DEPS=1.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PREFIX      ?= /usr/local
+BUILD_TYPE  ?= RelWithDebInfo
+CMAKE       ?= cmake
+CTEST       ?= ctest
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+BENCH_ARGS  ?=
+DEMO_ARGS   ?= examples/arena --seconds 5
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian packages: building and testing; linting. gcc brings libasan/libtsan.
+# libc6-dev is only a Recommends of gcc, so name it (--no-install-recommends).
+DEPS_PKGS := liblua5.4-dev libck-dev libmimalloc-dev libcmocka-dev lua5.4 pkg-config cmake make gcc libc6-dev
+LINT_PKGS := cppcheck clang-tidy clang-format
+
+# sudo only when not root.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# $(call apt_ensure,PACKAGES): install whatever of PACKAGES is missing.
+define apt_ensure
+	@if [ -n "$(LJS_SKIP_DEPS)" ]; then echo "deps: skipped (LJS_SKIP_DEPS)"; exit 0; fi; \
+	if ! command -v dpkg-query >/dev/null 2>&1; then \
+	    echo "deps: no dpkg-query (not Debian?); make sure these are installed: $(1)"; exit 0; fi; \
+	missing=""; \
+	for p in $(1); do \
+	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all installed ($(strip $(1)))"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	$(SUDO) apt-get update && \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+endef
+
+# $(call cmake_build,DIR,EXTRA_CMAKE_ARGS): configure DIR and build everything.
+# The inner build gets its own -j (not this make's jobserver or -w noise).
+define cmake_build
+	$(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(2) $(CMAKE_FLAGS)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(CMAKE) --build $(1) -j$(JOBS)
+endef
+
+# $(call ctest_run,DIR)
+define ctest_run
+	$(CTEST) --test-dir $(1) --output-on-failure -LE stress -j2 $(CTEST_FLAGS)
+endef
+
+.PHONY: all deps deps-lint configure build test build-asan test-asan build-tsan test-tsan \
+        lint demo bench install test-install clean help
+
+all: build
+
+help:
+	@sed -n '2,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+deps:
+	$(call apt_ensure,$(DEPS_PKGS))
+
+deps-lint:
+	$(call apt_ensure,$(LINT_PKGS))
+
+# Configure only (lint needs build/compile_commands.json, not a build).
+configure: deps
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps
+	$(call cmake_build,build,)
+
+test: build
+	$(call ctest_run,build)
+
+build-asan: deps
+	$(call cmake_build,build-asan,-DLJS_SANITIZE=address)
+
+test-asan: build-asan
+	$(call ctest_run,build-asan)
+
+build-tsan: deps
+	$(call cmake_build,build-tsan,-DLJS_SANITIZE=thread)
+
+test-tsan: build-tsan
+	$(call ctest_run,build-tsan)
+
+lint: deps deps-lint configure
+	.ci/lint build
+
+demo: build
+	@test -x build/ljs-run || { echo "demo: build/ljs-run was not built (tools/*.c missing?)" >&2; exit 1; }
+	./build/ljs-run $(DEMO_ARGS)
+
+bench: build
+	@test -x build/ljs-bench || { echo "bench: build/ljs-bench was not built" >&2; exit 1; }
+	./build/ljs-bench $(BENCH_ARGS)
+
+install: build
+	@if [ -w "$(PREFIX)" ] || { [ ! -e "$(PREFIX)" ] && [ -w "$$(dirname "$(PREFIX)")" ]; }; then \
+	    echo "$(CMAKE) --install build --prefix $(PREFIX)"; $(CMAKE) --install build --prefix "$(PREFIX)"; \
+	else \
+	    echo "$(SUDO) $(CMAKE) --install build --prefix $(PREFIX)"; $(SUDO) $(CMAKE) --install build --prefix "$(PREFIX)"; \
+	fi
+
+test-install: build
+	tests/install/run.sh build
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,52 @@
+/* bench.h - shared harness for ljs-bench cases.
+ *
+ * Every case runs its baseline and the optimized path in the same process,
+ * repeats each measurement ctx->reps times and reports medians. A case
+ * reports named figures (absolute numbers, units in the name) and named
+ * ratios (optimized vs baseline, > 1 means ljs is better) through
+ * bench_report(), which prints a human table or, with --json, one JSON
+ * object per case on its own line.
+ */
+#ifndef LJS_BENCH_H
+#define LJS_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bench_ctx_s {
+    int json;     /* --json: one JSON line per case instead of tables */
+    int reps;     /* repetitions per measurement (--reps N, default 5) */
+    int quick;    /* --quick: smaller sizes, for smoke tests in CI */
+    unsigned workers; /* all-workers count (default: online CPUs) */
+} bench_ctx_t;
+
+typedef struct bench_kv_s {
+    const char *name;
+    double value;
+} bench_kv_t;
+
+#define BENCH_MAX_KV 48
+
+typedef struct bench_result_s {
+    const char *name;
+    bench_kv_t figures[BENCH_MAX_KV];
+    size_t nfigures;
+    bench_kv_t ratios[BENCH_MAX_KV];
+    size_t nratios;
+} bench_result_t;
+
+uint64_t bench_now_ns(void);
+/* Median of v[0..n) (sorts v in place). */
+double bench_median(double *v, size_t n);
+void bench_figure(bench_result_t *r, const char *name, double value);
+void bench_ratio(bench_result_t *r, const char *name, double value);
+/* Print the result as a table (or a JSON line with ctx->json). */
+void bench_report(const bench_ctx_t *ctx, const bench_result_t *r);
+/* Keep the compiler from optimising a value away. */
+void bench_sink(uint64_t v);
+
+/* The cases. Each returns 0 on success. */
+int bench_sched(const bench_ctx_t *ctx);
+int bench_frame(const bench_ctx_t *ctx);
+
+#endif

@@ -1,0 +1,700 @@
+/* bench_frame.c - whole frames: ljs against the common way engines embed Lua.
+ *
+ * Baseline (a): one plain lua_State on the calling thread, a Lua table per
+ * entity holding all its state, and a C loop doing lua_pcall(update, tbl, dt)
+ * per entity (NOTES-field-access.md, shape A). Its get() reads the tables
+ * directly and its send() appends to a Lua queue that a C loop dispatches
+ * after the updates (the baseline's event phase).
+ * ljs: (b) one worker, (c) ctx->workers workers; the light script in both
+ * field-access forms (natural `self.x` and fast reads/writes arguments).
+ *
+ * Scripts: *light* is movement (~10 field operations on x, y, vx, vy with
+ * bouncing bounds); *heavy* is AI-like (a loop of trigonometry scoring
+ * headings, get() of another entity's position, a send() every 32 frames),
+ * a few microseconds per entity. Their sources are written to a mkdtemp
+ * directory at run time (ljs loads scripts from files) and removed after.
+ *
+ * Every world of one (size, script) runs the same number of frames from the
+ * same start, interleaved rep by rep so machine noise hits all of them alike.
+ * Afterwards the runs must agree (sum of x; for heavy also the sum of hp,
+ * which counts delivered events; ljs' update counter), so a broken path
+ * cannot pass as a fast one. The heavy script's movement does not depend on
+ * what get() returns, because ljs' get() sees the last committed frame and
+ * the baseline's sees the current one.
+ */
+#include "bench/bench.h"
+
+#include <ljs.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ========================================================================
+ * Scripts
+ * ======================================================================== */
+
+/* Bounce inside [0, 1000]. The natural and fast forms do the same
+ * arithmetic in the same order, so they end bit-identical. */
+static const char light_natural_src[] = "return {\n"
+                                        "  fields = { x = 0.0, y = 0.0, vx = 0.0, vy = 0.0 },\n"
+                                        "  update = function(self, dt)\n"
+                                        "    local x = self.x + self.vx * dt\n"
+                                        "    local y = self.y + self.vy * dt\n"
+                                        "    if x < 0.0 then x = -x; self.vx = -self.vx\n"
+                                        "    elseif x > 1000.0 then x = 2000.0 - x; self.vx = -self.vx end\n"
+                                        "    if y < 0.0 then y = -y; self.vy = -self.vy\n"
+                                        "    elseif y > 1000.0 then y = 2000.0 - y; self.vy = -self.vy end\n"
+                                        "    self.x = x\n"
+                                        "    self.y = y\n"
+                                        "  end,\n"
+                                        "}\n";
+
+static const char light_fast_src[] = "return {\n"
+                                     "  fields = { x = 0.0, y = 0.0, vx = 0.0, vy = 0.0 },\n"
+                                     "  reads = { \"x\", \"y\", \"vx\", \"vy\" },\n"
+                                     "  writes = { \"x\", \"y\", \"vx\", \"vy\" },\n"
+                                     "  update = function(id, dt, x, y, vx, vy)\n"
+                                     "    x = x + vx * dt\n"
+                                     "    y = y + vy * dt\n"
+                                     "    if x < 0.0 then x = -x; vx = -vx\n"
+                                     "    elseif x > 1000.0 then x = 2000.0 - x; vx = -vx end\n"
+                                     "    if y < 0.0 then y = -y; vy = -vy\n"
+                                     "    elseif y > 1000.0 then y = 2000.0 - y; vy = -vy end\n"
+                                     "    return x, y, vx, vy\n"
+                                     "  end,\n"
+                                     "}\n";
+
+/* HEAVY_STEPS iterations of the scoring loop set the per-entity cost. */
+static const char heavy_src[] =
+    "local HEAVY_STEPS = 24\n"
+    "local sin, cos, abs, sqrt = math.sin, math.cos, math.abs, math.sqrt\n"
+    "return {\n"
+    "  fields = { x = 0.0, y = 0.0, vx = 0.0, vy = 0.0, hp = 1000.0, target = 0, seq = 0, tick = 0,\n"
+    "             threat = 0.0, heading = 0.0 },\n"
+    "  update = function(self, dt)\n"
+    "    local x, y, vx, vy = self.x, self.y, self.vx, self.vy\n"
+    "    -- think: score candidate headings against the walls and the current course\n"
+    "    local best, best_s = 0.0, -math.huge\n"
+    "    for i = 1, HEAVY_STEPS do\n"
+    "      local a = i * (6.283185307179586 / HEAVY_STEPS)\n"
+    "      local cx, cy = cos(a), sin(a)\n"
+    "      local s = cx * vx + cy * vy - abs(x + cx * 50.0 - 500.0) * 0.01 - abs(y + cy * 50.0 - 500.0) * 0.01\n"
+    "      if s > best_s then best_s, best = s, a end\n"
+    "    end\n"
+    "    self.heading = best\n"
+    "    -- look at another entity (committed state in ljs, current in the baseline)\n"
+    "    local t = self.target\n"
+    "    local tx, ty = get(t, \"x\"), get(t, \"y\")\n"
+    "    if tx then\n"
+    "      local dx, dy = tx - x, ty - y\n"
+    "      self.threat = 1.0 / (1.0 + sqrt(dx * dx + dy * dy))\n"
+    "    end\n"
+    "    local tick = self.tick + 1\n"
+    "    self.tick = tick\n"
+    "    if (tick + self.seq) % 32 == 0 then send(t, \"hit\", { damage = 1.0 }) end\n"
+    "    x = x + vx * dt\n"
+    "    y = y + vy * dt\n"
+    "    if x < 0.0 then x = -x; self.vx = -vx elseif x > 1000.0 then x = 2000.0 - x; self.vx = -vx end\n"
+    "    if y < 0.0 then y = -y; self.vy = -vy elseif y > 1000.0 then y = 2000.0 - y; self.vy = -vy end\n"
+    "    self.x = x\n"
+    "    self.y = y\n"
+    "  end,\n"
+    "  on_hit = function(self, payload, sender) self.hp = self.hp - payload.damage end,\n"
+    "}\n";
+
+static const char empty_src[] = "return {\n"
+                                "  fields = { x = 0.0 },\n"
+                                "  update = function(self, dt) end,\n"
+                                "}\n";
+
+/* The baseline's versions of the ljs globals the scripts use: get() reads
+ * the entity tables (current values), send() appends to a queue the C event
+ * loop drains after the updates. */
+static const char baseline_prelude[] = "ents = {}\n"
+                                       "queue = {}\n"
+                                       "function get(e, f)\n"
+                                       "  local t = ents[e]\n"
+                                       "  if t then return t[f] end\n"
+                                       "end\n"
+                                       "function send(e, name, payload)\n"
+                                       "  local q = queue\n"
+                                       "  local n = #q\n"
+                                       "  q[n + 1] = e; q[n + 2] = name; q[n + 3] = payload\n"
+                                       "end\n";
+
+typedef enum kind_e { KIND_LIGHT, KIND_HEAVY, KIND_EMPTY } kind_t;
+
+/* ========================================================================
+ * Starting state, shared by every world
+ * ======================================================================== */
+
+/* splitmix64 (Steele, Lea, Flood 2014) keyed by the entity index, so every
+ * world starts from the same state whatever order it is built in. */
+static uint64_t mix(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double unit(uint64_t i, uint64_t k)
+{
+    return (double)(mix(i * 4 + k) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct start_s {
+    double x, y, vx, vy;
+    uint32_t target; /* index of the entity this one watches and hits */
+} start_t;
+
+static start_t start_of(uint32_t i, uint32_t n)
+{
+    start_t s;
+    s.x = unit(i, 0) * 1000.0;
+    s.y = unit(i, 1) * 1000.0;
+    s.vx = (unit(i, 2) * 2.0 - 1.0) * 100.0;
+    s.vy = (unit(i, 3) * 2.0 - 1.0) * 100.0;
+    s.target = (uint32_t)(((uint64_t)i * 7919u + 13u) % n);
+    if (s.target == i)
+        s.target = (i + 1) % n;
+    return s;
+}
+
+/* ========================================================================
+ * A world: the baseline or an ljs runtime
+ * ======================================================================== */
+
+typedef struct world_s {
+    const char *label; /* "baseline", "natural_1w", ... */
+    int is_ljs;
+    uint32_t n;
+    uint64_t frames;
+    int failed;
+    /* baseline */
+    lua_State *L;
+    /* ljs */
+    ljs_runtime_t *rt;
+    ljs_entity_t *ids;
+} world_t;
+
+/* Stack layout of the baseline's state during the run. */
+enum { B_MSGH = 1, B_MODULE, B_UPDATE, B_ENTS };
+
+static int baseline_msgh(lua_State *L)
+{
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+    return 1;
+}
+
+static int baseline_create(world_t *w, const char *src, uint32_t n)
+{
+    lua_State *L = luaL_newstate();
+    if (L == NULL)
+        return -1;
+    w->L = L;
+    luaL_openlibs(L);
+    if (luaL_dostring(L, baseline_prelude) != LUA_OK)
+        goto lua_fail;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, baseline_msgh);                                /* B_MSGH */
+    if (luaL_loadbufferx(L, src, strlen(src), "=bench", "t") != LUA_OK) /* B_MODULE */
+        goto lua_fail;
+    if (lua_pcall(L, 0, 1, B_MSGH) != LUA_OK || !lua_istable(L, B_MODULE))
+        goto lua_fail;
+    lua_getfield(L, B_MODULE, "update"); /* B_UPDATE */
+    lua_getglobal(L, "ents");            /* B_ENTS */
+    lua_getfield(L, B_MODULE, "fields");
+    int fields = lua_gettop(L);
+    for (uint32_t i = 0; i < n; i++) {
+        start_t s = start_of(i, n);
+        lua_createtable(L, 0, 12);
+        lua_pushnil(L);
+        while (lua_next(L, fields) != 0) { /* defaults, order irrelevant */
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+        lua_pushinteger(L, (lua_Integer)i + 1);
+        lua_setfield(L, -2, "id");
+        lua_pushnumber(L, s.x);
+        lua_setfield(L, -2, "x");
+        lua_pushnumber(L, s.y);
+        lua_setfield(L, -2, "y");
+        lua_pushnumber(L, s.vx);
+        lua_setfield(L, -2, "vx");
+        lua_pushnumber(L, s.vy);
+        lua_setfield(L, -2, "vy");
+        lua_getfield(L, -1, "target");
+        int has_target = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (has_target) {
+            lua_pushinteger(L, (lua_Integer)s.target + 1);
+            lua_setfield(L, -2, "target");
+            lua_pushinteger(L, (lua_Integer)i);
+            lua_setfield(L, -2, "seq");
+        }
+        lua_rawseti(L, B_ENTS, (lua_Integer)i + 1);
+    }
+    lua_settop(L, B_ENTS);
+    lua_gc(L, LUA_GCCOLLECT);
+    w->n = n;
+    return 0;
+
+lua_fail:
+    fprintf(stderr, "bench frame: baseline: %s\n", lua_tostring(L, -1));
+    return -1;
+}
+
+/* One baseline frame: the update loop, then the event queue. */
+static void baseline_frame(world_t *w, double dt)
+{
+    lua_State *L = w->L;
+    uint32_t n = w->n;
+    for (uint32_t i = 1; i <= n; i++) {
+        lua_pushvalue(L, B_UPDATE);
+        lua_rawgeti(L, B_ENTS, (lua_Integer)i);
+        lua_pushnumber(L, dt);
+        if (lua_pcall(L, 2, 0, B_MSGH) != LUA_OK) {
+            if (!w->failed)
+                fprintf(stderr, "bench frame: baseline update: %s\n", lua_tostring(L, -1));
+            w->failed = 1;
+            lua_pop(L, 1);
+        }
+    }
+    lua_getglobal(L, "queue");
+    int q = lua_gettop(L);
+    lua_Integer len = (lua_Integer)lua_rawlen(L, q);
+    if (len > 0) {
+        lua_newtable(L); /* events sent by handlers wait for the next frame */
+        lua_setglobal(L, "queue");
+        for (lua_Integer k = 1; k + 2 <= len; k += 3) {
+            lua_rawgeti(L, q, k + 1);
+            lua_pushfstring(L, "on_%s", lua_tostring(L, -1));
+            lua_rawget(L, B_MODULE);
+            lua_remove(L, -2);
+            if (!lua_isfunction(L, -1)) {
+                lua_pop(L, 1);
+                continue;
+            }
+            lua_rawgeti(L, q, k);
+            lua_rawget(L, B_ENTS);
+            lua_rawgeti(L, q, k + 2);
+            lua_pushnil(L); /* sender: unused by the bench scripts */
+            if (lua_pcall(L, 3, 0, B_MSGH) != LUA_OK) {
+                if (!w->failed)
+                    fprintf(stderr, "bench frame: baseline handler: %s\n", lua_tostring(L, -1));
+                w->failed = 1;
+                lua_pop(L, 1);
+            }
+        }
+    }
+    lua_settop(L, B_ENTS);
+}
+
+static double baseline_sum(world_t *w, const char *field)
+{
+    lua_State *L = w->L;
+    double sum = 0.0;
+    for (uint32_t i = 1; i <= w->n; i++) {
+        lua_rawgeti(L, B_ENTS, (lua_Integer)i);
+        lua_getfield(L, -1, field);
+        sum += lua_tonumber(L, -1);
+        lua_pop(L, 2);
+    }
+    return sum;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static int ljs_world_create(world_t *w, const char *script_path, uint32_t n, unsigned workers)
+{
+    ljs_config_t cfg;
+    ljs_script_t s;
+    int rc = ljs_config_init(&cfg);
+    if (rc == LJS_OK) {
+        cfg.workers = workers;
+        rc = ljs_runtime_create(&cfg, &w->rt);
+    }
+    if (rc == LJS_OK)
+        rc = ljs_script_load(w->rt, script_path, &s);
+    if (rc != LJS_OK) {
+        fprintf(stderr, "bench frame: %s: %s: %s\n", w->label, ljs_errname(rc), ljs_last_error());
+        return -1;
+    }
+    w->ids = malloc(sizeof *w->ids * n);
+    if (w->ids == NULL)
+        return -1;
+    for (uint32_t i = 0; i < n && rc == LJS_OK; i++)
+        if ((rc = ljs_entity_create(w->rt, &w->ids[i])) == LJS_OK)
+            rc = ljs_script_attach(w->rt, w->ids[i], s);
+    /* Which of the start values the script has fields for. */
+    double probe;
+    int has_target =
+        rc == LJS_OK && n > 0 && ljs_field_get_number(w->rt, w->ids[0], "target", &probe) == LJS_OK;
+    int has_v = rc == LJS_OK && n > 0 && ljs_field_get_number(w->rt, w->ids[0], "vx", &probe) == LJS_OK;
+    for (uint32_t i = 0; i < n && rc == LJS_OK; i++) {
+        start_t st = start_of(i, n);
+        rc = ljs_field_set_number(w->rt, w->ids[i], "x", st.x);
+        if (rc == LJS_OK && has_v) {
+            if ((rc = ljs_field_set_number(w->rt, w->ids[i], "y", st.y)) == LJS_OK &&
+                (rc = ljs_field_set_number(w->rt, w->ids[i], "vx", st.vx)) == LJS_OK)
+                rc = ljs_field_set_number(w->rt, w->ids[i], "vy", st.vy);
+        }
+        if (rc == LJS_OK && has_target) {
+            if ((rc = ljs_field_set_integer(w->rt, w->ids[i], "target", (int64_t)w->ids[st.target].id)) ==
+                LJS_OK)
+                rc = ljs_field_set_integer(w->rt, w->ids[i], "seq", (int64_t)i);
+        }
+    }
+    if (rc != LJS_OK) {
+        fprintf(stderr, "bench frame: %s: creating entities: %s: %s\n", w->label, ljs_errname(rc),
+                ljs_last_error());
+        return -1;
+    }
+    w->n = n;
+    return 0;
+}
+
+static void ljs_world_frame(world_t *w, double dt)
+{
+    int rc = ljs_frame(w->rt, dt);
+    if (rc != LJS_OK && !w->failed) {
+        fprintf(stderr, "bench frame: %s: ljs_frame: %s: %s\n", w->label, ljs_errname(rc), ljs_last_error());
+        w->failed = 1;
+    }
+}
+
+static double ljs_world_sum(world_t *w, const char *field)
+{
+    double sum = 0.0, v;
+    for (uint32_t i = 0; i < w->n; i++) {
+        if (ljs_field_get_number(w->rt, w->ids[i], field, &v) != LJS_OK) {
+            w->failed = 1;
+            return NAN;
+        }
+        sum += v;
+    }
+    return sum;
+}
+
+static void print_console(void *ud, const ljs_log_line_t *line)
+{
+    world_t *w = ud;
+    if (line->severity == LJS_LOG_ERROR)
+        fprintf(stderr, "bench frame: %s: script error: %s\n", w->label, line->text);
+}
+
+static void world_destroy(world_t *w)
+{
+    if (w->L != NULL)
+        lua_close(w->L);
+    if (w->rt != NULL)
+        ljs_runtime_destroy(w->rt);
+    free(w->ids);
+    memset(w, 0, sizeof *w);
+}
+
+static void world_frames(world_t *w, double dt, uint64_t frames)
+{
+    for (uint64_t f = 0; f < frames; f++) {
+        if (w->is_ljs)
+            ljs_world_frame(w, dt);
+        else
+            baseline_frame(w, dt);
+    }
+    if (w->is_ljs) /* the ring is bounded: drain so errors are seen, not dropped */
+        ljs_console_drain(w->rt, print_console, w);
+    w->frames += frames;
+}
+
+/* ========================================================================
+ * Measurement
+ * ======================================================================== */
+
+#define MAX_WORLDS 5
+#define DT (1.0 / 60.0)
+
+typedef struct run_s {
+    world_t worlds[MAX_WORLDS];
+    size_t nworlds;
+    double ups[MAX_WORLDS]; /* median entity updates per second */
+} run_t;
+
+/* Interleave reps over the worlds; each rep runs `frames` frames. */
+static void measure(run_t *r, const bench_ctx_t *ctx, uint64_t frames)
+{
+    double samples[MAX_WORLDS][64];
+    int reps = ctx->reps < 64 ? ctx->reps : 64;
+    for (size_t k = 0; k < r->nworlds; k++) /* warm-up: JIT-free, but caches, GC and page faults */
+        world_frames(&r->worlds[k], DT, frames);
+    for (int rep = 0; rep < reps; rep++) {
+        for (size_t k = 0; k < r->nworlds; k++) {
+            uint64_t t0 = bench_now_ns();
+            world_frames(&r->worlds[k], DT, frames);
+            double s = (double)(bench_now_ns() - t0) * 1e-9;
+            samples[k][rep] = (double)r->worlds[k].n * (double)frames / s;
+        }
+    }
+    for (size_t k = 0; k < r->nworlds; k++)
+        r->ups[k] = bench_median(samples[k], (size_t)reps);
+}
+
+/* The worlds ended in the same state as the baseline (worlds[0]). */
+static int verify(run_t *r, const char *what)
+{
+    static const char *const fields[] = {"x", "hp"};
+    int ok = 1;
+    world_t *b = &r->worlds[0];
+    for (size_t f = 0; f < 2; f++) {
+        double want = baseline_sum(b, fields[f]);
+        if (f == 1 && want == 0.0)
+            break; /* no hp field: light script */
+        for (size_t k = 1; k < r->nworlds; k++) {
+            world_t *w = &r->worlds[k];
+            double got = ljs_world_sum(w, fields[f]);
+            double tol = 1e-9 * (fabs(want) + 1.0);
+            if (!(fabs(got - want) <= tol)) {
+                fprintf(stderr, "bench frame: %s %s: sum of %s is %.17g, baseline %.17g\n", what, w->label,
+                        fields[f], got, want);
+                ok = 0;
+            }
+        }
+    }
+    for (size_t k = 0; k < r->nworlds; k++) {
+        world_t *w = &r->worlds[k];
+        if (w->failed) {
+            fprintf(stderr, "bench frame: %s %s: errors during the run\n", what, w->label);
+            ok = 0;
+        }
+        ljs_stats_t st;
+        if (w->is_ljs && ljs_stats_get(w->rt, &st) == LJS_OK) {
+            if (st.script_errors != 0 || st.updates != (uint64_t)w->n * w->frames) {
+                fprintf(stderr, "bench frame: %s %s: %llu script errors, %llu updates (expected %llu)\n",
+                        what, w->label, (unsigned long long)st.script_errors, (unsigned long long)st.updates,
+                        (unsigned long long)w->n * w->frames);
+                ok = 0;
+            }
+        }
+    }
+    return ok ? 0 : -1;
+}
+
+/* Names handed to bench_figure/bench_ratio must outlive bench_report. */
+static char name_pool[96][64];
+static size_t name_used;
+
+static const char *name_of(const char *fmt, const char *a, const char *b)
+{
+    if (name_used == sizeof name_pool / sizeof name_pool[0])
+        return "overflow";
+    char *s = name_pool[name_used++];
+    snprintf(s, sizeof name_pool[0], fmt, a, b);
+    return s;
+}
+
+static void run_destroy(run_t *r)
+{
+    for (size_t k = 0; k < r->nworlds; k++)
+        world_destroy(&r->worlds[k]);
+    r->nworlds = 0;
+}
+
+static world_t *add_world(run_t *r, const char *label, int is_ljs)
+{
+    world_t *w = &r->worlds[r->nworlds++];
+    memset(w, 0, sizeof *w);
+    w->label = label;
+    w->is_ljs = is_ljs;
+    return w;
+}
+
+/* Median updates/s of every world of one size. */
+typedef struct outcome_s {
+    double base, light_nat_1w, light_nat_all, light_fast_1w, light_fast_all, heavy_1w, heavy_all, heavy_base;
+} outcome_t;
+
+static int run_light(const bench_ctx_t *ctx, const char *dir, uint32_t n, outcome_t *o)
+{
+    run_t r = {0};
+    char nat[512], fast[512];
+    snprintf(nat, sizeof nat, "%s/light_natural.lua", dir);
+    snprintf(fast, sizeof fast, "%s/light_fast.lua", dir);
+    int rc = baseline_create(add_world(&r, "baseline", 0), light_natural_src, n);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "natural_1w", 1), nat, n, 1);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "fast_1w", 1), fast, n, 1);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "natural_all", 1), nat, n, ctx->workers);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "fast_all", 1), fast, n, ctx->workers);
+    if (rc == 0) {
+        uint64_t frames = n >= 2000000 / 4 ? 4 : 2000000 / n;
+        measure(&r, ctx, frames);
+        rc = verify(&r, "light");
+        o->base = r.ups[0];
+        o->light_nat_1w = r.ups[1];
+        o->light_fast_1w = r.ups[2];
+        o->light_nat_all = r.ups[3];
+        o->light_fast_all = r.ups[4];
+    }
+    run_destroy(&r);
+    return rc;
+}
+
+static int run_heavy(const bench_ctx_t *ctx, const char *dir, uint32_t n, outcome_t *o)
+{
+    run_t r = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s/heavy.lua", dir);
+    int rc = baseline_create(add_world(&r, "baseline", 0), heavy_src, n);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "heavy_1w", 1), path, n, 1);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "heavy_all", 1), path, n, ctx->workers);
+    if (rc == 0) {
+        uint64_t frames = n >= 200000 / 2 ? 2 : 200000 / n;
+        measure(&r, ctx, frames);
+        rc = verify(&r, "heavy");
+        o->heavy_base = r.ups[0];
+        o->heavy_1w = r.ups[1];
+        o->heavy_all = r.ups[2];
+    }
+    run_destroy(&r);
+    return rc;
+}
+
+/* ns per entity of an empty update: ljs (1 worker) and the baseline. */
+static int run_empty(const bench_ctx_t *ctx, const char *dir, uint32_t n, double *ljs_ns, double *base_ns)
+{
+    run_t r = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s/empty.lua", dir);
+    int rc = baseline_create(add_world(&r, "baseline", 0), empty_src, n);
+    if (rc == 0)
+        rc = ljs_world_create(add_world(&r, "empty_1w", 1), path, n, 1);
+    if (rc == 0) {
+        measure(&r, ctx, n >= 2000000 / 4 ? 4 : 2000000 / n);
+        rc = verify(&r, "empty");
+        *base_ns = 1e9 / r.ups[0];
+        *ljs_ns = 1e9 / r.ups[1];
+    }
+    run_destroy(&r);
+    return rc;
+}
+
+static const char *size_name(uint32_t n, char *buf, size_t len)
+{
+    if (n % 1000 == 0)
+        snprintf(buf, len, "%uk", n / 1000);
+    else
+        snprintf(buf, len, "%u", n);
+    return buf;
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0.0 ? a / b : 0.0;
+}
+
+int bench_frame(const bench_ctx_t *ctx)
+{
+    static const uint32_t full_sizes[] = {10000, 100000};
+    static const uint32_t quick_sizes[] = {2000};
+    const uint32_t *sizes = ctx->quick ? quick_sizes : full_sizes;
+    size_t nsizes = ctx->quick ? 1 : 2;
+
+    char dir[] = "/tmp/ljs-bench-frame-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("bench frame: mkdtemp");
+        return 1;
+    }
+    static const struct {
+        const char *file;
+        const char *src;
+    } files[] = {{"light_natural.lua", light_natural_src},
+                 {"light_fast.lua", light_fast_src},
+                 {"heavy.lua", heavy_src},
+                 {"empty.lua", empty_src}};
+    int rc = 0;
+    char path[512];
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && rc == 0; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].file);
+        if (write_file(path, files[i].src) != 0) {
+            fprintf(stderr, "bench frame: cannot write %s\n", path);
+            rc = 1;
+        }
+    }
+
+    bench_result_t res = {.name = "frame"};
+    name_used = 0;
+    /* Unsuffixed ratios are the worst over the sizes: the targets must hold
+     * at every size. */
+    double worst[9];
+    for (size_t k = 0; k < 9; k++)
+        worst[k] = INFINITY;
+    static const char *const ratio_names[9] = {
+        "light_fast_all_vs_baseline", "light_natural_all_vs_baseline", "heavy_natural_all_vs_baseline",
+        "light_fast_all_vs_1w",       "light_natural_all_vs_1w",       "heavy_natural_all_vs_1w",
+        "light_fast_1w_vs_baseline",  "light_natural_1w_vs_baseline",  "heavy_natural_1w_vs_baseline"};
+    for (size_t si = 0; si < nsizes && rc == 0; si++) {
+        uint32_t n = sizes[si];
+        char sz[16];
+        size_name(n, sz, sizeof sz);
+        outcome_t o = {0};
+        if (run_light(ctx, dir, n, &o) != 0 || run_heavy(ctx, dir, n, &o) != 0) {
+            rc = 1;
+            break;
+        }
+        bench_figure(&res, name_of("updates_per_s_light_baseline_%s%s", sz, ""), o.base);
+        bench_figure(&res, name_of("updates_per_s_light_natural_1w_%s%s", sz, ""), o.light_nat_1w);
+        bench_figure(&res, name_of("updates_per_s_light_natural_all_%s%s", sz, ""), o.light_nat_all);
+        bench_figure(&res, name_of("updates_per_s_light_fast_1w_%s%s", sz, ""), o.light_fast_1w);
+        bench_figure(&res, name_of("updates_per_s_light_fast_all_%s%s", sz, ""), o.light_fast_all);
+        bench_figure(&res, name_of("updates_per_s_heavy_baseline_%s%s", sz, ""), o.heavy_base);
+        bench_figure(&res, name_of("updates_per_s_heavy_natural_1w_%s%s", sz, ""), o.heavy_1w);
+        bench_figure(&res, name_of("updates_per_s_heavy_natural_all_%s%s", sz, ""), o.heavy_all);
+        double v[9] = {ratio(o.light_fast_all, o.base),        ratio(o.light_nat_all, o.base),
+                       ratio(o.heavy_all, o.heavy_base),       ratio(o.light_fast_all, o.light_fast_1w),
+                       ratio(o.light_nat_all, o.light_nat_1w), ratio(o.heavy_all, o.heavy_1w),
+                       ratio(o.light_fast_1w, o.base),         ratio(o.light_nat_1w, o.base),
+                       ratio(o.heavy_1w, o.heavy_base)};
+        for (size_t k = 0; k < 9; k++) {
+            bench_ratio(&res, name_of("%s_%s", ratio_names[k], sz), v[k]);
+            worst[k] = v[k] < worst[k] ? v[k] : worst[k];
+        }
+    }
+    if (rc == 0) {
+        double ljs_ns = 0.0, base_ns = 0.0;
+        if (run_empty(ctx, dir, sizes[nsizes - 1], &ljs_ns, &base_ns) != 0)
+            rc = 1;
+        bench_figure(&res, "empty_update_ns", ljs_ns);
+        bench_figure(&res, "empty_update_baseline_ns", base_ns);
+        bench_figure(&res, "workers", (double)ctx->workers);
+        for (size_t k = 0; k < 9; k++)
+            bench_ratio(&res, ratio_names[k], worst[k]);
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].file);
+        unlink(path);
+    }
+    rmdir(dir);
+    if (rc == 0)
+        bench_report(ctx, &res);
+    return rc;
+}

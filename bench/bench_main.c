@@ -1,0 +1,83 @@
+/* ljs-bench: runs every benchmark case, or the ones named on the command line. */
+#define _POSIX_C_SOURCE 200809L
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct bench_case_s {
+    const char *name;
+    int (*fn)(const bench_ctx_t *);
+    const char *what;
+} bench_case_t;
+
+static const bench_case_t cases[] = {
+    {"sched", bench_sched, "scheduler: empty and 1us jobs vs a mutex queue; stealing vs static split"},
+    {"frame", bench_frame, "frames: ljs (1 and all workers) vs one lua_State with a table per entity"},
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ljs-bench [CASE...] [--json] [--reps N] [--quick] [--workers N]\ncases:\n");
+    for (size_t i = 0; i < NCASES; i++)
+        fprintf(f, "  %-8s %s\n", cases[i].name, cases[i].what);
+}
+
+int main(int argc, char **argv)
+{
+    bench_ctx_t ctx = {.json = 0, .reps = 5, .quick = 0, .workers = 0};
+    const char *want[NCASES + 1];
+    size_t nwant = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    ctx.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            ctx.json = 1;
+        } else if (!strcmp(argv[i], "--quick")) {
+            ctx.quick = 1;
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            ctx.reps = atoi(argv[++i]);
+            if (ctx.reps < 1) {
+                fprintf(stderr, "ljs-bench: --reps must be >= 1\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
+            int w = atoi(argv[++i]);
+            if (w < 1 || w > 256) {
+                fprintf(stderr, "ljs-bench: --workers must be in 1..256\n");
+                return 2;
+            }
+            ctx.workers = (unsigned)w;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && nwant < NCASES) {
+            size_t k;
+            for (k = 0; k < NCASES && strcmp(cases[k].name, argv[i]); k++) {
+            }
+            if (k == NCASES) {
+                fprintf(stderr, "ljs-bench: unknown case '%s'\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+            want[nwant++] = argv[i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; i < NCASES; i++) {
+        int run = nwant == 0;
+        for (size_t k = 0; k < nwant; k++)
+            run |= !strcmp(want[k], cases[i].name);
+        if (run && cases[i].fn(&ctx) != 0) {
+            fprintf(stderr, "ljs-bench: case %s failed\n", cases[i].name);
+            rc = 1;
+        }
+    }
+    return rc;
+}

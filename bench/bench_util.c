@@ -1,0 +1,79 @@
+/* bench_util.c - timing, medians and reporting shared by the cases. */
+#define _POSIX_C_SOURCE 200809L
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0.0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+static void add_kv(bench_kv_t *kv, size_t *n, const char *name, double value)
+{
+    if (*n < BENCH_MAX_KV) {
+        kv[*n].name = name;
+        kv[*n].value = value;
+        (*n)++;
+    }
+}
+
+void bench_figure(bench_result_t *r, const char *name, double value)
+{
+    add_kv(r->figures, &r->nfigures, name, value);
+}
+
+void bench_ratio(bench_result_t *r, const char *name, double value)
+{
+    add_kv(r->ratios, &r->nratios, name, value);
+}
+
+static void print_json_kv(const bench_kv_t *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%s\"%s\":%.6g", i ? "," : "", kv[i].name, kv[i].value);
+}
+
+void bench_report(const bench_ctx_t *ctx, const bench_result_t *r)
+{
+    if (ctx->json) {
+        printf("{\"case\":\"%s\",\"figures\":{", r->name);
+        print_json_kv(r->figures, r->nfigures);
+        printf("},\"ratios\":{");
+        print_json_kv(r->ratios, r->nratios);
+        printf("}}\n");
+    } else {
+        printf("\n## %s (medians of %d)\n\n| figure | value |\n| --- | --- |\n", r->name, ctx->reps);
+        for (size_t i = 0; i < r->nfigures; i++)
+            printf("| %s | %.4g |\n", r->figures[i].name, r->figures[i].value);
+        printf("\n| ratio | value |\n| --- | --- |\n");
+        for (size_t i = 0; i < r->nratios; i++)
+            printf("| %s | %.3f |\n", r->ratios[i].name, r->ratios[i].value);
+    }
+    fflush(stdout);
+}
+
+static volatile uint64_t sink;
+
+void bench_sink(uint64_t v)
+{
+    sink += v;
+}

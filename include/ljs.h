@@ -1,0 +1,364 @@
+/* ljs.h - the whole public API of ljs, a multithreaded Lua 5.4 script runtime
+ * for game engines: one Lua state per worker thread, a work-stealing job
+ * scheduler, C-side entity fields.
+ *
+ * Threads: every call is made on the thread that created the runtime (the
+ * "owner", normally the engine's main thread) unless its comment says
+ * `Thread: any`. During ljs_frame() the owner thread works as worker 0.
+ *
+ * Errors: fallible calls return an int, LJS_OK (0) or a negative LJS_E*
+ * code; ljs_strerror() names it and ljs_last_error() gives the detailed
+ * message of the calling thread's last failed call.
+ */
+#ifndef LJS_H
+#define LJS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LJS_BUILDING)
+#define LJS_API __attribute__((visibility("default")))
+#else
+#define LJS_API
+#endif
+
+/* ========================================================================
+ * Version
+ * ======================================================================== */
+
+#define LJS_VERSION_MAJOR 0
+#define LJS_VERSION_MINOR 1
+#define LJS_VERSION_PATCH 0
+#define LJS_VERSION_NUM ((LJS_VERSION_MAJOR * 10000UL) + (LJS_VERSION_MINOR * 100UL) + LJS_VERSION_PATCH)
+
+/* The library's LJS_VERSION_NUM, to detect a header/library mismatch.
+ * Thread: any. Blocks: no. */
+LJS_API unsigned long ljs_version(void);
+
+/* ========================================================================
+ * Errors
+ * ======================================================================== */
+
+/* X(name, value, message) */
+#define LJS_ERR_MAP(X)                                                  \
+    X(OK, 0, "success")                                                 \
+    X(EINVAL, -1, "invalid argument or configuration value")            \
+    X(ENOMEM, -2, "out of memory")                                      \
+    X(ENOENT, -3, "no such entity, script, field or file")              \
+    X(ETHREAD, -4, "could not start a worker thread")                   \
+    X(ELUA, -5, "Lua state could not be created or failed to run code") \
+    X(ESCRIPT, -6, "script failed to load or run")                      \
+    X(ETYPE, -7, "value has the wrong type for this field")             \
+    X(EEXIST, -8, "already exists")                                     \
+    X(EFULL, -9, "capacity exceeded")                                   \
+    X(EBUSY, -10, "not allowed while a frame is running")
+
+typedef enum ljs_err_e {
+#define LJS__ERR_ENUM(name, value, msg) LJS_##name = (value),
+    LJS_ERR_MAP(LJS__ERR_ENUM)
+#undef LJS__ERR_ENUM
+} ljs_err_t;
+
+/* Human-readable text of an error code ("unknown error" for others).
+ * Thread: any. Blocks: no. Returns a static string. */
+LJS_API const char *ljs_strerror(int err);
+
+/* The code's name, e.g. "LJS_EINVAL". Thread: any. Returns a static string. */
+LJS_API const char *ljs_errname(int err);
+
+/* Detailed message of the calling thread's last failed ljs call (for example
+ * "LJS_WORKERS='abc': not an integer (accepted: 1..256)"), or "" if none.
+ * Thread: any (thread-local). Borrowed until the next failing call on this
+ * thread. */
+LJS_API const char *ljs_last_error(void);
+
+/* ========================================================================
+ * Configuration
+ * ======================================================================== */
+
+/* Every knob, with its environment variable, default and accepted range.
+ * X(type, field, ENV_NAME, default, min, max, help)
+ * Defaults marked 0 for workers mean "online CPUs". */
+#define LJS_CONFIG_MAP(X)                                                                          \
+    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)") \
+    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")  \
+    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")            \
+    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")        \
+    X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines") \
+    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000, "instructions per script call (0 = off)")
+
+typedef struct ljs_config_s {
+#define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
+    LJS_CONFIG_MAP(LJS__CONFIG_FIELD)
+#undef LJS__CONFIG_FIELD
+    /* Set by ljs_config_init when an LJS_* variable is invalid: the message
+     * names the variable and its accepted range. ljs_runtime_create refuses a
+     * config whose error is set. */
+    char error[256];
+} ljs_config_t;
+
+/* Fill `cfg` with the built-in defaults, then apply the LJS_* environment
+ * variables. Fields the caller sets afterwards win (precedence: built-in,
+ * environment, code). Thread: any. Blocks: no. Returns LJS_OK, or LJS_EINVAL
+ * when a variable is not a number or out of range (cfg->error and
+ * ljs_last_error() say which); nothing is silently clamped. */
+LJS_API int ljs_config_init(ljs_config_t *cfg);
+
+/* Check every field against its range. Thread: any. Returns LJS_OK or
+ * LJS_EINVAL (message in ljs_last_error()). */
+LJS_API int ljs_config_validate(const ljs_config_t *cfg);
+
+/* ========================================================================
+ * Runtime lifecycle
+ * ======================================================================== */
+
+typedef struct ljs_runtime_s ljs_runtime_t;
+
+/* Create a runtime: start cfg->workers - 1 worker threads, and on each
+ * worker's own thread (the calling thread for worker 0) a mimalloc heap and a
+ * sandboxed Lua state allocating from it. `cfg` is copied; NULL means
+ * defaults plus environment. The calling thread becomes the owner.
+ * Thread: any (becomes owner). Blocks: yes (until every worker is up).
+ * Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM, LJS_ETHREAD, LJS_ELUA. */
+LJS_API int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out);
+
+/* Stop the workers, close every Lua state and free everything.
+ * Thread: owner. Blocks: yes. NULL is a no-op. */
+LJS_API void ljs_runtime_destroy(ljs_runtime_t *rt);
+
+/* The configuration in effect (defaults resolved, e.g. workers = CPUs).
+ * Thread: any. Borrowed for the runtime's lifetime. */
+LJS_API const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt);
+
+/* ========================================================================
+ * Memory
+ * ======================================================================== */
+
+typedef struct ljs_state_memory_s {
+    uint64_t current_bytes; /* live bytes of this worker's Lua state */
+    uint64_t peak_bytes;    /* highest current_bytes seen */
+    uint64_t limit_bytes;   /* LJS_STATE_MEM_MB in bytes */
+    uint64_t failed_allocs; /* allocations refused by the limit */
+} ljs_state_memory_t;
+
+/* Memory counters of worker `worker`'s Lua state (0 .. workers-1).
+ * Thread: owner. Blocks: no (relaxed snapshot). Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_t *out);
+
+
+/* ========================================================================
+ * Entities, tags and fields
+ * ======================================================================== */
+
+/* A generation-checked entity handle: a destroyed entity's handle (and any
+ * copy of it) is refused with LJS_ENOENT, never confused with a new one.
+ * In Lua an entity is the integer `id`. 0 is never a valid entity. */
+typedef struct ljs_entity_s {
+    uint64_t id;
+} ljs_entity_t;
+
+typedef enum ljs_type_e {
+    LJS_TNIL = 0,
+    LJS_TNUMBER = 1,  /* double */
+    LJS_TINTEGER = 2, /* int64_t */
+    LJS_TBOOLEAN = 3,
+    LJS_TSTRING = 4   /* event payloads only */
+} ljs_type_t;
+
+/* Create an entity (no tags, no fields, no scripts). Structural changes made
+ * between frames apply at once. Thread: owner, not during ljs_frame.
+ * Returns LJS_OK, LJS_ENOMEM, LJS_EBUSY. */
+LJS_API int ljs_entity_create(ljs_runtime_t *rt, ljs_entity_t *out);
+
+/* Destroy an entity: its fields, tags and script bindings go; its slot is
+ * reused with a new generation. Thread: owner. Returns LJS_OK, LJS_ENOENT. */
+LJS_API int ljs_entity_destroy(ljs_runtime_t *rt, ljs_entity_t e);
+
+/* 1 if `e` is a live entity, else 0. Thread: owner. */
+LJS_API int ljs_entity_alive(const ljs_runtime_t *rt, ljs_entity_t e);
+
+/* Number of live entities. Thread: owner. */
+LJS_API uint32_t ljs_entity_count(const ljs_runtime_t *rt);
+
+/* Add (on != 0) or remove a tag. Tags are names; at most 64 distinct tag
+ * names per runtime. Thread: owner. Returns LJS_OK, LJS_ENOENT, LJS_EFULL. */
+LJS_API int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on);
+
+/* 1 if `e` has `tag`, else 0 (also for dead entities). Thread: owner. */
+LJS_API int ljs_entity_has_tag(const ljs_runtime_t *rt, ljs_entity_t e, const char *tag);
+
+/* Declare a field (a typed C-side column every entity may hold). Scripts
+ * declare theirs through `fields = {...}`; the type of a name is fixed by
+ * the first declaration. Thread: owner. Returns LJS_OK, LJS_ETYPE (declared
+ * before with another type), LJS_EINVAL, LJS_EFULL. */
+LJS_API int ljs_field_declare(ljs_runtime_t *rt, const char *name, ljs_type_t type);
+
+/* Read a field's committed value. Integers and booleans read as numbers
+ * too. Thread: owner, between frames. Returns LJS_OK, LJS_ENOENT (dead
+ * entity, unknown field, or entity without that field). */
+LJS_API int ljs_field_get_number(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, double *out);
+LJS_API int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t *out);
+LJS_API int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int *out);
+
+/* Write a field (the entity gains the field if it had none). Integer fields
+ * accept a number only if it is integral. Thread: owner, between frames.
+ * Returns LJS_OK, LJS_ENOENT, LJS_ETYPE. */
+LJS_API int ljs_field_set_number(ljs_runtime_t *rt, ljs_entity_t e, const char *name, double v);
+LJS_API int ljs_field_set_integer(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t v);
+LJS_API int ljs_field_set_boolean(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int v);
+
+/* A 64-bit hash of every live entity's fields, in entity order: equal
+ * digests mean equal worlds (ljs-run prints it). Thread: owner. */
+LJS_API uint64_t ljs_world_digest(const ljs_runtime_t *rt);
+
+/* ========================================================================
+ * Scripts
+ * ======================================================================== */
+
+/* A loaded script. In Lua, scripts are named by `name` (the file name
+ * without directory and ".lua"), e.g. spawn("prey", {...}). */
+typedef struct ljs_script_s {
+    uint32_t id;
+} ljs_script_t;
+
+/* Load a script file into every worker's state. The file is a Lua module
+ * returning a table: optional `fields` (name = default; the default's Lua
+ * type fixes the field's type), `tags`, `update(self, dt)` or the fast form
+ * `reads`/`writes` + `update(id, dt, <reads...>) -> <writes...>`, and event
+ * handlers `on_<event>(self, payload, sender)`. `path` is copied.
+ * Thread: owner, not during ljs_frame. Blocks: yes (every worker loads it).
+ * Returns LJS_OK, LJS_ENOENT (no such file), LJS_ESCRIPT (syntax error, error
+ * while running the chunk, bad module shape: ljs_last_error() gives
+ * file:line), LJS_ETYPE (a field's type clashes with an earlier
+ * declaration), LJS_EEXIST (a script with that name is loaded),
+ * LJS_ENOMEM. */
+LJS_API int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out);
+
+/* Unload a script: detach it from every entity and drop it from every
+ * state. Fields it declared stay (other scripts or the host may use them).
+ * Thread: owner, not during ljs_frame. Returns LJS_OK, LJS_ENOENT. */
+LJS_API int ljs_script_unload(ljs_runtime_t *rt, ljs_script_t s);
+
+/* Find a loaded script by name. Thread: owner. Returns LJS_OK, LJS_ENOENT. */
+LJS_API int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out);
+
+/* Attach a script to an entity: the entity gains the script's tags and the
+ * defaults of the fields it does not hold yet, and takes part in the
+ * script's update and events from the next frame. Attaching twice is a
+ * no-op. Thread: owner, not during ljs_frame. Returns LJS_OK, LJS_ENOENT. */
+LJS_API int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s);
+
+/* Detach: the entity keeps its fields and tags. Returns LJS_OK, LJS_ENOENT. */
+LJS_API int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s);
+
+/* ========================================================================
+ * Events
+ * ======================================================================== */
+
+/* One key/value of an event payload. */
+typedef struct ljs_kv_s {
+    const char *key; /* NULL: the payload is this single value, not a table */
+    ljs_type_t type;
+    union {
+        double n;
+        int64_t i;
+        int b;
+        const char *s;
+    } v;
+} ljs_kv_t;
+
+/* Send event `name` to `target`, delivered in the next event phase to every
+ * script of the target with an `on_<name>` handler, in (target, sender,
+ * sequence) order; the host is sender 0. Payload: n == 0 gives nil; one
+ * entry with key NULL gives that value; otherwise a flat table of the
+ * entries. Everything is copied. Thread: owner, not during ljs_frame.
+ * Returns LJS_OK, LJS_EINVAL (bad name or payload), LJS_ENOMEM. An event to
+ * an entity that is dead at delivery is dropped and counted. */
+LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload, size_t n);
+
+/* ========================================================================
+ * Frames
+ * ======================================================================== */
+
+/* Run one frame: the update phase (every script's update over its entities,
+ * in batches of LJS_BATCH spread over the workers), the event phase, the
+ * field commit, then the structural changes scripts asked for (spawn,
+ * destroy) in a deterministic order. Script errors do not fail the frame:
+ * they are logged to the console and counted. The owner thread works as
+ * worker 0 meanwhile. Thread: owner. Blocks: yes. Returns LJS_OK, LJS_EINVAL,
+ * LJS_ENOMEM. */
+LJS_API int ljs_frame(ljs_runtime_t *rt, double dt);
+
+/* Frames run so far. Thread: owner. */
+LJS_API uint64_t ljs_frame_count(const ljs_runtime_t *rt);
+
+/* ========================================================================
+ * Console
+ * ======================================================================== */
+
+typedef enum ljs_severity_e { LJS_LOG_INFO = 0, LJS_LOG_WARN = 1, LJS_LOG_ERROR = 2 } ljs_severity_t;
+
+typedef struct ljs_log_line_s {
+    ljs_severity_t severity;
+    uint64_t frame;
+    uint64_t entity;    /* 0 when not from an entity's call */
+    const char *script; /* script name, "" for the runtime itself */
+    const char *text;   /* the message (script errors: file:line, traceback) */
+} ljs_log_line_t;
+
+typedef void (*ljs_log_fn)(void *ud, const ljs_log_line_t *line);
+
+/* Hand every buffered console line to `fn`, oldest first, then empty the
+ * ring. The ring keeps at most LJS_CONSOLE_LINES lines; older ones are
+ * dropped and counted. Strings are borrowed for the call only.
+ * Thread: owner, between frames. Returns the number of lines delivered. */
+LJS_API size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud);
+
+/* ========================================================================
+ * Statistics
+ * ======================================================================== */
+
+typedef struct ljs_stats_s {
+    uint64_t frames;
+    uint64_t updates;          /* entity update calls, cumulative */
+    uint64_t events_sent;      /* by scripts and the host */
+    uint64_t events_delivered; /* handler calls */
+    uint64_t events_dropped;   /* target dead, or no handler */
+    uint64_t script_errors;
+    uint64_t console_dropped;
+    double last_update_ms; /* phase times of the last frame */
+    double last_event_ms;
+    double last_commit_ms;
+    double last_frame_ms;
+} ljs_stats_t;
+
+/* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out);
+
+/* Per-script counters. Thread: owner, between frames. Returns LJS_OK,
+ * LJS_ENOENT. */
+typedef struct ljs_script_stats_s {
+    uint64_t calls;  /* update and handler calls */
+    uint64_t errors; /* calls that raised */
+    uint32_t entities;
+} ljs_script_stats_t;
+LJS_API int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out);
+
+/* ========================================================================
+ * Tools
+ * ======================================================================== */
+
+/* Run a plain Lua file once in a trusted state (full standard library, `arg`
+ * set from argv) on worker 0's allocator with its limit and accounting.
+ * Errors (file:line + traceback) go to the console and ljs_last_error().
+ * Thread: owner. Returns LJS_OK, LJS_ENOENT, LJS_ESCRIPT, LJS_ENOMEM. */
+LJS_API int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

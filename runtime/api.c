@@ -1,0 +1,325 @@
+/* api.c - the script API (see README "Script API").
+ *
+ * Every function finds its worker through the state's extra space and the
+ * call in progress through the worker's context (cur_id / cur_slot /
+ * cur_script), set by the batch runner before each entity call. Reads of
+ * other entities see the last committed frame; writes go to the calling
+ * entity only; sends, spawns and destroys are appended to the worker's
+ * outbox and take effect after the phase, in a deterministic order. */
+#include "runtime/api.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+static ljs__worker_t *in_call(lua_State *L, const char *fn)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    if (w == NULL || w->cur_id == 0)
+        luaL_error(L, "%s() can only be called from an entity's update or handler", fn);
+    return w;
+}
+
+/* Slot of entity argument `arg` (an id, or a table with `id`), or -1. */
+static int64_t entity_arg(lua_State *L, ljs__world_t *world, int arg)
+{
+    lua_Integer id;
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        lua_getfield(L, arg, "id");
+        id = luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+    } else {
+        id = luaL_checkinteger(L, arg);
+    }
+    return ljs__world_slot(world, (uint64_t)id);
+}
+
+static int field_arg(lua_State *L, ljs__world_t *world, int arg)
+{
+    const char *name = luaL_checkstring(L, arg);
+    /* A per-state name -> id table turns the lookup into one interned-string
+     * hash probe instead of strcmp over every field. */
+    lua_pushvalue(L, arg);
+    if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) {
+        int f = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        return f;
+    }
+    lua_pop(L, 1);
+    int f = ljs__world_field_find(world, name);
+    if (f >= 0) {
+        lua_pushvalue(L, arg);
+        lua_pushinteger(L, f);
+        lua_rawset(L, lua_upvalueindex(1));
+    }
+    return f;
+}
+
+void ljs__api_push_field(lua_State *L, const ljs__field_t *fd, uint32_t slot, int own)
+{
+    if (!fd->present[slot]) {
+        lua_pushnil(L);
+        return;
+    }
+    const ljs__value_t *v = own ? &fd->work[slot] : &fd->cur[slot];
+    switch (fd->type) {
+    case LJS_TNUMBER:
+        lua_pushnumber(L, v->n);
+        break;
+    case LJS_TINTEGER:
+        lua_pushinteger(L, v->i);
+        break;
+    default:
+        lua_pushboolean(L, (int)v->i);
+        break;
+    }
+}
+
+static const char *type_name(ljs_type_t t)
+{
+    return t == LJS_TNUMBER ? "number" : t == LJS_TINTEGER ? "integer" : "boolean";
+}
+
+void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx, int nil_keeps,
+                          const char *script)
+{
+    ljs__field_t *fd = &w->fields[f];
+    ljs__value_t v;
+    int ok = 1;
+    if (nil_keeps && lua_isnil(L, idx))
+        return;
+    switch (fd->type) {
+    case LJS_TNUMBER:
+        v.n = lua_tonumberx(L, idx, &ok);
+        ok = ok && lua_type(L, idx) == LUA_TNUMBER;
+        break;
+    case LJS_TINTEGER:
+        v.i = lua_tointegerx(L, idx, &ok);
+        ok = ok && lua_type(L, idx) == LUA_TNUMBER;
+        break;
+    default:
+        ok = lua_isboolean(L, idx);
+        v.i = lua_toboolean(L, idx);
+        break;
+    }
+    if (!ok)
+        luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd->type),
+                   lua_type(L, idx) == LUA_TNUMBER ? "a non-integral number" : luaL_typename(L, idx), "");
+    fd->work[slot] = v;
+    fd->present[slot] = 1;
+}
+
+/* get(e, field) -> value or nil */
+static int api_get(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    ljs__world_t *world = &w->rt->world;
+    int64_t slot = entity_arg(L, world, 1);
+    int f = field_arg(L, world, 2);
+    if (slot < 0 || f < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    ljs__api_push_field(L, &world->fields[f], (uint32_t)slot, (uint32_t)slot == w->cur_slot && w->cur_id != 0);
+    return 1;
+}
+
+/* set(e, field, value): own entity only. */
+static int api_set(lua_State *L)
+{
+    ljs__worker_t *w = in_call(L, "set");
+    ljs__world_t *world = &w->rt->world;
+    int64_t slot = entity_arg(L, world, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int f = field_arg(L, world, 2);
+    luaL_checkany(L, 3);
+    if (slot != (int64_t)w->cur_slot)
+        return luaL_error(L, "cannot write field '%s' of another entity: a script writes only its own "
+                             "entity (send it an event instead)", name);
+    if (f < 0)
+        return luaL_error(L, "unknown field '%s' (declare it in a script's fields)", name);
+    ljs__api_store_field(L, world, (uint32_t)f, (uint32_t)slot, 3, 0, w->rt->scripts[w->cur_script].name);
+    atomic_store_explicit(&world->fields[f].dirty, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* The calling entity's per-frame counters, reset on its first use in a
+ * frame. */
+static ljs__ectr_t *counters(ljs__worker_t *w)
+{
+    ljs__ectr_t *c = &w->rt->world.ectr[w->cur_slot];
+    if (c->frame != w->rt->frame) {
+        c->frame = w->rt->frame;
+        c->seq = 0;
+        c->rng = 0;
+    }
+    return c;
+}
+
+static uint32_t next_seq(ljs__worker_t *w)
+{
+    return counters(w)->seq++;
+}
+
+static void push_msg(lua_State *L, ljs__worker_t *w, uint32_t kind, uint64_t target, const char *name, size_t len,
+                     int payload)
+{
+    ljs__msg_t head = {target, w->cur_id, next_seq(w), kind, 0, 0};
+    ljs__msg_push_lua(L, &w->out, &head, name, len, payload);
+}
+
+/* send(target, name [, payload]) */
+static int api_send(lua_State *L)
+{
+    ljs__worker_t *w = in_call(L, "send");
+    lua_Integer target = luaL_checkinteger(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    if (len == 0 || memchr(name, 0, len) != NULL)
+        return luaL_error(L, "send: bad event name");
+    lua_settop(L, 3);
+    push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
+    return 0;
+}
+
+/* spawn(script_name [, fields]) - deferred to the end of the frame. */
+static int api_spawn(lua_State *L)
+{
+    ljs__worker_t *w = in_call(L, "spawn");
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    push_msg(L, w, LJS__MSG_SPAWN, 0, name, len, 2);
+    return 0;
+}
+
+/* destroy(e) - deferred to the end of the frame. */
+static int api_destroy(lua_State *L)
+{
+    ljs__worker_t *w = in_call(L, "destroy");
+    lua_Integer id = luaL_checkinteger(L, 1);
+    lua_pushnil(L);
+    push_msg(L, w, LJS__MSG_DESTROY, (uint64_t)id, "destroy", 7, lua_gettop(L));
+    return 0;
+}
+
+/* query(tag, ...) -> array of ids having every tag, by slot order. */
+static int api_query(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    ljs__world_t *world = &w->rt->world;
+    int n = lua_gettop(L);
+    uint64_t mask = 0;
+    luaL_checkstring(L, 1);
+    for (int i = 1; i <= n; i++) {
+        int bit = ljs__world_tag_bit(world, luaL_checkstring(L, i), 0);
+        if (bit < 0) {
+            lua_newtable(L); /* an unknown tag matches nothing */
+            return 1;
+        }
+        mask |= 1ull << bit;
+    }
+    lua_newtable(L);
+    lua_Integer k = 0;
+    for (uint32_t s = 0; s < world->nslots; s++)
+        if (world->alive[s] && (world->tags[s] & mask) == mask) {
+            lua_pushinteger(L, (lua_Integer)ljs__world_handle(world, s));
+            lua_rawseti(L, -2, ++k);
+        }
+    return 1;
+}
+
+/* log(...) -> console, tagged with script and entity. */
+static int api_log(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+        if (i < n)
+            luaL_addchar(&b, ' ');
+    }
+    luaL_pushresult(&b);
+    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
+    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+/* A counter-based generator: splitmix64 over (entity, frame, draw). The
+ * same entity gets the same numbers in the same frame on any worker. */
+static uint64_t splitmix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* rand(e [, m [, n]]) like math.random, deterministic per entity and frame. */
+static int api_rand(lua_State *L)
+{
+    ljs__worker_t *w = in_call(L, "rand");
+    int64_t slot = entity_arg(L, &w->rt->world, 1);
+    if (slot != (int64_t)w->cur_slot)
+        return luaL_error(L, "rand: pass the calling entity (self or self.id)");
+    uint32_t draw = counters(w)->rng++;
+    uint64_t r = splitmix(splitmix(w->cur_id ^ (w->rt->frame * 0x100000001b3ull)) + draw);
+    int nargs = lua_gettop(L);
+    if (nargs == 1) {
+        lua_pushnumber(L, (double)(r >> 11) * (1.0 / 9007199254740992.0));
+        return 1;
+    }
+    lua_Integer lo = 1, hi;
+    if (nargs == 2) {
+        hi = luaL_checkinteger(L, 2);
+    } else {
+        lo = luaL_checkinteger(L, 2);
+        hi = luaL_checkinteger(L, 3);
+    }
+    luaL_argcheck(L, lo <= hi, nargs, "interval is empty");
+    uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
+    lua_pushinteger(L, (lua_Integer)((uint64_t)lo + (span ? r % span : r)));
+    return 1;
+}
+
+static int api_frame(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)ljs__worker_of(L)->rt->frame);
+    return 1;
+}
+
+static int env_guard(lua_State *L)
+{
+    return luaL_error(L, "assignment to undeclared global '%s': script state belongs in fields (self.x); "
+                         "globals are per worker thread",
+                      lua_tostring(L, 2));
+}
+
+int ljs__api_open(lua_State *L)
+{
+    static const luaL_Reg plain[] = {
+        {"send", api_send},   {"spawn", api_spawn}, {"destroy", api_destroy}, {"query", api_query},
+        {"log", api_log},     {"rand", api_rand},   {"frame", api_frame},     {NULL, NULL},
+    };
+    lua_pushglobaltable(L);
+    luaL_setfuncs(L, plain, 0);
+    /* get and set share the field-name cache as upvalue 1. */
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, api_get, 1);
+    lua_setfield(L, -3, "get");
+    lua_pushcclosure(L, api_set, 1);
+    lua_setfield(L, -2, "set");
+    lua_pop(L, 1);
+    /* The metatable put on script environments once their chunk has run. */
+    lua_newtable(L);
+    lua_pushcfunction(L, env_guard);
+    lua_setfield(L, -2, "__newindex");
+    lua_setfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
+    return 0;
+}

@@ -1,0 +1,94 @@
+/* config.c - built-in defaults and LJS_* environment overrides.
+ *
+ * Every knob comes from LJS_CONFIG_MAP in ljs.h, so the defaults, the
+ * variable names, the ranges and the validation are written once. A bad
+ * value is an error naming the variable and its accepted range: nothing is
+ * silently clamped or ignored. */
+#include "runtime/error.h"
+
+#include <errno.h>
+#include <ljs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parse a whole decimal integer; returns 0 on success. */
+static int parse_u64(const char *s, unsigned long long *out)
+{
+    char *end = NULL;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '\0' || *s == '-')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (*end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int bad_value(ljs_config_t *cfg, const char *env, const char *val, const char *why, unsigned long long lo,
+                     unsigned long long hi)
+{
+    snprintf(cfg->error, sizeof cfg->error, "%s='%s': %s (accepted: %llu..%llu)", env, val, why, lo, hi);
+    return ljs__error(LJS_EINVAL, "%s", cfg->error);
+}
+
+/* Apply one variable if set. Returns LJS_OK or LJS_EINVAL. */
+static int env_u32(ljs_config_t *cfg, uint32_t *field, const char *env, unsigned long long lo, unsigned long long hi)
+{
+    const char *val = getenv(env);
+    unsigned long long v;
+    if (val == NULL)
+        return LJS_OK;
+    if (parse_u64(val, &v) != 0)
+        return bad_value(cfg, env, val, "not a non-negative integer", lo, hi);
+    if (v < lo || v > hi)
+        return bad_value(cfg, env, val, "out of range", lo, hi);
+    *field = (uint32_t)v;
+    return LJS_OK;
+}
+
+int ljs_config_init(ljs_config_t *cfg)
+{
+    if (cfg == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_config_init: cfg is NULL");
+    memset(cfg, 0, sizeof *cfg);
+#define LJS__CONFIG_DEFAULT(type, field, env, def, lo, hi, help) cfg->field = (type)(def);
+    LJS_CONFIG_MAP(LJS__CONFIG_DEFAULT)
+#undef LJS__CONFIG_DEFAULT
+    int rc = LJS_OK;
+    /* Keep going after a bad variable so cfg is fully initialised, but report
+     * the first one: it is the one the user will fix first. */
+#define LJS__CONFIG_ENV(type, field, env, def, lo, hi, help) \
+    if (rc == LJS_OK)                                        \
+        rc = env_u32(cfg, &cfg->field, env, lo, hi);
+    LJS_CONFIG_MAP(LJS__CONFIG_ENV)
+#undef LJS__CONFIG_ENV
+    return rc;
+}
+
+static int in_range(unsigned long long v, unsigned long long lo, unsigned long long hi)
+{
+    return v >= lo && v <= hi;
+}
+
+int ljs_config_validate(const ljs_config_t *cfg)
+{
+    if (cfg == NULL)
+        return ljs__error(LJS_EINVAL, "config is NULL");
+    if (cfg->error[0] != '\0')
+        return ljs__error(LJS_EINVAL, "%s", cfg->error);
+#define LJS__CONFIG_CHECK(type, field, env, def, lo, hi, help)                                                 \
+    if (!in_range(cfg->field, lo, hi) && !((def) == 0 && cfg->field == 0))                                    \
+        return ljs__error(LJS_EINVAL, "config.%s=%llu (%s): out of range (accepted: %llu..%llu)", #field,     \
+                          (unsigned long long)cfg->field, env, (unsigned long long)(lo), (unsigned long long)(hi));
+    LJS_CONFIG_MAP(LJS__CONFIG_CHECK)
+#undef LJS__CONFIG_CHECK
+    return LJS_OK;
+}

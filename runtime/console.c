@@ -1,0 +1,98 @@
+/* console.c - bounded console ring (see console.h). */
+#include "runtime/console.h"
+
+#include "runtime/runtime.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ljs__console_init(ljs__console_t *c, uint32_t cap)
+{
+    memset(c, 0, sizeof *c);
+    c->lines = calloc(cap, sizeof *c->lines);
+    if (c->lines == NULL)
+        return LJS_ENOMEM;
+    c->cap = cap;
+    pthread_mutex_init(&c->lock, NULL);
+    return LJS_OK;
+}
+
+static void free_line(ljs__console_line_t *l)
+{
+    free(l->script);
+    free(l->text);
+    l->script = l->text = NULL;
+}
+
+void ljs__console_fini(ljs__console_t *c)
+{
+    if (c->lines == NULL)
+        return;
+    for (uint32_t i = 0; i < c->cap; i++)
+        free_line(&c->lines[i]);
+    free(c->lines);
+    pthread_mutex_destroy(&c->lock);
+    c->lines = NULL;
+}
+
+void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t frame, uint64_t entity, const char *script,
+                      const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    /* Copy outside the lock; a failed copy degrades to an empty string. */
+    char *text = strdup(buf);
+    char *sc = strdup(script ? script : "");
+    pthread_mutex_lock(&c->lock);
+    uint32_t slot = (c->head + c->count) % c->cap;
+    if (c->count == c->cap) {
+        free_line(&c->lines[c->head]);
+        c->head = (c->head + 1) % c->cap;
+        c->dropped++;
+    } else {
+        c->count++;
+    }
+    ljs__console_line_t *l = &c->lines[slot];
+    l->severity = sev;
+    l->frame = frame;
+    l->entity = entity;
+    l->script = sc;
+    l->text = text;
+    pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t ljs__console_dropped(ljs__console_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t d = c->dropped;
+    pthread_mutex_unlock(&c->lock);
+    return d;
+}
+
+size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud)
+{
+    if (rt == NULL)
+        return 0;
+    ljs__console_t *c = &rt->console;
+    size_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    while (c->count > 0) {
+        ljs__console_line_t *l = &c->lines[c->head];
+        if (fn != NULL) {
+            ljs_log_line_t out = {l->severity, l->frame, l->entity, l->script ? l->script : "",
+                                  l->text ? l->text : ""};
+            fn(ud, &out);
+        }
+        free_line(l);
+        c->head = (c->head + 1) % c->cap;
+        c->count--;
+        n++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}

@@ -1,0 +1,69 @@
+/* event.h - messages scripts and the host emit during a frame: events
+ * (delivered in the next event phase) and structural commands (spawn,
+ * destroy: applied after the commit), with their serialized payloads.
+ *
+ * Each worker appends to its own outbox during a phase (no locks); after
+ * the phase the owner moves every outbox into the runtime's queues and
+ * sorts them, so delivery order depends only on (target, sender, sequence),
+ * never on which worker ran what. */
+#ifndef LJS_RUNTIME_EVENT_H
+#define LJS_RUNTIME_EVENT_H
+
+#include "jobs/sched.h"
+
+#include <lua.h>
+#include <ljs.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum ljs__msg_kind_e { LJS__MSG_EVENT = 0, LJS__MSG_SPAWN = 1, LJS__MSG_DESTROY = 2 } ljs__msg_kind_t;
+
+typedef struct ljs__msg_s {
+    uint64_t target; /* event target / destroyed entity; 0 for spawn */
+    uint64_t sender; /* entity id, 0 for the host */
+    uint32_t seq;    /* per-sender sequence within the frame */
+    uint32_t kind;
+    size_t off, len; /* name + payload bytes in the owning buffer */
+} ljs__msg_t;
+
+typedef struct ljs__msgbuf_s {
+    ljs__msg_t *msgs;
+    size_t n, cap;
+    unsigned char *bytes;
+    size_t nbytes, bytes_cap;
+} ljs__msgbuf_t;
+
+LJS_HIDDEN void ljs__msgbuf_fini(ljs__msgbuf_t *b);
+LJS_HIDDEN void ljs__msgbuf_clear(ljs__msgbuf_t *b);
+
+/* Copy message `m` of `src` (and its bytes) to the end of `dst`. Returns 0
+ * or -1 (out of memory). */
+LJS_HIDDEN int ljs__msgbuf_append(ljs__msgbuf_t *dst, const ljs__msgbuf_t *src, const ljs__msg_t *m);
+
+/* Sort by (target, sender, seq) for events, (sender, seq) for commands. */
+LJS_HIDDEN void ljs__msgbuf_sort(ljs__msgbuf_t *b, int by_target);
+
+/* Encode from Lua: a message whose name is `name` and payload the value at
+ * stack index `idx` (nil, number, boolean, string or a flat table of those;
+ * table keys are encoded in sorted order so the encoding never depends on
+ * the state's string hashing). Lua: may raise (bad payload type, memory). */
+LJS_HIDDEN void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
+                                  size_t name_len, int idx);
+
+/* Encode from the host's key/value array. Returns LJS_OK, LJS_EINVAL,
+ * LJS_ENOMEM. */
+LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name, const ljs_kv_t *kv,
+                                size_t n);
+
+/* The message's name (NUL-terminated inside the buffer). */
+LJS_HIDDEN const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m);
+
+/* Push the decoded payload onto L. Lua: may raise (memory only). */
+LJS_HIDDEN void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m);
+
+/* Walk a payload table's entries without Lua (for spawn fields): calls fn
+ * for each key that is a string with its scalar value. */
+typedef void (*ljs__kv_visit_fn)(void *ud, const char *key, ljs_type_t type, double n, int64_t i);
+LJS_HIDDEN void ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud);
+
+#endif

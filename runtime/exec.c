@@ -1,0 +1,218 @@
+/* exec.c - batch runners: one lua_pcall per batch, one lua_call per entity.
+ *
+ * A protected C function loops over the batch; when an entity's call
+ * raises, the error is reported with file:line and traceback, counted, and
+ * the loop resumes at the next entity under a new pcall. So one error costs
+ * one extra pcall and no other entity is affected, while the common case
+ * pays one pcall per batch (NOTES-field-access.md: 5-11 ns per entity
+ * saved). A call's field writes are stored only after it returns, and only
+ * if every value has the right type, so a failing call changes nothing. */
+#include "runtime/exec.h"
+
+#include "runtime/api.h"
+#include "runtime/state.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct batch_s {
+    const ljs__phase_t *ph;
+    ljs__worker_t *w;
+    const ljs__script_t *s;
+    const ljs__inst_t *inst;
+    uint32_t pos, end;
+    const char *what; /* "update" or the event name of the failing call */
+} batch_t;
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    lua_getinfo(L, "Sl", ar);
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "%s:%d: instruction budget exceeded (LJS_SCRIPT_BUDGET=%u)", ar->short_src, ar->currentline,
+               w->rt->cfg.script_budget);
+}
+
+static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
+{
+    w->cur_id = id;
+    w->cur_slot = slot;
+    /* Re-arming the count hook resets its counter, so each call gets the
+     * whole budget. Off by default: a count hook makes the VM ~2x slower. */
+    if (w->rt->cfg.script_budget)
+        lua_sethook(w->L, budget_hook, LUA_MASKCOUNT, (int)w->rt->cfg.script_budget);
+}
+
+/* Push the values of fields ids[0..n) of `slot` (own entity view). */
+static void push_fields(lua_State *L, const ljs__world_t *world, const uint32_t *ids, uint32_t n, uint32_t slot)
+{
+    for (uint32_t i = 0; i < n; i++)
+        ljs__api_push_field(L, &world->fields[ids[i]], slot, 1);
+}
+
+static int value_ok(lua_State *L, const ljs__field_t *fd, int idx, int nil_keeps)
+{
+    int t = lua_type(L, idx), isint = 0;
+    if (nil_keeps && t == LUA_TNIL)
+        return 1;
+    if (fd->type == LJS_TBOOLEAN)
+        return t == LUA_TBOOLEAN;
+    if (fd->type == LJS_TINTEGER) {
+        lua_tointegerx(L, idx, &isint);
+        return t == LUA_TNUMBER && isint;
+    }
+    return t == LUA_TNUMBER;
+}
+
+/* Store the n results on top of the stack into fields ids[0..n). All are
+ * checked first, so a type error (raised naming the field) leaves every
+ * field of the entity untouched. */
+static void store_results(lua_State *L, const batch_t *b, const uint32_t *ids, uint32_t n, uint32_t slot,
+                          int nil_keeps)
+{
+    ljs__world_t *world = &b->ph->rt->world;
+    int base = lua_gettop(L) - (int)n + 1;
+    for (uint32_t i = 0; i < n; i++)
+        if (!value_ok(L, &world->fields[ids[i]], base + (int)i, nil_keeps))
+            ljs__api_store_field(L, world, ids[i], slot, base + (int)i, nil_keeps, b->s->path);
+    for (uint32_t i = 0; i < n; i++)
+        ljs__api_store_field(L, world, ids[i], slot, base + (int)i, nil_keeps, b->s->path);
+    lua_settop(L, base - 1);
+}
+
+static void update_one(lua_State *L, batch_t *b, uint32_t slot)
+{
+    const ljs__script_t *s = b->s;
+    const ljs__world_t *world = &b->ph->rt->world;
+    begin_call(b->w, ljs__world_handle(world, slot), slot);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->update_ref);
+    lua_pushinteger(L, (lua_Integer)b->w->cur_id);
+    lua_pushnumber(L, b->ph->dt);
+    if (s->fast) {
+        push_fields(L, world, s->reads, s->nreads, slot);
+        lua_call(L, 2 + (int)s->nreads, (int)s->nwrites);
+        store_results(L, b, s->writes, s->nwrites, slot, 1);
+    } else {
+        lua_pushnil(L); /* sender */
+        push_fields(L, world, s->field_ids, s->nfields, slot);
+        lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
+        store_results(L, b, s->field_ids, s->nfields, slot, 0);
+    }
+}
+
+static int run_updates(lua_State *L)
+{
+    batch_t *b = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    for (; b->pos < b->end; b->pos++) {
+        b->w->updates++;
+        b->w->sstat[b->ph->script].calls++;
+        update_one(L, b, b->s->ents[b->pos]);
+    }
+    return 0;
+}
+
+/* Event phase: b->pos/end index events; only calls for targets bound to
+ * this script with a handler for the event's name. */
+static int run_events(lua_State *L)
+{
+    batch_t *b = lua_touserdata(L, 1);
+    const ljs__world_t *world = &b->ph->rt->world;
+    const ljs__msgbuf_t *ev = b->ph->events;
+    const ljs__script_t *s = b->s;
+    lua_settop(L, 0);
+    for (; b->pos < b->end; b->pos++) {
+        const ljs__msg_t *m = &ev->msgs[b->pos];
+        int64_t slot = ljs__world_slot(world, m->target);
+        if (slot < 0 || !ljs__script_bound(world, (uint32_t)slot, b->ph->script))
+            continue;
+        b->what = ljs__msg_name(ev, m);
+        int h = ljs__script_handler(s, b->what);
+        if (h < 0)
+            continue;
+        b->w->delivered++;
+        b->w->sstat[b->ph->script].calls++;
+        begin_call(b->w, m->target, (uint32_t)slot);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->handler_refs[h]);
+        lua_pushinteger(L, (lua_Integer)m->target);
+        ljs__msg_decode(L, ev, m);
+        lua_pushinteger(L, (lua_Integer)m->sender);
+        push_fields(L, world, s->field_ids, s->nfields, (uint32_t)slot);
+        lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
+        store_results(L, b, s->field_ids, s->nfields, (uint32_t)slot, 0);
+    }
+    return 0;
+}
+
+static void report(batch_t *b, int rc)
+{
+    ljs__worker_t *w = b->w;
+    lua_State *L = w->L;
+    ljs_runtime_t *rt = b->ph->rt;
+    const char *msg = lua_tostring(L, -1);
+    w->errors++;
+    w->sstat[b->ph->script].errors++;
+    if (rc == LUA_ERRMEM)
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
+                         "%s: %s of entity %llu: memory limit reached (LJS_STATE_MEM_MB=%u); the call was "
+                         "abandoned",
+                         b->s->path, b->what, (unsigned long long)w->cur_id, rt->cfg.state_mem_mb);
+    else
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name, "%s of entity %llu: %s",
+                         b->what, (unsigned long long)w->cur_id, msg ? msg : "(error object is not a string)");
+}
+
+static void run_batch(batch_t *b, lua_CFunction fn)
+{
+    lua_State *L = b->w->L;
+    int top = lua_gettop(L);
+    while (b->pos < b->end) {
+        lua_pushcfunction(L, ljs__state_traceback);
+        lua_pushcfunction(L, fn);
+        lua_pushlightuserdata(L, b);
+        int rc = lua_pcall(L, 1, 0, top + 1);
+        if (rc != LUA_OK) {
+            report(b, rc);
+            b->pos++; /* skip the entity whose call failed */
+        }
+        lua_settop(L, top);
+    }
+    if (b->w->rt->cfg.script_budget)
+        lua_sethook(L, NULL, 0, 0);
+    b->w->cur_id = 0;
+}
+
+static void mark_dirty(ljs__world_t *world, const uint32_t *ids, uint32_t n)
+{
+    /* Many batches may set the same flag: a relaxed store of 1 is enough,
+     * the phase's join orders it before the commit reads it. */
+    for (uint32_t i = 0; i < n; i++)
+        atomic_store_explicit(&world->fields[ids[i]].dirty, 1, memory_order_relaxed);
+}
+
+void ljs__exec_updates(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
+{
+    const ljs__phase_t *ph = arg;
+    ljs__worker_t *w = &ph->rt->workers[worker];
+    const ljs__script_t *s = &ph->rt->scripts[ph->script];
+    batch_t b = {ph, w, s, &w->inst[ph->script], begin, end, "update"};
+    w->cur_script = ph->script;
+    w->dt = ph->dt;
+    run_batch(&b, run_updates);
+    if (s->fast)
+        mark_dirty(&ph->rt->world, s->writes, s->nwrites);
+    else
+        mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
+}
+
+void ljs__exec_events(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
+{
+    const ljs__phase_t *ph = arg;
+    ljs__worker_t *w = &ph->rt->workers[worker];
+    const ljs__script_t *s = &ph->rt->scripts[ph->script];
+    batch_t b = {ph, w, s, &w->inst[ph->script], ph->groups[begin], ph->groups[end], "event"};
+    w->cur_script = ph->script;
+    run_batch(&b, run_events);
+    mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
+}

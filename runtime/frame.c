@@ -1,0 +1,221 @@
+/* frame.c - ljs_frame: update phase, event phase, commit, structural
+ * changes, in that order (DESIGN.md "A frame").
+ *
+ * Scripts run one after another, each spread over all workers: an entity
+ * with two scripts never has both running at once, so its own writes are
+ * race-free and the second script sees the first one's writes, the same on
+ * any worker count. Messages from scripts are gathered from every worker's
+ * outbox after each phase and sorted, so their order never depends on
+ * scheduling. */
+#include "runtime/error.h"
+#include "runtime/exec.h"
+#include "runtime/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Move every worker's outbox into the runtime's queues. Events go to
+ * rt->events (delivered next event phase), commands to rt->commands. */
+static int gather(ljs_runtime_t *rt)
+{
+    int rc = LJS_OK;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        ljs__msgbuf_t *out = &rt->workers[i].out;
+        for (size_t k = 0; k < out->n; k++) {
+            const ljs__msg_t *m = &out->msgs[k];
+            ljs__msgbuf_t *dst = m->kind == LJS__MSG_EVENT ? &rt->events : &rt->commands;
+            if (ljs__msgbuf_append(dst, out, m) != 0)
+                rc = LJS_ENOMEM;
+            else if (m->kind == LJS__MSG_EVENT)
+                rt->events_sent++;
+        }
+        ljs__msgbuf_clear(out);
+    }
+    return rc;
+}
+
+static void update_phase(ljs_runtime_t *rt, double dt)
+{
+    for (uint32_t id = 0; id < rt->nscripts; id++) {
+        ljs__script_t *s = &rt->scripts[id];
+        if (!s->used || !s->has_update || s->nents == 0)
+            continue;
+        if (s->ents_dirty) {
+            qsort(s->ents, s->nents, sizeof *s->ents, cmp_u32);
+            s->ents_dirty = 0;
+        }
+        ljs__phase_t ph = {rt, id, dt, NULL, NULL};
+        ljs__sched_parallel_for(rt->sched, s->nents, rt->cfg.batch, ljs__exec_updates, &ph);
+    }
+}
+
+/* 1 if some script bound to the event's target handles it. */
+static int deliverable(const ljs_runtime_t *rt, const ljs__msgbuf_t *ev, const ljs__msg_t *m)
+{
+    int64_t slot = ljs__world_slot(&rt->world, m->target);
+    if (slot < 0)
+        return 0;
+    const ljs__escripts_t *es = &rt->world.escripts[slot];
+    for (uint32_t i = 0; i < es->n; i++)
+        if (ljs__script_handler(&rt->scripts[es->ids[i]], ljs__msg_name(ev, m)) >= 0)
+            return 1;
+    return 0;
+}
+
+/* Group sorted events by target: groups[g] is the first event of group g,
+ * groups[n] the end. Batches cut at group boundaries, so one target's
+ * events all run in order on one worker. */
+static int group_events(ljs_runtime_t *rt, const ljs__msgbuf_t *ev, uint32_t **groups, uint32_t *ngroups)
+{
+    uint32_t *g = malloc((ev->n + 1) * sizeof *g);
+    uint32_t n = 0;
+    if (g == NULL)
+        return LJS_ENOMEM;
+    for (size_t i = 0; i < ev->n; i++) {
+        if (i == 0 || ev->msgs[i].target != ev->msgs[i - 1].target)
+            g[n++] = (uint32_t)i;
+        if (!deliverable(rt, ev, &ev->msgs[i]))
+            rt->events_dropped++;
+    }
+    g[n] = (uint32_t)ev->n;
+    *groups = g;
+    *ngroups = n;
+    return LJS_OK;
+}
+
+static int event_phase(ljs_runtime_t *rt)
+{
+    /* Events sent during this phase belong to the next frame: deliver from
+     * a private copy while rt->events collects the new ones. */
+    ljs__msgbuf_t ev = rt->events;
+    memset(&rt->events, 0, sizeof rt->events);
+    ljs__msgbuf_sort(&ev, 1);
+    uint32_t *groups = NULL, ngroups = 0;
+    int rc = group_events(rt, &ev, &groups, &ngroups);
+    for (uint32_t id = 0; rc == LJS_OK && ngroups > 0 && id < rt->nscripts; id++) {
+        ljs__script_t *s = &rt->scripts[id];
+        if (!s->used || s->nhandlers == 0 || s->nents == 0)
+            continue;
+        ljs__phase_t ph = {rt, id, 0.0, &ev, groups};
+        /* Event batches are smaller than update batches: a handler call
+         * costs more than an update and targets can be few. */
+        uint32_t grain = rt->cfg.batch / 4 ? rt->cfg.batch / 4 : 1;
+        ljs__sched_parallel_for(rt->sched, ngroups, grain, ljs__exec_events, &ph);
+    }
+    free(groups);
+    /* Keep the larger buffer's capacity for the next frame. */
+    ljs__msgbuf_clear(&ev);
+    if (rt->events.n == 0 && rt->events.nbytes == 0) {
+        ljs__msgbuf_fini(&rt->events);
+        rt->events = ev;
+    } else {
+        ljs__msgbuf_fini(&ev);
+    }
+    return rc;
+}
+
+typedef struct spawn_ctx_s {
+    ljs_runtime_t *rt;
+    uint32_t slot;
+    const char *script;
+} spawn_ctx_t;
+
+static void spawn_field(void *ud, const char *key, ljs_type_t type, double n, int64_t i)
+{
+    spawn_ctx_t *c = ud;
+    ljs__world_t *w = &c->rt->world;
+    int f = ljs__world_field_find(w, key);
+    ljs__value_t v;
+    ljs_type_t ft = f >= 0 ? w->fields[f].type : LJS_TNIL;
+    if (ft == LJS_TNUMBER && (type == LJS_TNUMBER || type == LJS_TINTEGER))
+        v.n = type == LJS_TNUMBER ? n : (double)i;
+    else if (ft == LJS_TINTEGER && type == LJS_TINTEGER)
+        v.i = i;
+    else if (ft == LJS_TBOOLEAN && type == LJS_TBOOLEAN)
+        v.i = i;
+    else {
+        ljs__console_log(&c->rt->console, LJS_LOG_WARN, c->rt->frame, 0, c->script,
+                         "spawn(\"%s\"): field '%s' ignored (%s)", c->script, key,
+                         f < 0 ? "not declared" : "wrong type");
+        return;
+    }
+    ljs__world_field_put(w, (uint32_t)f, c->slot, v);
+}
+
+static void apply_spawn(ljs_runtime_t *rt, const ljs__msg_t *m)
+{
+    const char *name = ljs__msg_name(&rt->commands, m);
+    ljs_script_t s;
+    uint64_t id;
+    if (ljs_script_find(rt, name, &s) != LJS_OK) {
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, "", "spawn: no script named '%s'",
+                         name);
+        return;
+    }
+    if (ljs__world_create(&rt->world, &id) != LJS_OK) {
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, name, "spawn: out of memory");
+        return;
+    }
+    uint32_t slot = ljs__world_index(id);
+    if (ljs__script_attach(rt, slot, s.id) != LJS_OK) {
+        ljs__entity_destroy(rt, id);
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, name, "spawn: out of memory");
+        return;
+    }
+    spawn_ctx_t c = {rt, slot, name};
+    ljs__msg_visit(&rt->commands, m, spawn_field, &c);
+}
+
+static void apply_commands(ljs_runtime_t *rt)
+{
+    ljs__msgbuf_sort(&rt->commands, 0);
+    for (size_t i = 0; i < rt->commands.n; i++) {
+        const ljs__msg_t *m = &rt->commands.msgs[i];
+        if (m->kind == LJS__MSG_SPAWN)
+            apply_spawn(rt, m);
+        else
+            ljs__entity_destroy(rt, m->target); /* destroying a dead entity is a no-op */
+    }
+    ljs__msgbuf_clear(&rt->commands);
+}
+
+int ljs__frame_run(ljs_runtime_t *rt, double dt)
+{
+    double t0 = now_ms();
+    rt->in_frame = 1;
+    rt->frame++;
+    update_phase(rt, dt);
+    int rc = gather(rt);
+    double t1 = now_ms();
+    if (rc == LJS_OK)
+        rc = event_phase(rt);
+    if (rc == LJS_OK)
+        rc = gather(rt);
+    double t2 = now_ms();
+    ljs__world_commit(&rt->world);
+    rt->in_frame = 0;
+    apply_commands(rt);
+    double t3 = now_ms();
+    rt->last.last_update_ms = t1 - t0;
+    rt->last.last_event_ms = t2 - t1;
+    rt->last.last_commit_ms = t3 - t2;
+    rt->last.last_frame_ms = t3 - t0;
+    if (rc != LJS_OK)
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "", "frame %llu: out of memory queueing events",
+                         (unsigned long long)rt->frame);
+    return rc;
+}

@@ -1,0 +1,274 @@
+/* runtime.c - runtime lifecycle: configuration, scheduler, and one Lua state
+ * per worker, each created on its own worker's thread.
+ *
+ * Worker 0 is the owner thread: its heap and state are created inside
+ * ljs_runtime_create and closed inside ljs_runtime_destroy, both on the owner
+ * thread, so the mimalloc rule "a heap allocates only on its creating
+ * thread" holds for every worker. */
+#include "runtime/runtime.h"
+
+#include "runtime/api.h"
+#include "runtime/error.h"
+#include "runtime/state.h"
+
+#include <lauxlib.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint32_t online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > LJS_SCHED_MAX_WORKERS ? LJS_SCHED_MAX_WORKERS : (uint32_t)n;
+}
+
+/* on_start hook: runs on worker `w`'s own thread before it runs any job. */
+static int worker_start(void *ud, uint32_t w)
+{
+    ljs_runtime_t *rt = ud;
+    ljs__worker_t *wk = &rt->workers[w];
+    wk->index = w;
+    wk->rt = rt;
+    if (ljs__alloc_init(&wk->alloc, (size_t)rt->cfg.state_mem_mb << 20) != LJS_OK)
+        return LJS_ENOMEM;
+    wk->L = ljs__state_create(&wk->alloc);
+    if (wk->L == NULL) {
+        ljs__alloc_fini(&wk->alloc);
+        return LJS_ELUA;
+    }
+    *(ljs__worker_t **)lua_getextraspace(wk->L) = wk;
+    lua_pushcfunction(wk->L, ljs__api_open);
+    if (lua_pcall(wk->L, 0, 0, 0) != LUA_OK) {
+        lua_close(wk->L);
+        wk->L = NULL;
+        ljs__alloc_fini(&wk->alloc);
+        return LJS_ELUA;
+    }
+    return LJS_OK;
+}
+
+/* on_stop hook: runs on worker `w`'s own thread just before it ends. */
+static void worker_stop(void *ud, uint32_t w)
+{
+    ljs_runtime_t *rt = ud;
+    ljs__worker_t *wk = &rt->workers[w];
+    for (uint32_t i = 0; i < wk->ninst; i++)
+        free(wk->inst[i].handler_refs); /* the refs die with the state */
+    free(wk->inst);
+    free(wk->sstat);
+    wk->inst = NULL;
+    wk->sstat = NULL;
+    wk->ninst = 0;
+    ljs__msgbuf_fini(&wk->out);
+    if (wk->L != NULL)
+        lua_close(wk->L);
+    wk->L = NULL;
+    ljs__alloc_fini(&wk->alloc);
+}
+
+static int start_scheduler(ljs_runtime_t *rt)
+{
+    ljs__sched_opts_t opts = {
+        .workers = rt->nworkers,
+        .spin = rt->cfg.spin,
+        .on_start = worker_start,
+        .on_stop = worker_stop,
+        .ud = rt,
+    };
+    int rc = ljs__sched_create(&opts, &rt->sched);
+    if (rc == 0)
+        return LJS_OK;
+    if (rc == LJS_ENOMEM || rc == -ENOMEM)
+        return ljs__error(LJS_ENOMEM, "out of memory creating %u worker states (LJS_STATE_MEM_MB=%u)",
+                          rt->nworkers, rt->cfg.state_mem_mb);
+    if (rc == LJS_ELUA)
+        return ljs__error(LJS_ELUA, "could not create a worker's Lua state (LJS_STATE_MEM_MB=%u too small?)",
+                          rt->cfg.state_mem_mb);
+    return ljs__error(LJS_ETHREAD, "could not start %u worker threads (%s)", rt->nworkers - 1, strerror(-rc));
+}
+
+int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
+{
+    ljs_config_t local;
+    int rc;
+    if (out == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_runtime_create: out is NULL");
+    *out = NULL;
+    if (cfg == NULL) {
+        if ((rc = ljs_config_init(&local)) != LJS_OK)
+            return rc;
+        cfg = &local;
+    }
+    if ((rc = ljs_config_validate(cfg)) != LJS_OK)
+        return rc;
+
+    ljs_runtime_t *rt = calloc(1, sizeof *rt);
+    if (rt == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    rt->cfg = *cfg;
+    if (rt->cfg.workers == 0)
+        rt->cfg.workers = online_cpus();
+    rt->nworkers = rt->cfg.workers;
+    rt->owner = pthread_self();
+    rt->workers = aligned_alloc(64, sizeof(ljs__worker_t) * rt->nworkers);
+    if (rt->workers == NULL) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    memset(rt->workers, 0, sizeof(ljs__worker_t) * rt->nworkers);
+    ljs__world_init(&rt->world);
+    if (ljs__console_init(&rt->console, rt->cfg.console_lines) != LJS_OK) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = start_scheduler(rt)) != LJS_OK)
+        goto fail_console;
+    *out = rt;
+    return LJS_OK;
+
+fail_console:
+    ljs__console_fini(&rt->console);
+fail:
+    free(rt->workers);
+    free(rt);
+    return rc;
+}
+
+void ljs_runtime_destroy(ljs_runtime_t *rt)
+{
+    if (rt == NULL)
+        return;
+    LJS_ASSERT_OWNER(rt);
+    ljs__sched_destroy(rt->sched);
+    for (uint32_t i = 0; i < rt->nscripts; i++)
+        ljs__script_free(&rt->scripts[i]);
+    free(rt->scripts);
+    ljs__msgbuf_fini(&rt->events);
+    ljs__msgbuf_fini(&rt->commands);
+    ljs__world_fini(&rt->world);
+    ljs__console_fini(&rt->console);
+    free(rt->workers);
+    free(rt);
+}
+
+const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt)
+{
+    return rt != NULL ? &rt->cfg : NULL;
+}
+
+int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_t *out)
+{
+    if (rt == NULL || out == NULL || worker >= rt->nworkers)
+        return ljs__error(LJS_EINVAL, "ljs_state_memory: bad runtime, worker %u or out", worker);
+    const ljs__alloc_t *a = &rt->workers[worker].alloc;
+    out->current_bytes = atomic_load_explicit(&a->current, memory_order_relaxed);
+    out->peak_bytes = atomic_load_explicit(&a->peak, memory_order_relaxed);
+    out->limit_bytes = a->limit;
+    out->failed_allocs = atomic_load_explicit(&a->failed, memory_order_relaxed);
+    return LJS_OK;
+}
+
+int ljs_frame(ljs_runtime_t *rt, double dt)
+{
+    if (rt == NULL || !(dt >= 0.0 && dt < 1e9))
+        return ljs__error(LJS_EINVAL, "ljs_frame: bad runtime or dt (must be >= 0 and finite)");
+    LJS_ASSERT_OWNER(rt);
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_frame: a frame is already running");
+    return ljs__frame_run(rt, dt);
+}
+
+uint64_t ljs_frame_count(const ljs_runtime_t *rt)
+{
+    return rt != NULL ? rt->frame : 0;
+}
+
+int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload, size_t n)
+{
+    if (rt == NULL || name == NULL || name[0] == '\0' || (n > 0 && payload == NULL))
+        return ljs__error(LJS_EINVAL, "ljs_send: bad runtime, name or payload");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_send: not allowed while a frame is running");
+    ljs__msg_t head = {target.id, 0, rt->host_seq++, LJS__MSG_EVENT, 0, 0};
+    int rc = ljs__msg_push_kv(&rt->events, &head, name, payload, n);
+    if (rc == LJS_EINVAL)
+        return ljs__error(rc, "ljs_send('%s'): bad payload (keys must be set for tables, strings non-NULL, at most "
+                              "256 entries)", name);
+    if (rc != LJS_OK)
+        return ljs__error(rc, "ljs_send: out of memory");
+    rt->events_sent++;
+    return LJS_OK;
+}
+
+int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
+{
+    if (rt == NULL || out == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_stats_get: NULL argument");
+    *out = rt->last;
+    out->frames = rt->frame;
+    out->events_sent = rt->events_sent;
+    out->events_dropped = rt->events_dropped;
+    out->updates = out->events_delivered = out->script_errors = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        out->updates += rt->workers[i].updates;
+        out->events_delivered += rt->workers[i].delivered;
+        out->script_errors += rt->workers[i].errors;
+    }
+    out->console_dropped = ljs__console_dropped((ljs__console_t *)&rt->console);
+    return LJS_OK;
+}
+
+/* Runs under lua_pcall in the trusted state: set `arg`, load, call. */
+static int exec_main(lua_State *L)
+{
+    const char *path = lua_touserdata(L, 1);
+    int argc = (int)lua_tointeger(L, 2);
+    char **argv = lua_touserdata(L, 3);
+    lua_createtable(L, argc, 1);
+    lua_pushstring(L, path);
+    lua_rawseti(L, -2, 0);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setglobal(L, "arg");
+    if (luaL_loadfilex(L, path, "t") != LUA_OK)
+        return lua_error(L);
+    for (int i = 0; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    lua_call(L, argc, 0);
+    return 0;
+}
+
+int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
+{
+    if (rt == NULL || path == NULL || argc < 0 || (argc > 0 && argv == NULL))
+        return ljs__error(LJS_EINVAL, "ljs_exec_file: bad argument");
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ljs__error(LJS_ENOENT, "cannot open '%s': %s", path, strerror(errno));
+    fclose(f);
+    /* Worker 0's allocator is this thread's: same heap, limit, accounting. */
+    lua_State *L = ljs__state_create_trusted(&rt->workers[0].alloc);
+    if (L == NULL)
+        return ljs__error(LJS_ENOMEM, "cannot create a Lua state (LJS_STATE_MEM_MB=%u)", rt->cfg.state_mem_mb);
+    lua_pushcfunction(L, ljs__state_traceback);
+    lua_pushcfunction(L, exec_main);
+    lua_pushlightuserdata(L, (void *)path);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int rc = lua_pcall(L, 3, 0, 1);
+    int err = LJS_OK;
+    if (rc != LUA_OK) {
+        const char *msg = rc == LUA_ERRMEM ? "not enough memory (LJS_STATE_MEM_MB)" : lua_tostring(L, -1);
+        err = ljs__error(rc == LUA_ERRMEM ? LJS_ENOMEM : LJS_ESCRIPT, "%s", msg ? msg : "(error object)");
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "", "%s", ljs_last_error());
+    }
+    lua_close(L);
+    return err;
+}

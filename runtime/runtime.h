@@ -1,0 +1,94 @@
+/* runtime.h - the runtime object and its per-worker slots (internal). */
+#ifndef LJS_RUNTIME_RUNTIME_H
+#define LJS_RUNTIME_RUNTIME_H
+
+#include "jobs/sched.h"
+#include "runtime/alloc.h"
+#include "runtime/console.h"
+#include "runtime/event.h"
+#include "runtime/script.h"
+#include "runtime/world.h"
+
+#include <ljs.h>
+#include <lua.h>
+#include <pthread.h>
+
+/* Everything a worker owns. Aligned to a cache line so workers' counters do
+ * not false-share. Only its own thread touches `L`, `alloc`'s heap and the
+ * call context; the owner reads the counters between frames. */
+typedef struct ljs__worker_s {
+    ljs__alloc_t alloc;
+    lua_State *L;
+    uint32_t index;
+    struct ljs_runtime_s *rt;
+    /* Instances of scripts, indexed by script id. The owner grows the
+     * arrays before it dispatches load jobs (happens-before via the job). */
+    ljs__inst_t *inst;
+    ljs__sstat_t *sstat;
+    uint32_t ninst;
+    /* The call in progress. */
+    uint64_t cur_id;
+    uint32_t cur_slot;
+    uint32_t cur_script;
+    double dt;
+    /* Messages emitted during the current phase. */
+    ljs__msgbuf_t out;
+    int out_failed; /* an append ran out of memory (reported after phase) */
+    uint64_t updates;
+    uint64_t delivered;
+    uint64_t errors;
+    char errmsg[1024]; /* last load error of this worker */
+} __attribute__((aligned(64))) ljs__worker_t;
+
+struct ljs_runtime_s {
+    ljs_config_t cfg;
+    ljs__sched_t *sched;
+    ljs__worker_t *workers; /* cfg.workers slots */
+    uint32_t nworkers;
+    pthread_t owner;
+    int in_frame;
+    uint64_t frame;
+    ljs__world_t world;
+    ljs__console_t console;
+    ljs__script_t *scripts;
+    uint32_t nscripts; /* slots, used or free */
+    /* Events waiting for the next event phase, and host sequence. */
+    ljs__msgbuf_t events;
+    ljs__msgbuf_t commands;
+    uint32_t host_seq;
+    uint64_t events_sent;
+    uint64_t events_dropped;
+    ljs_stats_t last; /* phase times of the last frame */
+};
+
+/* Destroy an entity and unbind it from its scripts. Thread: owner, outside
+ * phases. Returns LJS_OK or LJS_ENOENT. */
+LJS_HIDDEN int ljs__entity_destroy(struct ljs_runtime_s *rt, uint64_t id);
+
+/* Attach script `id` to `slot`: tags, missing field defaults, binding.
+ * Thread: owner, outside phases. Returns LJS_OK or LJS_ENOMEM. */
+LJS_HIDDEN int ljs__script_attach(struct ljs_runtime_s *rt, uint32_t slot, uint32_t id);
+
+/* Unbind script `id` from `slot` (the entity keeps fields and tags).
+ * Thread: owner, outside phases. */
+LJS_HIDDEN void ljs__script_detach_slot(struct ljs_runtime_s *rt, uint32_t slot, uint32_t id);
+
+/* Run ljs_frame's phases. Thread: owner. */
+LJS_HIDDEN int ljs__frame_run(struct ljs_runtime_s *rt, double dt);
+
+/* The worker of a state (stored in its extra space). Thread: same-worker. */
+static inline ljs__worker_t *ljs__worker_of(lua_State *L)
+{
+    return *(ljs__worker_t **)lua_getextraspace(L);
+}
+
+#ifdef LJS_DEBUG
+#include <assert.h>
+#define LJS_ASSERT(x) assert(x)
+#define LJS_ASSERT_OWNER(rt) assert(pthread_equal(pthread_self(), (rt)->owner))
+#else
+#define LJS_ASSERT(x) ((void)0)
+#define LJS_ASSERT_OWNER(rt) ((void)0)
+#endif
+
+#endif

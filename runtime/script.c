@@ -1,0 +1,422 @@
+/* script.c - loading a script module into a worker's state.
+ *
+ * A script file is compiled in text mode only, with its own environment (a
+ * copy of the sandbox globals, so scripts cannot see each other's globals),
+ * run once to produce the module table, and then:
+ * - on worker 0 (first), its metadata is read: fields and defaults (sorted by
+ *   name: pairs() order depends on the state's string hashing and would make
+ *   field order differ between workers), tags, the update form, handlers;
+ * - on every worker, the update function and handlers are wrapped for the
+ *   natural form (a generated Lua function that fills a reused `self` table
+ *   from arguments and returns the fields: the cheapest `self` measured in
+ *   NOTES-field-access.md) and kept as registry references.
+ * All raising Lua calls run inside lua_pcall. */
+#include "runtime/script.h"
+
+#include "runtime/runtime.h"
+#include "runtime/state.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameters 3 + nfields must stay below Lua's 200-locals limit. */
+#define MAX_SCRIPT_FIELDS 180
+
+typedef struct load_ctx_s {
+    ljs__worker_t *w;
+    ljs__script_t *s;
+    uint32_t id;
+    int meta;
+} load_ctx_t;
+
+static int is_ident(const char *s)
+{
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return 0;
+    for (s++; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- metadata (worker 0 only, on the owner thread) ---------------------------- */
+
+/* Sorted array of the string keys of the table at `idx` (userdata-owned,
+ * left on the stack so an error cannot leak it). */
+static const char **sorted_keys(lua_State *L, int idx, uint32_t *n, const char *what, const char *path)
+{
+    uint32_t cnt = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: %s keys must be strings", path, what);
+        cnt++;
+        lua_pop(L, 1);
+    }
+    const char **keys = lua_newuserdatauv(L, sizeof(char *) * (cnt ? cnt : 1), 0);
+    cnt = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        keys[cnt++] = lua_tostring(L, -2); /* anchored by the table */
+        lua_pop(L, 1);
+    }
+    qsort(keys, cnt, sizeof *keys, cmp_str);
+    *n = cnt;
+    return keys;
+}
+
+static ljs_type_t lua_field_type(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TBOOLEAN)
+        return LJS_TBOOLEAN;
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        return lua_isinteger(L, idx) ? LJS_TINTEGER : LJS_TNUMBER;
+    return LJS_TNIL;
+}
+
+static void *xcalloc(lua_State *L, size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (p == NULL)
+        luaL_error(L, "out of memory");
+    return p;
+}
+
+static void read_fields(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *world)
+{
+    if (lua_getfield(L, mod, "fields") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: 'fields' must be a table of name = default", s->path);
+    int t = lua_gettop(L);
+    uint32_t n;
+    const char **keys = sorted_keys(L, t, &n, "fields", s->path);
+    if (n > MAX_SCRIPT_FIELDS)
+        luaL_error(L, "%s: %u fields (at most %d per script)", s->path, n, MAX_SCRIPT_FIELDS);
+    s->field_ids = xcalloc(L, n, sizeof *s->field_ids);
+    s->defaults = xcalloc(L, n, sizeof *s->defaults);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!is_ident(keys[i]) || !strcmp(keys[i], "id"))
+            luaL_error(L, "%s: field name '%s' must be an identifier other than 'id'", s->path, keys[i]);
+        lua_getfield(L, t, keys[i]);
+        ljs_type_t ty = lua_field_type(L, -1);
+        if (ty == LJS_TNIL)
+            luaL_error(L, "%s: field '%s' default must be a number, integer or boolean (got %s)", s->path, keys[i],
+                       luaL_typename(L, -1));
+        int f = ljs__world_field_declare(world, keys[i], ty);
+        if (f == LJS_ETYPE)
+            luaL_error(L, "%s: field '%s' is declared elsewhere with another type", s->path, keys[i]);
+        if (f < 0)
+            luaL_error(L, "%s: cannot declare field '%s' (%s)", s->path, keys[i], ljs_strerror(f));
+        s->field_ids[i] = (uint32_t)f;
+        if (ty == LJS_TNUMBER)
+            s->defaults[i].n = lua_tonumber(L, -1);
+        else if (ty == LJS_TINTEGER)
+            s->defaults[i].i = lua_tointeger(L, -1);
+        else
+            s->defaults[i].i = lua_toboolean(L, -1);
+        s->nfields = i + 1;
+        lua_pop(L, 1);
+    }
+    lua_settop(L, t - 1);
+}
+
+static void read_tags(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *world)
+{
+    if (lua_getfield(L, mod, "tags") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: 'tags' must be an array of strings", s->path);
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+            luaL_error(L, "%s: tags[%d] must be a string", s->path, (int)i);
+        int bit = ljs__world_tag_bit(world, lua_tostring(L, -1), 1);
+        if (bit < 0)
+            luaL_error(L, "%s: too many tag names (at most %d)", s->path, LJS_MAX_TAGS);
+        s->tag_mask |= 1ull << bit;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* reads/writes: arrays of declared field names, resolved to field ids. */
+static uint32_t *read_names(lua_State *L, int mod, const char *key, uint32_t *n, ljs__script_t *s,
+                            ljs__world_t *world)
+{
+    *n = 0;
+    if (lua_getfield(L, mod, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: '%s' must be an array of field names", s->path, key);
+    lua_Integer cnt = luaL_len(L, -1);
+    if (cnt > MAX_SCRIPT_FIELDS)
+        luaL_error(L, "%s: '%s' lists too many fields", s->path, key);
+    uint32_t *ids = xcalloc(L, (size_t)cnt, sizeof *ids);
+    for (lua_Integer i = 1; i <= cnt; i++) {
+        int f = -1;
+        if (lua_rawgeti(L, -1, i) == LUA_TSTRING)
+            f = ljs__world_field_find(world, lua_tostring(L, -1));
+        if (f < 0) {
+            free(ids);
+            luaL_error(L, "%s: %s[%d] is not a declared field", s->path, key, (int)i);
+        }
+        ids[i - 1] = (uint32_t)f;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    *n = (uint32_t)cnt;
+    return ids;
+}
+
+static void read_handlers(lua_State *L, int mod, ljs__script_t *s)
+{
+    uint32_t cnt = 0;
+    lua_pushnil(L);
+    while (lua_next(L, mod) != 0) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1) && !strncmp(lua_tostring(L, -2), "on_", 3) &&
+            lua_tostring(L, -2)[3] != '\0' && strcmp(lua_tostring(L, -2), "on_reload") != 0)
+            cnt++;
+        lua_pop(L, 1);
+    }
+    s->handlers = xcalloc(L, cnt, sizeof *s->handlers);
+    lua_pushnil(L);
+    while (lua_next(L, mod) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (lua_isfunction(L, -1) && !strncmp(k, "on_", 3) && k[3] != '\0' && strcmp(k, "on_reload") != 0) {
+            s->handlers[s->nhandlers] = strdup(k + 3);
+            if (s->handlers[s->nhandlers] == NULL)
+                luaL_error(L, "out of memory");
+            s->nhandlers++;
+        }
+        lua_pop(L, 1);
+    }
+    qsort(s->handlers, s->nhandlers, sizeof *s->handlers, cmp_str);
+}
+
+static void read_meta(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *world)
+{
+    read_fields(L, mod, s, world);
+    read_tags(L, mod, s, world);
+    int ut = lua_getfield(L, mod, "update");
+    if (ut != LUA_TNIL && ut != LUA_TFUNCTION)
+        luaL_error(L, "%s: 'update' must be a function", s->path);
+    s->has_update = ut == LUA_TFUNCTION;
+    lua_pop(L, 1);
+    s->reads = read_names(L, mod, "reads", &s->nreads, s, world);
+    s->writes = read_names(L, mod, "writes", &s->nwrites, s, world);
+    lua_getfield(L, mod, "reads");
+    lua_getfield(L, mod, "writes");
+    s->fast = !lua_isnil(L, -1) || !lua_isnil(L, -2);
+    lua_pop(L, 2);
+    if (s->fast && !s->has_update)
+        luaL_error(L, "%s: 'reads'/'writes' need an 'update' function", s->path);
+    read_handlers(L, mod, s);
+}
+
+/* ---- instances (every worker) ------------------------------------------------ */
+
+/* Build the natural-form wrapper factory for script s and leave it on the
+ * stack: factory(fn) -> function(id, arg, sender, <fields...>). */
+static void push_factory(lua_State *L, const ljs__script_t *s, ljs__world_t *world)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "local self = {id = 0");
+    for (uint32_t i = 0; i < s->nfields; i++) {
+        luaL_addstring(&b, ", ");
+        luaL_addstring(&b, world->fields[s->field_ids[i]].name);
+        luaL_addstring(&b, " = false");
+    }
+    luaL_addstring(&b, "}\nreturn function(fn) return function(id, arg, sender");
+    char v[32];
+    for (uint32_t i = 0; i < s->nfields; i++) {
+        snprintf(v, sizeof v, ", v%u", i);
+        luaL_addstring(&b, v);
+    }
+    luaL_addstring(&b, ")\nself.id = id\n");
+    for (uint32_t i = 0; i < s->nfields; i++) {
+        luaL_addstring(&b, "self.");
+        luaL_addstring(&b, world->fields[s->field_ids[i]].name);
+        snprintf(v, sizeof v, " = v%u\n", i);
+        luaL_addstring(&b, v);
+    }
+    luaL_addstring(&b, "fn(self, arg, sender)\nreturn ");
+    for (uint32_t i = 0; i < s->nfields; i++) {
+        luaL_addstring(&b, i ? ", self." : "self.");
+        luaL_addstring(&b, world->fields[s->field_ids[i]].name);
+    }
+    luaL_addstring(&b, "\nend end\n");
+    luaL_pushresult(&b);
+    size_t len;
+    const char *src = lua_tolstring(L, -1, &len);
+    if (luaL_loadbufferx(L, src, len, "=(ljs self wrapper)", "t") != LUA_OK)
+        lua_error(L);
+    lua_call(L, 0, 1);
+    lua_remove(L, -2); /* the source */
+}
+
+/* Wrap the function on top (natural form) and return a registry ref. */
+static int wrap_ref(lua_State *L, int factory)
+{
+    lua_pushvalue(L, factory);
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Compile and run the module chunk in its own environment; leaves the
+ * module table on the stack. */
+static void push_module(lua_State *L, const ljs__script_t *s)
+{
+    char chunkname[512];
+    snprintf(chunkname, sizeof chunkname, "@%s", s->path);
+    if (luaL_loadbufferx(L, s->source, s->source_len, chunkname, "t") != LUA_OK)
+        lua_error(L);
+    /* The environment: a fresh copy of the sandbox globals. */
+    lua_newtable(L);
+    lua_pushglobaltable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_insert(L, -3); /* env, chunk, env */
+    lua_setupvalue(L, -2, 1);
+    lua_call(L, 0, 1);
+    if (!lua_istable(L, -1))
+        luaL_error(L, "%s: a script must return a table (it returned %s)", s->path, luaL_typename(L, -1));
+    /* From now on a new global is a mistake: state belongs in fields. */
+    lua_pushvalue(L, -2);
+    lua_getfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    lua_remove(L, -2); /* env */
+}
+
+static int instantiate(lua_State *L)
+{
+    load_ctx_t *c = lua_touserdata(L, 1);
+    ljs__world_t *world = &c->w->rt->world;
+    ljs__script_t *s = c->s;
+    ljs__inst_t *inst = &c->w->inst[c->id];
+    push_module(L, s);
+    int mod = lua_gettop(L);
+    if (c->meta)
+        read_meta(L, mod, s, world);
+    push_factory(L, s, world);
+    int factory = lua_gettop(L);
+    inst->handler_refs = xcalloc(L, s->nhandlers, sizeof *inst->handler_refs);
+    for (uint32_t i = 0; i < s->nhandlers; i++)
+        inst->handler_refs[i] = LUA_NOREF;
+    inst->nhandlers = s->nhandlers;
+    if (s->has_update) {
+        lua_getfield(L, mod, "update");
+        inst->update_ref = s->fast ? luaL_ref(L, LUA_REGISTRYINDEX) : wrap_ref(L, factory);
+    }
+    for (uint32_t i = 0; i < s->nhandlers; i++) {
+        lua_pushfstring(L, "on_%s", s->handlers[i]);
+        lua_gettable(L, mod);
+        if (!lua_isfunction(L, -1))
+            luaL_error(L, "%s: on_%s is not a function in every state", s->path, s->handlers[i]);
+        inst->handler_refs[i] = wrap_ref(L, factory);
+    }
+    return 0;
+}
+
+int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
+{
+    lua_State *L = w->L;
+    ljs__inst_t *inst = &w->inst[id];
+    memset(inst, 0, sizeof *inst);
+    inst->update_ref = LUA_NOREF;
+    memset(&w->sstat[id], 0, sizeof w->sstat[id]);
+    load_ctx_t c = {w, &w->rt->scripts[id], id, meta};
+    lua_pushcfunction(L, ljs__state_traceback);
+    lua_pushcfunction(L, instantiate);
+    lua_pushlightuserdata(L, &c);
+    int rc = lua_pcall(L, 1, 0, -3);
+    if (rc == LUA_OK) {
+        lua_pop(L, 1);
+        return LJS_OK;
+    }
+    const char *msg = lua_tostring(L, -1);
+    snprintf(w->errmsg, sizeof w->errmsg, "%s", msg ? msg : "error object is not a string");
+    if (rc == LUA_ERRMEM)
+        snprintf(w->errmsg, sizeof w->errmsg, "%s: out of memory loading the script in worker %u (LJS_STATE_MEM_MB=%u)",
+                 w->rt->scripts[id].path, w->index, w->rt->cfg.state_mem_mb);
+    lua_pop(L, 2);
+    ljs__script_release(w, id);
+    return rc == LUA_ERRMEM ? LJS_ENOMEM : LJS_ESCRIPT;
+}
+
+void ljs__script_release(ljs__worker_t *w, uint32_t id)
+{
+    ljs__inst_t *inst = &w->inst[id];
+    if (inst->update_ref != LUA_NOREF && inst->update_ref != 0)
+        luaL_unref(w->L, LUA_REGISTRYINDEX, inst->update_ref);
+    for (uint32_t i = 0; i < inst->nhandlers; i++)
+        luaL_unref(w->L, LUA_REGISTRYINDEX, inst->handler_refs[i]);
+    free(inst->handler_refs);
+    memset(inst, 0, sizeof *inst);
+    inst->update_ref = LUA_NOREF;
+}
+
+void ljs__script_free(ljs__script_t *s)
+{
+    free(s->path);
+    free(s->name);
+    free(s->source);
+    free(s->field_ids);
+    free(s->defaults);
+    free(s->reads);
+    free(s->writes);
+    for (uint32_t i = 0; i < s->nhandlers; i++)
+        free(s->handlers[i]);
+    free(s->handlers);
+    free(s->ents);
+    memset(s, 0, sizeof *s);
+}
+
+int ljs__script_handler(const ljs__script_t *s, const char *name)
+{
+    /* Handlers are few and sorted; a binary search keeps the event phase
+     * cheap for scripts with many. */
+    uint32_t lo = 0, hi = s->nhandlers;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        int c = strcmp(s->handlers[mid], name);
+        if (c == 0)
+            return (int)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id)
+{
+    const ljs__escripts_t *es = &w->escripts[slot];
+    for (uint32_t i = 0; i < es->n; i++)
+        if (es->ids[i] == id)
+            return 1;
+    return 0;
+}

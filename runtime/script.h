@@ -1,0 +1,70 @@
+/* script.h - loaded scripts: the host-side record (metadata, bindings) and
+ * each worker's instance of it (registry references in that worker's state).
+ *
+ * Invariants: a script slot's metadata and bindings change only on the owner
+ * thread outside frames; workers read them during phases without locks.
+ * Every worker holds an instance of every loaded script, so any batch can
+ * run on any worker. */
+#ifndef LJS_RUNTIME_SCRIPT_H
+#define LJS_RUNTIME_SCRIPT_H
+
+#include "runtime/world.h"
+
+#include <lua.h>
+
+typedef struct ljs__script_s {
+    int used;
+    char *path;
+    char *name;
+    char *source;
+    size_t source_len;
+    /* Declared fields, sorted by name (never by pairs() order). */
+    uint32_t nfields;
+    uint32_t *field_ids;
+    ljs__value_t *defaults;
+    uint64_t tag_mask;
+    int has_update;
+    int fast; /* reads/writes form */
+    uint32_t nreads, nwrites;
+    uint32_t *reads, *writes; /* field ids */
+    /* Event handlers on_<name>, sorted by name. */
+    uint32_t nhandlers;
+    char **handlers;
+    /* Bound entities (slot indices), sorted before each frame if dirty. */
+    uint32_t *ents;
+    uint32_t nents, ents_cap;
+    int ents_dirty;
+} ljs__script_t;
+
+typedef struct ljs__inst_s {
+    int update_ref;    /* natural: generated wrapper; fast: the function */
+    int *handler_refs; /* generated wrappers, script->handlers order */
+    uint32_t nhandlers;
+} ljs__inst_t;
+
+typedef struct ljs__sstat_s {
+    uint64_t calls;
+    uint64_t errors;
+} ljs__sstat_t;
+
+struct ljs_runtime_s;
+struct ljs__worker_s;
+
+/* Load the script into worker `w`'s state (instance `id`), extracting the
+ * metadata too when `meta` is set (worker 0, first). On failure the message
+ * is in w->errmsg. Thread: same-worker. Returns LJS_OK or an error code. */
+LJS_HIDDEN int ljs__script_instantiate(struct ljs__worker_s *w, uint32_t id, int meta);
+
+/* Drop worker `w`'s instance `id`. Thread: same-worker. */
+LJS_HIDDEN void ljs__script_release(struct ljs__worker_s *w, uint32_t id);
+
+/* Free a host record's memory. Thread: owner. */
+LJS_HIDDEN void ljs__script_free(ljs__script_t *s);
+
+/* Index of handler `name` in s->handlers, or -1. Thread: any. */
+LJS_HIDDEN int ljs__script_handler(const ljs__script_t *s, const char *name);
+
+/* 1 if slot `slot` has script `id` attached. Thread: any. */
+LJS_HIDDEN int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id);
+
+#endif

@@ -1,0 +1,333 @@
+/* script_host.c - the host's script API: load into every worker, unload,
+ * attach, detach (owner thread, between frames). */
+#include "runtime/error.h"
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ljs__error(LJS_ENOENT, "cannot open script '%s': %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *p = realloc(buf, cap);
+            if (p == NULL) {
+                free(buf);
+                fclose(f);
+                return ljs__error(LJS_ENOMEM, "out of memory reading '%s'", path);
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return ljs__error(LJS_ENOENT, "cannot read script '%s'", path);
+    }
+    *out = buf;
+    *len = n;
+    return LJS_OK;
+}
+
+/* "dir/mover.lua" -> "mover" */
+static char *script_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 4 && !strcmp(base + n - 4, ".lua"))
+        n -= 4;
+    char *name = malloc(n + 1);
+    if (name != NULL) {
+        memcpy(name, base, n);
+        name[n] = '\0';
+    }
+    return name;
+}
+
+/* Make sure every worker has room for instance `id`. */
+static int reserve_instances(ljs_runtime_t *rt, uint32_t id)
+{
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        ljs__worker_t *w = &rt->workers[i];
+        if (id < w->ninst)
+            continue;
+        uint32_t cap = w->ninst ? w->ninst * 2 : 16;
+        while (cap <= id)
+            cap *= 2;
+        ljs__inst_t *inst = realloc(w->inst, cap * sizeof *inst);
+        if (inst == NULL)
+            return LJS_ENOMEM;
+        w->inst = inst;
+        ljs__sstat_t *st = realloc(w->sstat, cap * sizeof *st);
+        if (st == NULL)
+            return LJS_ENOMEM;
+        w->sstat = st;
+        memset(w->inst + w->ninst, 0, (cap - w->ninst) * sizeof *inst);
+        memset(w->sstat + w->ninst, 0, (cap - w->ninst) * sizeof *st);
+        w->ninst = cap;
+    }
+    return LJS_OK;
+}
+
+static int new_slot(ljs_runtime_t *rt, uint32_t *id)
+{
+    for (uint32_t i = 0; i < rt->nscripts; i++)
+        if (!rt->scripts[i].used) {
+            *id = i;
+            return LJS_OK;
+        }
+    ljs__script_t *p = realloc(rt->scripts, (rt->nscripts + 1) * sizeof *p);
+    if (p == NULL)
+        return LJS_ENOMEM;
+    rt->scripts = p;
+    memset(&rt->scripts[rt->nscripts], 0, sizeof *p);
+    *id = rt->nscripts++;
+    return LJS_OK;
+}
+
+typedef struct load_job_s {
+    ljs_runtime_t *rt;
+    uint32_t id;
+    int rc[LJS_SCHED_MAX_WORKERS];
+} load_job_t;
+
+/* Affine job: instantiate on workers 1..n-1 (worker 0 did it first). */
+static void load_on_worker(void *arg, uint32_t worker)
+{
+    load_job_t *j = arg;
+    if (worker != 0)
+        j->rc[worker] = ljs__script_instantiate(&j->rt->workers[worker], j->id, 0);
+}
+
+typedef struct release_job_s {
+    ljs_runtime_t *rt;
+    uint32_t id;
+    const int *loaded; /* rc array: release only where it loaded */
+} release_job_t;
+
+static void release_on_worker(void *arg, uint32_t worker)
+{
+    release_job_t *j = arg;
+    if (j->loaded == NULL || j->loaded[worker] == LJS_OK)
+        ljs__script_release(&j->rt->workers[worker], j->id);
+}
+
+static int check_loadable(ljs_runtime_t *rt, const char *path)
+{
+    if (rt == NULL || path == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_script_load: NULL argument");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_script_load: not allowed while a frame is running");
+    return LJS_OK;
+}
+
+int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
+{
+    uint32_t id;
+    int rc = check_loadable(rt, path);
+    if (rc != LJS_OK)
+        return rc;
+    char *name = script_name(path);
+    if (name == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    ljs_script_t dup;
+    if (ljs_script_find(rt, name, &dup) == LJS_OK) {
+        rc = ljs__error(LJS_EEXIST, "a script named '%s' is already loaded", name);
+        free(name);
+        return rc;
+    }
+    if ((rc = new_slot(rt, &id)) != LJS_OK || (rc = reserve_instances(rt, id)) != LJS_OK) {
+        free(name);
+        return ljs__error(rc, "out of memory");
+    }
+    ljs__script_t *s = &rt->scripts[id];
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    s->path = strdup(path);
+    if (s->path == NULL) {
+        ljs__script_free(s);
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    }
+    if ((rc = read_file(path, &s->source, &s->source_len)) != LJS_OK) {
+        ljs__script_free(s);
+        return rc;
+    }
+    /* Worker 0 is this thread: load there first, reading the metadata. */
+    rc = ljs__script_instantiate(&rt->workers[0], id, 1);
+    if (rc != LJS_OK) {
+        rc = ljs__error(rc, "%s", rt->workers[0].errmsg);
+        ljs__script_free(s);
+        return rc;
+    }
+    load_job_t *job = calloc(1, sizeof *job);
+    if (job == NULL) {
+        ljs__script_release(&rt->workers[0], id);
+        ljs__script_free(s);
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    }
+    job->rt = rt;
+    job->id = id;
+    ljs__sched_run_on_all(rt->sched, load_on_worker, job);
+    for (uint32_t w = 1; w < rt->nworkers && rc == LJS_OK; w++)
+        if (job->rc[w] != LJS_OK)
+            rc = ljs__error(job->rc[w], "worker %u: %s", w, rt->workers[w].errmsg);
+    if (rc != LJS_OK) {
+        /* All or nothing: no state keeps a script another could not load. */
+        release_job_t rel = {rt, id, job->rc};
+        ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
+        ljs__script_free(s);
+    } else {
+        s->used = 1;
+        if (out != NULL)
+            out->id = id;
+    }
+    free(job);
+    return rc;
+}
+
+static ljs__script_t *live_script(const ljs_runtime_t *rt, ljs_script_t s)
+{
+    if (rt == NULL || s.id >= rt->nscripts || !rt->scripts[s.id].used)
+        return NULL;
+    return &rt->scripts[s.id];
+}
+
+int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out)
+{
+    if (rt == NULL || name == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_script_find: NULL argument");
+    for (uint32_t i = 0; i < rt->nscripts; i++)
+        if (rt->scripts[i].used && !strcmp(rt->scripts[i].name, name)) {
+            if (out != NULL)
+                out->id = i;
+            return LJS_OK;
+        }
+    return ljs__error(LJS_ENOENT, "no script named '%s' is loaded", name);
+}
+
+void ljs__script_detach_slot(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
+{
+    ljs__escripts_t *es = &rt->world.escripts[slot];
+    for (uint32_t i = 0; i < es->n; i++)
+        if (es->ids[i] == id) {
+            memmove(es->ids + i, es->ids + i + 1, (es->n - i - 1) * sizeof *es->ids);
+            es->n--;
+            break;
+        }
+    ljs__script_t *s = &rt->scripts[id];
+    for (uint32_t i = 0; i < s->nents; i++)
+        if (s->ents[i] == slot) {
+            s->ents[i] = s->ents[--s->nents];
+            s->ents_dirty = 1;
+            break;
+        }
+}
+
+int ljs_script_unload(ljs_runtime_t *rt, ljs_script_t s)
+{
+    ljs__script_t *sc = live_script(rt, s);
+    if (sc == NULL)
+        return ljs__error(LJS_ENOENT, "ljs_script_unload: no such script");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_script_unload: not allowed while a frame is running");
+    while (sc->nents > 0)
+        ljs__script_detach_slot(rt, sc->ents[sc->nents - 1], s.id);
+    release_job_t rel = {rt, s.id, NULL};
+    ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
+    ljs__script_free(sc);
+    return LJS_OK;
+}
+
+int ljs__script_attach(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
+{
+    ljs__world_t *w = &rt->world;
+    ljs__script_t *s = &rt->scripts[id];
+    if (ljs__script_bound(w, slot, id))
+        return LJS_OK;
+    ljs__escripts_t *es = &w->escripts[slot];
+    if (es->n == es->cap) {
+        uint32_t cap = es->cap ? es->cap * 2 : 2;
+        uint32_t *p = realloc(es->ids, cap * sizeof *p);
+        if (p == NULL)
+            return LJS_ENOMEM;
+        es->ids = p;
+        es->cap = cap;
+    }
+    if (s->nents == s->ents_cap) {
+        uint32_t cap = s->ents_cap ? s->ents_cap * 2 : 64;
+        uint32_t *p = realloc(s->ents, cap * sizeof *p);
+        if (p == NULL)
+            return LJS_ENOMEM;
+        s->ents = p;
+        s->ents_cap = cap;
+    }
+    es->ids[es->n++] = id;
+    s->ents[s->nents++] = slot;
+    s->ents_dirty = 1;
+    w->tags[slot] |= s->tag_mask;
+    for (uint32_t i = 0; i < s->nfields; i++)
+        if (!w->fields[s->field_ids[i]].present[slot])
+            ljs__world_field_put(w, s->field_ids[i], slot, s->defaults[i]);
+    return LJS_OK;
+}
+
+static int resolve(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s, const char *fn, int64_t *slot)
+{
+    if (rt == NULL)
+        return ljs__error(LJS_EINVAL, "%s: rt is NULL", fn);
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "%s: not allowed while a frame is running", fn);
+    if (live_script(rt, s) == NULL)
+        return ljs__error(LJS_ENOENT, "%s: no such script", fn);
+    *slot = ljs__world_slot(&rt->world, e.id);
+    if (*slot < 0)
+        return ljs__error(LJS_ENOENT, "%s: entity %llu is not alive", fn, (unsigned long long)e.id);
+    return LJS_OK;
+}
+
+int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
+{
+    int64_t slot;
+    int rc = resolve(rt, e, s, "ljs_script_attach", &slot);
+    if (rc == LJS_OK && (rc = ljs__script_attach(rt, (uint32_t)slot, s.id)) != LJS_OK)
+        rc = ljs__error(rc, "ljs_script_attach: out of memory");
+    return rc;
+}
+
+int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
+{
+    int64_t slot;
+    int rc = resolve(rt, e, s, "ljs_script_detach", &slot);
+    if (rc == LJS_OK)
+        ljs__script_detach_slot(rt, (uint32_t)slot, s.id);
+    return rc;
+}
+
+int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out)
+{
+    const ljs__script_t *sc = live_script(rt, s);
+    if (sc == NULL || out == NULL)
+        return ljs__error(LJS_ENOENT, "ljs_script_stats: no such script");
+    memset(out, 0, sizeof *out);
+    for (uint32_t w = 0; w < rt->nworkers; w++) {
+        out->calls += rt->workers[w].sstat[s.id].calls;
+        out->errors += rt->workers[w].sstat[s.id].errors;
+    }
+    out->entities = sc->nents;
+    return LJS_OK;
+}

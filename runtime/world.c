@@ -1,0 +1,215 @@
+/* world.c - entity slots, tags and field columns (see world.h for the
+ * invariants). Everything here runs on the owner thread between script
+ * phases, except the read-only inline lookups in world.h. */
+#include "runtime/world.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ljs__world_init(ljs__world_t *w)
+{
+    memset(w, 0, sizeof *w);
+}
+
+static void free_field(ljs__field_t *f)
+{
+    free(f->name);
+    free(f->cur);
+    free(f->work);
+    free(f->present);
+}
+
+void ljs__world_fini(ljs__world_t *w)
+{
+    for (uint32_t i = 0; i < w->nfields; i++)
+        free_field(&w->fields[i]);
+    for (uint32_t i = 0; i < w->cap; i++)
+        free(w->escripts[i].ids);
+    for (uint32_t i = 0; i < w->ntags; i++)
+        free(w->tag_names[i]);
+    free(w->fields);
+    free(w->gen);
+    free(w->alive);
+    free(w->tags);
+    free(w->escripts);
+    free(w->ectr);
+    free(w->free_slots);
+    memset(w, 0, sizeof *w);
+}
+
+/* Grow `*p` (n elements of `size`) to `cap` elements, zeroing the tail. */
+static int grow(void *p, size_t size, uint32_t n, uint32_t cap)
+{
+    void **pp = p;
+    void *q = realloc(*pp, size * cap);
+    if (q == NULL)
+        return -1;
+    memset((char *)q + size * n, 0, size * (cap - n));
+    *pp = q;
+    return 0;
+}
+
+static int grow_field(ljs__field_t *f, uint32_t n, uint32_t cap)
+{
+    if (grow(&f->cur, sizeof *f->cur, n, cap) || grow(&f->work, sizeof *f->work, n, cap) ||
+        grow(&f->present, 1, n, cap))
+        return -1;
+    return 0;
+}
+
+static int grow_slots(ljs__world_t *w)
+{
+    uint32_t cap = w->cap ? w->cap * 2 : 1024;
+    if (cap <= w->cap)
+        return LJS_EFULL;
+    if (grow(&w->gen, sizeof *w->gen, w->cap, cap) || grow(&w->alive, 1, w->cap, cap) ||
+        grow(&w->tags, sizeof *w->tags, w->cap, cap) || grow(&w->escripts, sizeof *w->escripts, w->cap, cap) || grow(&w->ectr, sizeof *w->ectr, w->cap, cap) ||
+        grow(&w->free_slots, sizeof *w->free_slots, w->cap, cap))
+        return LJS_ENOMEM;
+    for (uint32_t i = 0; i < w->nfields; i++)
+        if (grow_field(&w->fields[i], w->cap, cap))
+            return LJS_ENOMEM;
+    w->cap = cap;
+    return LJS_OK;
+}
+
+int ljs__world_create(ljs__world_t *w, uint64_t *out)
+{
+    uint32_t i;
+    if (w->nfree > 0) {
+        i = w->free_slots[--w->nfree];
+    } else {
+        if (w->nslots == UINT32_MAX)
+            return LJS_EFULL;
+        if (w->nslots == w->cap) {
+            int rc = grow_slots(w);
+            if (rc != LJS_OK)
+                return rc;
+        }
+        i = w->nslots++;
+        w->gen[i] = 1;
+    }
+    w->alive[i] = 1;
+    w->tags[i] = 0;
+    w->ectr[i].frame = UINT64_MAX;
+    w->live++;
+    *out = ljs__world_handle(w, i);
+    return LJS_OK;
+}
+
+int ljs__world_destroy(ljs__world_t *w, uint64_t id)
+{
+    int64_t s = ljs__world_slot(w, id);
+    if (s < 0)
+        return LJS_ENOENT;
+    uint32_t i = (uint32_t)s;
+    w->alive[i] = 0;
+    w->tags[i] = 0;
+    /* Generations stay below 2^31 so a handle is a positive Lua integer. */
+    w->gen[i] = w->gen[i] >= 0x7fffffffu ? 1 : w->gen[i] + 1;
+    w->escripts[i].n = 0;
+    for (uint32_t f = 0; f < w->nfields; f++)
+        w->fields[f].present[i] = 0;
+    w->free_slots[w->nfree++] = i;
+    w->live--;
+    return LJS_OK;
+}
+
+int ljs__world_tag_bit(ljs__world_t *w, const char *name, int add)
+{
+    for (uint32_t i = 0; i < w->ntags; i++)
+        if (!strcmp(w->tag_names[i], name))
+            return (int)i;
+    if (!add || w->ntags == LJS_MAX_TAGS)
+        return -1;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return -1;
+    w->tag_names[w->ntags] = copy;
+    return (int)w->ntags++;
+}
+
+int ljs__world_field_find(const ljs__world_t *w, const char *name)
+{
+    for (uint32_t i = 0; i < w->nfields; i++)
+        if (!strcmp(w->fields[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type)
+{
+    int f = ljs__world_field_find(w, name);
+    if (f >= 0)
+        return w->fields[f].type == type ? f : LJS_ETYPE;
+    if (w->nfields == LJS_MAX_FIELDS)
+        return LJS_EFULL;
+    if (w->nfields == w->fields_cap) {
+        uint32_t cap = w->fields_cap ? w->fields_cap * 2 : 16;
+        if (grow(&w->fields, sizeof *w->fields, w->fields_cap, cap))
+            return LJS_ENOMEM;
+        w->fields_cap = cap;
+    }
+    ljs__field_t *fd = &w->fields[w->nfields];
+    memset(fd, 0, sizeof *fd);
+    fd->name = strdup(name);
+    fd->type = type;
+    atomic_init(&fd->dirty, 0);
+    if (fd->name == NULL || (w->cap && grow_field(fd, 0, w->cap))) {
+        free_field(fd);
+        memset(fd, 0, sizeof *fd);
+        return LJS_ENOMEM;
+    }
+    return (int)w->nfields++;
+}
+
+void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value_t v)
+{
+    ljs__field_t *fd = &w->fields[f];
+    fd->cur[slot] = v;
+    fd->work[slot] = v;
+    fd->present[slot] = 1;
+}
+
+void ljs__world_commit(ljs__world_t *w)
+{
+    for (uint32_t f = 0; f < w->nfields; f++) {
+        ljs__field_t *fd = &w->fields[f];
+        /* Workers set `dirty` during the phase; the phase's join (the
+         * scheduler's completion counter, acquire) orders it before this. */
+        if (atomic_load_explicit(&fd->dirty, memory_order_relaxed)) {
+            memcpy(fd->cur, fd->work, sizeof *fd->cur * w->nslots);
+            atomic_store_explicit(&fd->dirty, 0, memory_order_relaxed);
+        }
+    }
+}
+
+/* splitmix64 finaliser: a cheap, well-mixed 64-bit step. */
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    uint64_t z = h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t ljs__world_digest(const ljs__world_t *w)
+{
+    uint64_t h = 0x6a09e667f3bcc908ull;
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        if (!w->alive[i])
+            continue;
+        h = mix(h, ljs__world_handle(w, i));
+        h = mix(h, w->tags[i]);
+        for (uint32_t f = 0; f < w->nfields; f++) {
+            const ljs__field_t *fd = &w->fields[f];
+            if (!fd->present[i])
+                continue;
+            uint64_t bits;
+            memcpy(&bits, &fd->cur[i], sizeof bits);
+            h = mix(h, ((uint64_t)f << 32) | fd->type);
+            h = mix(h, bits);
+        }
+    }
+    return h;
+}

@@ -1,0 +1,117 @@
+/* world.h - entities, tags and C-side typed fields (structure of arrays).
+ *
+ * Invariants:
+ * - Slot i's handle is (gen[i] << 32) | i; gen starts at 1, so 0 is never a
+ *   handle. Destroying bumps gen, so stale handles are refused.
+ * - Every field column has `cap` slots. Columns are reallocated only by the
+ *   owner thread outside script phases (structural changes are deferred
+ *   during a frame), so workers may read them without locks.
+ * - Double buffer: during a frame an entity's own reads and writes use
+ *   `work`; reads of other entities use `cur` (the last committed frame).
+ *   Commit copies `work` to `cur` for every field written this frame. Host
+ *   writes between frames update both.
+ */
+#ifndef LJS_RUNTIME_WORLD_H
+#define LJS_RUNTIME_WORLD_H
+
+#include "jobs/sched.h"
+
+#include <ljs.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define LJS_MAX_TAGS 64
+#define LJS_MAX_FIELDS 4096
+
+typedef union ljs__value_u {
+    double n;
+    int64_t i; /* integers, and booleans as 0/1 */
+} ljs__value_t;
+
+typedef struct ljs__field_s {
+    char *name;
+    ljs_type_t type;
+    ljs__value_t *cur;
+    ljs__value_t *work;
+    uint8_t *present;
+    atomic_int dirty; /* set by any worker that wrote the column this frame */
+} ljs__field_t;
+
+/* Per-entity counters for the current frame: event/command sequence and
+ * rand() draws. Reset lazily when `frame` is not the current frame, so no
+ * per-frame pass over every entity is needed. Written only by calls of
+ * their own entity, which never run concurrently. */
+typedef struct ljs__ectr_s {
+    uint64_t frame;
+    uint32_t seq;
+    uint32_t rng;
+} ljs__ectr_t;
+
+/* Scripts attached to one entity, in attach order. */
+typedef struct ljs__escripts_s {
+    uint32_t *ids;
+    uint32_t n, cap;
+} ljs__escripts_t;
+
+typedef struct ljs__world_s {
+    uint32_t cap;    /* slots allocated per column */
+    uint32_t nslots; /* slots ever handed out */
+    uint32_t live;
+    uint32_t *gen;
+    uint8_t *alive;
+    uint64_t *tags;
+    ljs__escripts_t *escripts;
+    ljs__ectr_t *ectr;
+    uint32_t *free_slots; /* LIFO, so reuse order is deterministic */
+    uint32_t nfree;
+    char *tag_names[LJS_MAX_TAGS];
+    uint32_t ntags;
+    ljs__field_t *fields;
+    uint32_t nfields, fields_cap;
+} ljs__world_t;
+
+static inline uint32_t ljs__world_index(uint64_t id)
+{
+    return (uint32_t)id;
+}
+
+static inline uint64_t ljs__world_handle(const ljs__world_t *w, uint32_t i)
+{
+    return ((uint64_t)w->gen[i] << 32) | i;
+}
+
+/* Slot of a live handle, or -1. Thread: any (columns are stable in frames). */
+static inline int64_t ljs__world_slot(const ljs__world_t *w, uint64_t id)
+{
+    uint32_t i = ljs__world_index(id);
+    if (i >= w->nslots || !w->alive[i] || w->gen[i] != (uint32_t)(id >> 32))
+        return -1;
+    return i;
+}
+
+LJS_HIDDEN void ljs__world_init(ljs__world_t *w);
+LJS_HIDDEN void ljs__world_fini(ljs__world_t *w);
+
+/* Thread: owner, outside script phases. */
+LJS_HIDDEN int ljs__world_create(ljs__world_t *w, uint64_t *out);
+LJS_HIDDEN int ljs__world_destroy(ljs__world_t *w, uint64_t id);
+
+/* Tag bit for a name, registering it if `add`; -1 if unknown / full. */
+LJS_HIDDEN int ljs__world_tag_bit(ljs__world_t *w, const char *name, int add);
+
+/* Field id for a name, or -1. Thread: any. */
+LJS_HIDDEN int ljs__world_field_find(const ljs__world_t *w, const char *name);
+
+/* Declare (or find) a field of `type`. Returns its id (>= 0) or LJS_ETYPE,
+ * LJS_ENOMEM, LJS_EFULL. Thread: owner, outside script phases. */
+LJS_HIDDEN int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type);
+
+/* Host write of a field value to both buffers. Thread: owner. */
+LJS_HIDDEN void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value_t v);
+
+/* Copy work to cur for every dirty field. Thread: owner, between phases. */
+LJS_HIDDEN void ljs__world_commit(ljs__world_t *w);
+
+LJS_HIDDEN uint64_t ljs__world_digest(const ljs__world_t *w);
+
+#endif

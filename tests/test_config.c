@@ -1,0 +1,112 @@
+/* test_config.c - defaults, LJS_* overrides and their validation. */
+#include "tests/support.h"
+
+#include <ljs.h>
+#include <stdio.h>
+#include <string.h>
+
+static int setup(void **state)
+{
+    ljs_test_clear_env();
+    return 0;
+}
+
+static void test_config_defaults_are_in_range(void **state)
+{
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    assert_int_equal(cfg.workers, 0); /* 0 = online CPUs */
+    assert_int_equal(cfg.state_mem_mb, 256);
+    assert_int_equal(cfg.batch, 256);
+    assert_string_equal(cfg.error, "");
+    assert_int_equal(ljs_config_validate(&cfg), LJS_OK);
+}
+
+static void test_config_env_overrides_default(void **state)
+{
+    ljs_config_t cfg;
+    setenv("LJS_WORKERS", "3", 1);
+    setenv("LJS_STATE_MEM_MB", " 64 ", 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    assert_int_equal(cfg.workers, 3);
+    assert_int_equal(cfg.state_mem_mb, 64);
+    ljs_test_clear_env();
+}
+
+/* Every variable rejects junk, negatives, zero-when-forbidden and values
+ * past its range, naming itself and the range in the message. */
+static void check_rejected(const char *var, const char *value, const char *range)
+{
+    ljs_config_t cfg;
+    ljs_runtime_t *rt = NULL;
+    ljs_test_clear_env();
+    setenv(var, value, 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_EINVAL);
+    assert_non_null(strstr(cfg.error, var));
+    assert_non_null(strstr(cfg.error, range));
+    assert_non_null(strstr(ljs_last_error(), var));
+    /* The runtime refuses such a config, and so does the NULL-config path. */
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_EINVAL);
+    assert_null(rt);
+    assert_non_null(strstr(ljs_last_error(), var));
+    assert_int_equal(ljs_runtime_create(NULL, &rt), LJS_EINVAL);
+    assert_null(rt);
+    unsetenv(var);
+}
+
+static void test_config_bad_env_values_are_rejected_with_name_and_range(void **state)
+{
+    static const char *const junk[] = {"abc", "-1", "1.5", "", "12abc", "99999999999999999999999"};
+#define LJS__CHECK_VAR(type, field, env, def, lo, hi, help)                   \
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)                 \
+        check_rejected(env, junk[i], #lo ".." #hi);                           \
+    if ((lo) > 0)                                                             \
+        check_rejected(env, "0", #lo ".." #hi);                               \
+    {                                                                         \
+        char big[32];                                                         \
+        snprintf(big, sizeof big, "%llu", (unsigned long long)(hi) + 1);      \
+        check_rejected(env, big, #lo ".." #hi);                               \
+    }
+    LJS_CONFIG_MAP(LJS__CHECK_VAR)
+#undef LJS__CHECK_VAR
+}
+
+static void test_config_workers_zero_is_rejected(void **state)
+{
+    check_rejected("LJS_WORKERS", "0", "1..256");
+    check_rejected("LJS_WORKERS", "257", "1..256");
+}
+
+static void test_config_code_overrides_env_and_is_validated(void **state)
+{
+    ljs_config_t cfg;
+    setenv("LJS_BATCH", "64", 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    assert_int_equal(cfg.batch, 64);
+    cfg.batch = 0;
+    assert_int_equal(ljs_config_validate(&cfg), LJS_EINVAL);
+    assert_non_null(strstr(ljs_last_error(), "LJS_BATCH"));
+    ljs_test_clear_env();
+}
+
+static void test_config_error_names_and_texts_come_from_one_table(void **state)
+{
+    assert_string_equal(ljs_errname(LJS_EINVAL), "LJS_EINVAL");
+    assert_string_equal(ljs_errname(LJS_OK), "LJS_OK");
+    assert_string_equal(ljs_strerror(LJS_OK), "success");
+    assert_string_equal(ljs_strerror(12345), "unknown error");
+    assert_true(ljs_version() == LJS_VERSION_NUM);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_config_defaults_are_in_range, setup),
+        cmocka_unit_test_setup(test_config_env_overrides_default, setup),
+        cmocka_unit_test_setup(test_config_bad_env_values_are_rejected_with_name_and_range, setup),
+        cmocka_unit_test_setup(test_config_workers_zero_is_rejected, setup),
+        cmocka_unit_test_setup(test_config_code_overrides_env_and_is_validated, setup),
+        cmocka_unit_test_setup(test_config_error_names_and_texts_come_from_one_table, setup),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,625 @@
+/* ljs_run.c - ljs-run, the demo host: loads a scene directory (its *.lua
+ * scripts and scene.txt), creates the entities the scene asks for and runs
+ * fixed-dt frames, printing one progress line per second and, with --frames,
+ * a final `digest: <16 hex>` line so runs with different worker counts can be
+ * compared. Also runs plain Lua tool files (--exec) and prints the
+ * configuration (--print-config).
+ *
+ * Determinism: scripts are loaded in sorted file-name order, entities are
+ * created in scene order, and their starting positions come from a fixed-seed
+ * splitmix64 stream, so the digest depends only on the scene, --entities,
+ * --frames, --dt and --seed, never on --workers.
+ *
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage (bad arguments or a bad
+ * LJS_* environment variable).
+ */
+#include <ljs.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* Console lines printed per wall-clock second; the rest are counted and
+ * summarised, so a script that logs every frame cannot flood the terminal. */
+#define CONSOLE_LINES_PER_S 20
+
+/* Arena bounds and speed range the host uses for starting positions; the
+ * example scripts wrap at the same size (see examples/arena/scene.txt). */
+#define ARENA_SIZE 1000.0
+#define ARENA_SPEED 60.0
+
+/* ========================================================================
+ * Options
+ * ======================================================================== */
+
+typedef struct options_s {
+    const char *scene_dir;
+    long workers; /* 0: config (LJS_WORKERS or CPUs) */
+    long entities;
+    long frames;    /* 0: no frame limit */
+    double seconds; /* 0: no time limit */
+    double dt;
+    uint64_t seed;
+    int quiet;
+} options_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ljs-run SCENE_DIR [--workers N] [--entities N] [--frames N] [--seconds S]\n"
+               "               [--dt X] [--seed N] [--quiet]\n"
+               "       ljs-run --exec FILE [ARGS...]\n"
+               "       ljs-run --print-config\n"
+               "       ljs-run --help\n"
+               "\n"
+               "Runs the scene in SCENE_DIR (every *.lua script, plus scene.txt: lines\n"
+               "'NAME COUNT [fixed]') with a fixed time step, printing one line per second.\n"
+               "  --workers N    worker threads including this one (default: LJS_WORKERS or CPUs)\n"
+               "  --entities N   total entities to create, scene counts scaled (default 5000)\n"
+               "  --frames N     stop after N frames and print 'digest: <16 hex digits>'\n"
+               "  --seconds S    stop after S seconds of wall-clock time\n"
+               "  --dt X         fixed time step in seconds (default 1/60)\n"
+               "  --seed N       seed of the starting positions (default 1)\n"
+               "  --quiet        no progress lines and no info console lines\n"
+               "  --exec FILE    run a plain Lua file (full standard library, arg = ARGS)\n"
+               "  --print-config print every LJS_* setting, its value and where it came from\n"
+               "With neither --frames nor --seconds it runs until interrupted (Ctrl-C).\n"
+               "Exit status: 0 ok, 1 runtime failure, 2 usage.\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "ljs-run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n");
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+/* Whole-string integer in [lo, hi]. */
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Whole-string finite number in (lo, hi]. */
+static int parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ========================================================================
+ * Config printing
+ * ======================================================================== */
+
+static int print_config(void)
+{
+    ljs_config_t cfg;
+    if (ljs_config_init(&cfg) != LJS_OK) {
+        fprintf(stderr, "ljs-run: %s\n", cfg.error[0] ? cfg.error : ljs_last_error());
+        return EXIT_USAGE;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+#define PRINT_KNOB(type, field, env, def, lo, hi, help)                                             \
+    do {                                                                                            \
+        const char *src = getenv(env) ? "env" : "default";                                          \
+        printf("%-20s %-10" PRIu64 " %-8s %s (%" PRIu64 "..%" PRIu64 ", default %" PRIu64 ")", env, \
+               (uint64_t)cfg.field, src, help, (uint64_t)(lo), (uint64_t)(hi), (uint64_t)(def));    \
+        if (!strcmp(env, "LJS_WORKERS") && cfg.field == 0)                                          \
+            printf(" = %ld CPUs", ncpu);                                                            \
+        printf("\n");                                                                               \
+    } while (0);
+    LJS_CONFIG_MAP(PRINT_KNOB)
+#undef PRINT_KNOB
+    return 0;
+}
+
+/* ========================================================================
+ * Console
+ * ======================================================================== */
+
+typedef struct console_s {
+    int quiet;
+    time_t window;       /* wall-clock second the budget below belongs to */
+    unsigned printed;    /* lines printed in `window` */
+    uint64_t suppressed; /* lines dropped by the rate limit, not yet reported */
+} console_t;
+
+static const char *severity_name(ljs_severity_t s)
+{
+    switch (s) {
+    case LJS_LOG_WARN:
+        return "warn";
+    case LJS_LOG_ERROR:
+        return "error";
+    default:
+        return "info";
+    }
+}
+
+static void console_line(void *ud, const ljs_log_line_t *line)
+{
+    console_t *c = ud;
+    if (c->quiet && line->severity == LJS_LOG_INFO)
+        return;
+    time_t now = time(NULL);
+    if (now != c->window) {
+        c->window = now;
+        c->printed = 0;
+    }
+    if (c->printed >= CONSOLE_LINES_PER_S) {
+        c->suppressed++;
+        return;
+    }
+    c->printed++;
+    const char *script = line->script != NULL && line->script[0] ? line->script : "ljs";
+    if (line->entity != 0)
+        fprintf(stderr, "[%s] frame %" PRIu64 " %s #%" PRIu64 ": %s\n", severity_name(line->severity),
+                line->frame, script, line->entity, line->text);
+    else
+        fprintf(stderr, "[%s] frame %" PRIu64 " %s: %s\n", severity_name(line->severity), line->frame, script,
+                line->text);
+}
+
+static void console_drain(ljs_runtime_t *rt, console_t *c)
+{
+    ljs_console_drain(rt, console_line, c);
+}
+
+/* Report the lines the rate limit held back (called once per second). */
+static void console_flush_suppressed(console_t *c)
+{
+    if (c->suppressed > 0) {
+        fprintf(stderr, "[warn] %" PRIu64 " console lines not shown (more than %d per second)\n",
+                c->suppressed, CONSOLE_LINES_PER_S);
+        c->suppressed = 0;
+    }
+}
+
+/* ========================================================================
+ * --exec
+ * ======================================================================== */
+
+static int exec_file(int argc, char **argv)
+{
+    ljs_runtime_t *rt = NULL;
+    ljs_config_t cfg;
+    if (ljs_config_init(&cfg) != LJS_OK) {
+        fprintf(stderr, "ljs-run: %s\n", cfg.error[0] ? cfg.error : ljs_last_error());
+        return EXIT_USAGE;
+    }
+    int rc = ljs_runtime_create(&cfg, &rt);
+    if (rc != LJS_OK) {
+        fprintf(stderr, "ljs-run: cannot create the runtime: %s: %s\n", ljs_errname(rc), ljs_last_error());
+        return EXIT_RUNTIME;
+    }
+    console_t con = {0};
+    /* argv[0] is FILE (Lua's arg[0]), the rest are its arguments. */
+    rc = ljs_exec_file(rt, argv[0], argc, argv);
+    int status = 0;
+    if (rc != LJS_OK) {
+        /* Copy first: draining the console may be another failing call. */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ljs_last_error());
+        con.quiet = 1; /* the error is printed below; show only what else went wrong */
+        console_drain(rt, &con);
+        fprintf(stderr, "ljs-run: %s: %s: %s\n", argv[0], ljs_errname(rc), msg);
+        status = EXIT_RUNTIME;
+    } else {
+        console_drain(rt, &con);
+    }
+    console_flush_suppressed(&con);
+    ljs_runtime_destroy(rt);
+    return status;
+}
+
+/* ========================================================================
+ * Scene
+ * ======================================================================== */
+
+#define SCENE_MAX_LINES 64
+#define SCENE_NAME_MAX 64
+
+typedef struct scene_line_s {
+    char name[SCENE_NAME_MAX];
+    long count;
+    int fixed;
+    ljs_script_t script;
+} scene_line_t;
+
+typedef struct scene_s {
+    scene_line_t lines[SCENE_MAX_LINES];
+    size_t n;
+} scene_t;
+
+static int parse_scene(const char *dir, scene_t *sc)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/scene.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "ljs-run: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char buf[512];
+    int lineno = 0, rc = 0;
+    sc->n = 0;
+    while (rc == 0 && fgets(buf, sizeof buf, f) != NULL) {
+        lineno++;
+        char *hash = strchr(buf, '#');
+        if (hash != NULL)
+            *hash = '\0';
+        char name[SCENE_NAME_MAX], count[32], flag[32], extra[2];
+        int k = sscanf(buf, "%63s %31s %31s %1s", name, count, flag, extra);
+        if (k <= 0)
+            continue;
+        long c;
+        if (k < 2 || k > 3 || parse_long(count, 0, 100000000, &c) != 0 || (k == 3 && strcmp(flag, "fixed"))) {
+            fprintf(stderr, "ljs-run: %s:%d: expected 'NAME COUNT [fixed]'\n", path, lineno);
+            rc = -1;
+        } else if (sc->n == SCENE_MAX_LINES) {
+            fprintf(stderr, "ljs-run: %s:%d: more than %d lines\n", path, lineno, SCENE_MAX_LINES);
+            rc = -1;
+        } else {
+            scene_line_t *l = &sc->lines[sc->n++];
+            snprintf(l->name, sizeof l->name, "%s", name);
+            l->count = c;
+            l->fixed = k == 3;
+        }
+    }
+    fclose(f);
+    if (rc == 0 && sc->n == 0) {
+        fprintf(stderr, "ljs-run: %s names no scripts\n", path);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int lua_file_filter(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return n > 4 && d->d_name[0] != '.' && !strcmp(d->d_name + n - 4, ".lua");
+}
+
+/* Load every *.lua of `dir`, in sorted order so script ids do not depend on
+ * the directory's on-disk order. */
+static int load_scripts(ljs_runtime_t *rt, const char *dir, int quiet)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, lua_file_filter, alphasort);
+    if (n < 0) {
+        fprintf(stderr, "ljs-run: cannot read %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+        ljs_script_t s;
+        int err = rc == 0 ? ljs_script_load(rt, path, &s) : LJS_OK;
+        if (err != LJS_OK) {
+            fprintf(stderr, "ljs-run: cannot load %s: %s: %s\n", path, ljs_errname(err), ljs_last_error());
+            rc = -1;
+        } else if (rc == 0 && !quiet) {
+            printf("loaded %s\n", path);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (rc == 0 && n == 0) {
+        fprintf(stderr, "ljs-run: no *.lua scripts in %s\n", dir);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): a fixed, portable stream, so the
+ * starting world is the same on every machine. */
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double rand_unit(uint64_t *s)
+{
+    return (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Set `name` to `v` only if the entity holds the field (a script declared
+ * it), so the host never adds fields a scene's scripts do not use. */
+static int init_field(ljs_runtime_t *rt, ljs_entity_t e, const char *name, double v)
+{
+    double old;
+    if (ljs_field_get_number(rt, e, name, &old) != LJS_OK)
+        return LJS_OK;
+    return ljs_field_set_number(rt, e, name, v);
+}
+
+/* Create the scene's entities: counts scaled so the total is about
+ * `entities`, "fixed" lines as written. */
+static int create_entities(ljs_runtime_t *rt, scene_t *sc, long entities, uint64_t seed)
+{
+    long fixed = 0, scaled = 0;
+    for (size_t i = 0; i < sc->n; i++) {
+        if (sc->lines[i].fixed)
+            fixed += sc->lines[i].count;
+        else
+            scaled += sc->lines[i].count;
+    }
+    double scale = scaled > 0 && entities > fixed ? (double)(entities - fixed) / (double)scaled : 0.0;
+    uint64_t rng = seed;
+    for (size_t i = 0; i < sc->n; i++) {
+        scene_line_t *l = &sc->lines[i];
+        int rc = ljs_script_find(rt, l->name, &l->script);
+        if (rc != LJS_OK) {
+            fprintf(stderr, "ljs-run: scene.txt names script '%s', but no %s.lua was loaded\n", l->name,
+                    l->name);
+            return -1;
+        }
+        long count = l->fixed ? l->count : lround((double)l->count * scale);
+        for (long k = 0; k < count; k++) {
+            ljs_entity_t e;
+            rc = ljs_entity_create(rt, &e);
+            if (rc == LJS_OK)
+                rc = ljs_script_attach(rt, e, l->script);
+            /* Draw all four values for every entity, used or not, so one
+             * line's fields never shift another line's positions. */
+            double x = rand_unit(&rng) * ARENA_SIZE, y = rand_unit(&rng) * ARENA_SIZE;
+            double vx = (rand_unit(&rng) * 2.0 - 1.0) * ARENA_SPEED;
+            double vy = (rand_unit(&rng) * 2.0 - 1.0) * ARENA_SPEED;
+            if (rc == LJS_OK)
+                rc = init_field(rt, e, "x", x);
+            if (rc == LJS_OK)
+                rc = init_field(rt, e, "y", y);
+            if (rc == LJS_OK)
+                rc = init_field(rt, e, "vx", vx);
+            if (rc == LJS_OK)
+                rc = init_field(rt, e, "vy", vy);
+            if (rc != LJS_OK) {
+                fprintf(stderr, "ljs-run: cannot create a '%s' entity: %s: %s\n", l->name, ljs_errname(rc),
+                        ljs_last_error());
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ========================================================================
+ * Main loop
+ * ======================================================================== */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One progress line for the window [w_start, now): rates from the counters'
+ * growth, phase times averaged over the window's frames. */
+static void progress_line(ljs_runtime_t *rt, const ljs_stats_t *prev, const ljs_stats_t *cur, double span,
+                          double update_ms, double event_ms)
+{
+    uint64_t frames = cur->frames - prev->frames;
+    uint32_t nworkers = ljs_runtime_config(rt)->workers;
+    /* Memory per state: each one for a few workers, else average and max. */
+    char mem[160];
+    size_t off = 0;
+    uint64_t sum = 0, max = 0;
+    mem[0] = '\0';
+    for (uint32_t w = 0; w < nworkers; w++) {
+        ljs_state_memory_t m;
+        if (ljs_state_memory(rt, w, &m) != LJS_OK)
+            continue;
+        sum += m.current_bytes;
+        max = m.current_bytes > max ? m.current_bytes : max;
+        if (nworkers <= 8)
+            off += (size_t)snprintf(mem + off, sizeof mem - off, "%s%.0f", w ? "/" : "",
+                                    (double)m.current_bytes / 1024.0);
+    }
+    if (nworkers > 8)
+        snprintf(mem, sizeof mem, "avg %.0f max %.0f", (double)sum / 1024.0 / nworkers, (double)max / 1024.0);
+    printf("frame %6" PRIu64 " | %6.1f fps | %9.0f upd/s | %7.0f ev/s | update %6.2f ms | events %6.2f ms"
+           " | state KiB %s | errors %" PRIu64 " | entities %" PRIu32 "\n",
+           cur->frames, (double)frames / span, (double)(cur->updates - prev->updates) / span,
+           (double)(cur->events_delivered - prev->events_delivered) / span,
+           frames ? update_ms / (double)frames : 0.0, frames ? event_ms / (double)frames : 0.0, mem,
+           cur->script_errors, ljs_entity_count(rt));
+    fflush(stdout);
+}
+
+static int run_scene(const options_t *o)
+{
+    ljs_config_t cfg;
+    if (ljs_config_init(&cfg) != LJS_OK) {
+        fprintf(stderr, "ljs-run: %s\n", cfg.error[0] ? cfg.error : ljs_last_error());
+        return EXIT_USAGE;
+    }
+    if (o->workers > 0)
+        cfg.workers = (uint32_t)o->workers;
+    scene_t scene;
+    if (parse_scene(o->scene_dir, &scene) != 0)
+        return EXIT_RUNTIME;
+
+    ljs_runtime_t *rt = NULL;
+    int rc = ljs_runtime_create(&cfg, &rt);
+    if (rc != LJS_OK) {
+        fprintf(stderr, "ljs-run: cannot create the runtime: %s: %s\n", ljs_errname(rc), ljs_last_error());
+        return rc == LJS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    int status = EXIT_RUNTIME;
+    console_t con = {.quiet = o->quiet};
+    if (load_scripts(rt, o->scene_dir, o->quiet) != 0 ||
+        create_entities(rt, &scene, o->entities, o->seed) != 0) {
+        console_drain(rt, &con);
+        goto done;
+    }
+    console_drain(rt, &con);
+    if (!o->quiet) {
+        printf("scene %s: %" PRIu32 " entities, %" PRIu32 " workers, dt %.6g s\n", o->scene_dir,
+               ljs_entity_count(rt), ljs_runtime_config(rt)->workers, o->dt);
+        fflush(stdout);
+    }
+
+    signal(SIGINT, on_sigint);
+    signal(SIGTERM, on_sigint);
+    ljs_stats_t prev, cur;
+    if (ljs_stats_get(rt, &prev) != LJS_OK)
+        memset(&prev, 0, sizeof prev);
+    double start = now_s(), w_start = start, update_ms = 0.0, event_ms = 0.0;
+    long frames = 0;
+    while (!interrupted && (o->frames == 0 || frames < o->frames)) {
+        rc = ljs_frame(rt, o->dt);
+        if (rc != LJS_OK) {
+            console_drain(rt, &con);
+            fprintf(stderr, "ljs-run: frame %ld failed: %s: %s\n", frames, ljs_errname(rc), ljs_last_error());
+            goto done;
+        }
+        frames++;
+        console_drain(rt, &con);
+        if (ljs_stats_get(rt, &cur) == LJS_OK) {
+            update_ms += cur.last_update_ms;
+            event_ms += cur.last_event_ms;
+        }
+        double t = now_s();
+        if (t - w_start >= 1.0) {
+            console_flush_suppressed(&con);
+            if (!o->quiet)
+                progress_line(rt, &prev, &cur, t - w_start, update_ms, event_ms);
+            prev = cur;
+            w_start = t;
+            update_ms = event_ms = 0.0;
+        }
+        if (o->seconds > 0.0 && t - start >= o->seconds)
+            break;
+    }
+    console_flush_suppressed(&con);
+    if (!o->quiet && ljs_stats_get(rt, &cur) == LJS_OK) {
+        double t = now_s();
+        printf("done: %ld frames in %.2f s, %" PRIu64 " updates, %" PRIu64 " events delivered, %" PRIu64
+               " dropped, %" PRIu64 " script errors, %" PRIu32 " entities\n",
+               frames, t - start, cur.updates, cur.events_delivered, cur.events_dropped, cur.script_errors,
+               ljs_entity_count(rt));
+    }
+    status = 0;
+    if (o->frames > 0 && frames < o->frames) {
+        /* Interrupted: a digest of a partial run would look like a result. */
+        fprintf(stderr, "ljs-run: interrupted after %ld of %ld frames, no digest\n", frames, o->frames);
+        status = EXIT_RUNTIME;
+    } else if (o->frames > 0) {
+        printf("digest: %016" PRIx64 "\n", ljs_world_digest(rt));
+    }
+    fflush(stdout);
+
+done:
+    ljs_runtime_destroy(rt);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    options_t o = {.scene_dir = NULL,
+                   .workers = 0,
+                   .entities = 5000,
+                   .frames = 0,
+                   .seconds = 0.0,
+                   .dt = 1.0 / 60.0,
+                   .seed = 1,
+                   .quiet = 0};
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--print-config")) {
+            if (argc != 2)
+                return bad_usage("%s takes no other arguments", a);
+            return print_config();
+        } else if (!strcmp(a, "--exec")) {
+            if (i != 1)
+                return bad_usage("%s must be the first argument", a);
+            if (v == NULL)
+                return bad_usage("%s needs a FILE", a);
+            return exec_file(argc - 2, argv + 2);
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o.quiet = 1;
+        } else if (!strcmp(a, "--workers") || !strcmp(a, "--entities") || !strcmp(a, "--frames") ||
+                   !strcmp(a, "--seconds") || !strcmp(a, "--dt") || !strcmp(a, "--seed")) {
+            if (v == NULL)
+                return bad_usage("%s needs a value", a);
+            i++;
+            if (!strcmp(a, "--workers")) {
+                if (parse_long(v, 1, 256, &n) != 0)
+                    return bad_usage("--workers must be an integer in 1..256, not '%s'", v);
+                o.workers = n;
+            } else if (!strcmp(a, "--entities")) {
+                if (parse_long(v, 0, 100000000, &n) != 0)
+                    return bad_usage("--entities must be an integer in 0..100000000, not '%s'", v);
+                o.entities = n;
+            } else if (!strcmp(a, "--frames")) {
+                if (parse_long(v, 1, LONG_MAX, &n) != 0)
+                    return bad_usage("--frames must be a positive integer, not '%s'", v);
+                o.frames = n;
+            } else if (!strcmp(a, "--seconds")) {
+                if (parse_double(v, 0.0, 1e9, &o.seconds) != 0)
+                    return bad_usage("--seconds must be a positive number, not '%s'", v);
+            } else if (!strcmp(a, "--dt")) {
+                if (parse_double(v, 0.0, 10.0, &o.dt) != 0)
+                    return bad_usage("--dt must be a number in (0, 10], not '%s'", v);
+            } else {
+                if (parse_long(v, 0, LONG_MAX, &n) != 0)
+                    return bad_usage("--seed must be a non-negative integer, not '%s'", v);
+                o.seed = (uint64_t)n;
+            }
+        } else if (a[0] == '-') {
+            return bad_usage("unknown option '%s'", a);
+        } else if (o.scene_dir != NULL) {
+            return bad_usage("more than one SCENE_DIR ('%s')", a);
+        } else {
+            o.scene_dir = a;
+        }
+    }
+    if (o.scene_dir == NULL)
+        return bad_usage("%s", "no SCENE_DIR given");
+    return run_scene(&o);
+}
