@@ -14,9 +14,9 @@
 #include <stdint.h>
 
 typedef struct bench_ctx_s {
-    int json;     /* --json: one JSON line per case instead of tables */
-    int reps;     /* repetitions per measurement (--reps N, default 5) */
-    int quick;    /* --quick: smaller sizes, for smoke tests in CI */
+    int json;         /* --json: one JSON line per case instead of tables */
+    int reps;         /* repetitions per measurement (--reps N, default 5) */
+    int quick;        /* --quick: smaller sizes, for smoke tests in CI */
     unsigned workers; /* all-workers count (default: online CPUs) */
 } bench_ctx_t;
 

@@ -83,13 +83,14 @@ LJS_API const char *ljs_last_error(void);
 /* Every knob, with its environment variable, default and accepted range.
  * X(type, field, ENV_NAME, default, min, max, help)
  * Defaults marked 0 for workers mean "online CPUs". */
-#define LJS_CONFIG_MAP(X)                                                                          \
-    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)") \
-    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")  \
-    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")            \
-    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")        \
+#define LJS_CONFIG_MAP(X)                                                                              \
+    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)")     \
+    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")    \
+    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")                \
+    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")            \
     X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines") \
-    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000, "instructions per script call (0 = off)")
+    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                  \
+      "instructions per script call (0 = off)")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
@@ -149,7 +150,6 @@ typedef struct ljs_state_memory_s {
  * Thread: owner. Blocks: no (relaxed snapshot). Returns LJS_OK, LJS_EINVAL. */
 LJS_API int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_t *out);
 
-
 /* ========================================================================
  * Entities, tags and fields
  * ======================================================================== */
@@ -166,7 +166,7 @@ typedef enum ljs_type_e {
     LJS_TNUMBER = 1,  /* double */
     LJS_TINTEGER = 2, /* int64_t */
     LJS_TBOOLEAN = 3,
-    LJS_TSTRING = 4   /* event payloads only */
+    LJS_TSTRING = 4 /* event payloads only */
 } ljs_type_t;
 
 /* Create an entity (no tags, no fields, no scripts). Structural changes made
@@ -278,7 +278,8 @@ typedef struct ljs_kv_s {
  * entries. Everything is copied. Thread: owner, not during ljs_frame.
  * Returns LJS_OK, LJS_EINVAL (bad name or payload), LJS_ENOMEM. An event to
  * an entity that is dead at delivery is dropped and counted. */
-LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload, size_t n);
+LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload,
+                     size_t n);
 
 /* ========================================================================
  * Frames

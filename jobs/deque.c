@@ -44,6 +44,7 @@ int ljs__deque_init(ljs__deque_t *d, uint32_t capacity)
         atomic_init(&d->buf[i], NULL);
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
+    d->top_cache = 0;
     return 0;
 }
 
@@ -57,11 +58,16 @@ int ljs__deque_push(ljs__deque_t *d, void *item)
 {
     /* relaxed: only this thread writes bottom. */
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
-    /* acquire: pairs with the thieves' CAS on top, so a thief's read of the
-     * slot we are about to reuse happens before our overwrite of it. */
-    int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
-    if (b - t > d->mask)
-        return 0; /* full; t may be stale, which only makes us say full early */
+    /* Owner-side cache of top: top only grows, so a stale value can only
+     * make the deque look fuller than it is. Re-read the shared line (which
+     * thieves keep writing) only when the cached value says full. */
+    if (b - d->top_cache > d->mask) {
+        /* acquire: pairs with the thieves' CAS on top, so a thief's read of
+         * the slot we are about to reuse happens before our overwrite. */
+        d->top_cache = atomic_load_explicit(&d->top, memory_order_acquire);
+        if (b - d->top_cache > d->mask)
+            return 0; /* full (t may still be stale: we only say full early) */
+    }
     /* relaxed: published by the release store of bottom below. */
     atomic_store_explicit(&d->buf[b & d->mask], item, memory_order_relaxed);
     /* release: makes the slot and the job's contents visible to a thief that

@@ -36,6 +36,7 @@ typedef struct ljs__deque_s {
     _Alignas(64) _Atomic int64_t bottom;
     _Alignas(64) _Atomic(void *) *buf; /* read-only after init */
     int64_t mask;                      /* capacity - 1 */
+    int64_t top_cache;                 /* owner only: a past value of top */
 } ljs__deque_t;
 
 /* ljs__deque_steal results. */

@@ -120,7 +120,8 @@ static int api_get(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    ljs__api_push_field(L, &world->fields[f], (uint32_t)slot, (uint32_t)slot == w->cur_slot && w->cur_id != 0);
+    ljs__api_push_field(L, &world->fields[f], (uint32_t)slot,
+                        (uint32_t)slot == w->cur_slot && w->cur_id != 0);
     return 1;
 }
 
@@ -134,8 +135,10 @@ static int api_set(lua_State *L)
     int f = field_arg(L, world, 2);
     luaL_checkany(L, 3);
     if (slot != (int64_t)w->cur_slot)
-        return luaL_error(L, "cannot write field '%s' of another entity: a script writes only its own "
-                             "entity (send it an event instead)", name);
+        return luaL_error(L,
+                          "cannot write field '%s' of another entity: a script writes only its own "
+                          "entity (send it an event instead)",
+                          name);
     if (f < 0)
         return luaL_error(L, "unknown field '%s' (declare it in a script's fields)", name);
     ljs__api_store_field(L, world, (uint32_t)f, (uint32_t)slot, 3, 0, w->rt->scripts[w->cur_script].name);
@@ -161,8 +164,8 @@ static uint32_t next_seq(ljs__worker_t *w)
     return counters(w)->seq++;
 }
 
-static void push_msg(lua_State *L, ljs__worker_t *w, uint32_t kind, uint64_t target, const char *name, size_t len,
-                     int payload)
+static void push_msg(lua_State *L, ljs__worker_t *w, uint32_t kind, uint64_t target, const char *name,
+                     size_t len, int payload)
 {
     ljs__msg_t head = {target, w->cur_id, next_seq(w), kind, 0, 0};
     ljs__msg_push_lua(L, &w->out, &head, name, len, payload);
@@ -246,7 +249,8 @@ static int api_log(lua_State *L)
     }
     luaL_pushresult(&b);
     const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
-    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", lua_tostring(L, -1));
+    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s",
+                     lua_tostring(L, -1));
     return 0;
 }
 
@@ -295,16 +299,17 @@ static int api_frame(lua_State *L)
 
 static int env_guard(lua_State *L)
 {
-    return luaL_error(L, "assignment to undeclared global '%s': script state belongs in fields (self.x); "
-                         "globals are per worker thread",
+    return luaL_error(L,
+                      "assignment to undeclared global '%s': script state belongs in fields (self.x); "
+                      "globals are per worker thread",
                       lua_tostring(L, 2));
 }
 
 int ljs__api_open(lua_State *L)
 {
     static const luaL_Reg plain[] = {
-        {"send", api_send},   {"spawn", api_spawn}, {"destroy", api_destroy}, {"query", api_query},
-        {"log", api_log},     {"rand", api_rand},   {"frame", api_frame},     {NULL, NULL},
+        {"send", api_send}, {"spawn", api_spawn}, {"destroy", api_destroy}, {"query", api_query},
+        {"log", api_log},   {"rand", api_rand},   {"frame", api_frame},     {NULL, NULL},
     };
     lua_pushglobaltable(L);
     luaL_setfuncs(L, plain, 0);

@@ -32,15 +32,16 @@ static int parse_u64(const char *s, unsigned long long *out)
     return 0;
 }
 
-static int bad_value(ljs_config_t *cfg, const char *env, const char *val, const char *why, unsigned long long lo,
-                     unsigned long long hi)
+static int bad_value(ljs_config_t *cfg, const char *env, const char *val, const char *why,
+                     unsigned long long lo, unsigned long long hi)
 {
     snprintf(cfg->error, sizeof cfg->error, "%s='%s': %s (accepted: %llu..%llu)", env, val, why, lo, hi);
     return ljs__error(LJS_EINVAL, "%s", cfg->error);
 }
 
 /* Apply one variable if set. Returns LJS_OK or LJS_EINVAL. */
-static int env_u32(ljs_config_t *cfg, uint32_t *field, const char *env, unsigned long long lo, unsigned long long hi)
+static int env_u32(ljs_config_t *cfg, uint32_t *field, const char *env, unsigned long long lo,
+                   unsigned long long hi)
 {
     const char *val = getenv(env);
     unsigned long long v;
@@ -84,10 +85,11 @@ int ljs_config_validate(const ljs_config_t *cfg)
         return ljs__error(LJS_EINVAL, "config is NULL");
     if (cfg->error[0] != '\0')
         return ljs__error(LJS_EINVAL, "%s", cfg->error);
-#define LJS__CONFIG_CHECK(type, field, env, def, lo, hi, help)                                                 \
-    if (!in_range(cfg->field, lo, hi) && !((def) == 0 && cfg->field == 0))                                    \
-        return ljs__error(LJS_EINVAL, "config.%s=%llu (%s): out of range (accepted: %llu..%llu)", #field,     \
-                          (unsigned long long)cfg->field, env, (unsigned long long)(lo), (unsigned long long)(hi));
+#define LJS__CONFIG_CHECK(type, field, env, def, lo, hi, help)                                            \
+    if (!in_range(cfg->field, lo, hi) && !((def) == 0 && cfg->field == 0))                                \
+        return ljs__error(LJS_EINVAL, "config.%s=%llu (%s): out of range (accepted: %llu..%llu)", #field, \
+                          (unsigned long long)cfg->field, env, (unsigned long long)(lo),                  \
+                          (unsigned long long)(hi));
     LJS_CONFIG_MAP(LJS__CONFIG_CHECK)
 #undef LJS__CONFIG_CHECK
     return LJS_OK;

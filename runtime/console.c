@@ -37,8 +37,8 @@ void ljs__console_fini(ljs__console_t *c)
     c->lines = NULL;
 }
 
-void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t frame, uint64_t entity, const char *script,
-                      const char *fmt, ...)
+void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t frame, uint64_t entity,
+                      const char *script, const char *fmt, ...)
 {
     char buf[4096];
     va_list ap;

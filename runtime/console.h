@@ -32,7 +32,8 @@ LJS_HIDDEN void ljs__console_fini(ljs__console_t *c);
 
 /* Append a line (copied). Thread: any. Blocks: briefly (mutex). */
 LJS_HIDDEN void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t frame, uint64_t entity,
-                                 const char *script, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+                                 const char *script, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 LJS_HIDDEN uint64_t ljs__console_dropped(ljs__console_t *c);
 

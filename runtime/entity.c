@@ -114,7 +114,8 @@ static int locate(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int
     return LJS_OK;
 }
 
-static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs__value_t *v, ljs_type_t *t)
+static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs__value_t *v,
+                     ljs_type_t *t)
 {
     int64_t slot;
     int f;
@@ -185,7 +186,8 @@ static int set_value(ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs_ty
             return ljs__error(LJS_ETYPE, "field '%s' is an integer; %g is not integral", name, v.n);
         v.i = (int64_t)v.n;
     } else if (t != given)
-        return ljs__error(LJS_ETYPE, "field '%s' is not a %s", name, given == LJS_TBOOLEAN ? "boolean" : "number");
+        return ljs__error(LJS_ETYPE, "field '%s' is not a %s", name,
+                          given == LJS_TBOOLEAN ? "boolean" : "number");
     ljs__world_field_put(&rt->world, (uint32_t)f, (uint32_t)slot, v);
     return LJS_OK;
 }

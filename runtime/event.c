@@ -151,8 +151,10 @@ static void put_scalar_lua(lua_State *L, ljs__msgbuf_t *b, int idx, const char *
         break;
     }
     default:
-        luaL_error(L, "bad payload %s: a %s (payloads hold nil, numbers, booleans, strings or a flat table of those)",
-                   where, luaL_typename(L, idx));
+        luaL_error(
+            L,
+            "bad payload %s: a %s (payloads hold nil, numbers, booleans, strings or a flat table of those)",
+            where, luaL_typename(L, idx));
     }
     if (r)
         oom(L);
@@ -220,8 +222,8 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
     }
 }
 
-void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name, size_t name_len,
-                       int idx)
+void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
+                       size_t name_len, int idx)
 {
     idx = lua_absindex(L, idx);
     size_t start = b->nbytes;

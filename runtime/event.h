@@ -52,8 +52,8 @@ LJS_HIDDEN void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg
 
 /* Encode from the host's key/value array. Returns LJS_OK, LJS_EINVAL,
  * LJS_ENOMEM. */
-LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name, const ljs_kv_t *kv,
-                                size_t n);
+LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
+                                const ljs_kv_t *kv, size_t n);
 
 /* The message's name (NUL-terminated inside the buffer). */
 LJS_HIDDEN const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m);

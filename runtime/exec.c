@@ -28,24 +28,39 @@ typedef struct batch_s {
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     ljs__worker_t *w = ljs__worker_of(L);
-    lua_getinfo(L, "Sl", ar);
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "%s:%d: instruction budget exceeded (LJS_SCRIPT_BUDGET=%u)", ar->short_src, ar->currentline,
-               w->rt->cfg.script_budget);
+    /* In a hook the running function is level 0 (luaL_error would name its
+     * caller), so take file:line from the hook's own activation record. */
+    lua_getinfo(L, "Sl", ar);
+    lua_pushfstring(L, "%s:%d: instruction budget exceeded (LJS_SCRIPT_BUDGET=%d)", ar->short_src,
+                    ar->currentline, (int)w->rt->cfg.script_budget);
+    lua_error(L);
 }
 
-static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
+void ljs__exec_arm_budget(ljs__worker_t *w)
 {
-    w->cur_id = id;
-    w->cur_slot = slot;
     /* Re-arming the count hook resets its counter, so each call gets the
      * whole budget. Off by default: a count hook makes the VM ~2x slower. */
     if (w->rt->cfg.script_budget)
         lua_sethook(w->L, budget_hook, LUA_MASKCOUNT, (int)w->rt->cfg.script_budget);
 }
 
+void ljs__exec_disarm_budget(ljs__worker_t *w)
+{
+    if (w->rt->cfg.script_budget)
+        lua_sethook(w->L, NULL, 0, 0);
+}
+
+static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
+{
+    w->cur_id = id;
+    w->cur_slot = slot;
+    ljs__exec_arm_budget(w);
+}
+
 /* Push the values of fields ids[0..n) of `slot` (own entity view). */
-static void push_fields(lua_State *L, const ljs__world_t *world, const uint32_t *ids, uint32_t n, uint32_t slot)
+static void push_fields(lua_State *L, const ljs__world_t *world, const uint32_t *ids, uint32_t n,
+                        uint32_t slot)
 {
     for (uint32_t i = 0; i < n; i++)
         ljs__api_push_field(L, &world->fields[ids[i]], slot, 1);
@@ -159,8 +174,9 @@ static void report(batch_t *b, int rc)
                          "abandoned",
                          b->s->path, b->what, (unsigned long long)w->cur_id, rt->cfg.state_mem_mb);
     else
-        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name, "%s of entity %llu: %s",
-                         b->what, (unsigned long long)w->cur_id, msg ? msg : "(error object is not a string)");
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
+                         "%s of entity %llu: %s", b->what, (unsigned long long)w->cur_id,
+                         msg ? msg : "(error object is not a string)");
 }
 
 static void run_batch(batch_t *b, lua_CFunction fn)
@@ -178,8 +194,7 @@ static void run_batch(batch_t *b, lua_CFunction fn)
         }
         lua_settop(L, top);
     }
-    if (b->w->rt->cfg.script_budget)
-        lua_sethook(L, NULL, 0, 0);
+    ljs__exec_disarm_budget(b->w);
     b->w->cur_id = 0;
 }
 

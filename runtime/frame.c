@@ -215,7 +215,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     rt->last.last_commit_ms = t3 - t2;
     rt->last.last_frame_ms = t3 - t0;
     if (rc != LJS_OK)
-        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "", "frame %llu: out of memory queueing events",
-                         (unsigned long long)rt->frame);
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "",
+                         "frame %llu: out of memory queueing events", (unsigned long long)rt->frame);
     return rc;
 }

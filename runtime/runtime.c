@@ -197,8 +197,11 @@ int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs
     ljs__msg_t head = {target.id, 0, rt->host_seq++, LJS__MSG_EVENT, 0, 0};
     int rc = ljs__msg_push_kv(&rt->events, &head, name, payload, n);
     if (rc == LJS_EINVAL)
-        return ljs__error(rc, "ljs_send('%s'): bad payload (keys must be set for tables, strings non-NULL, at most "
-                              "256 entries)", name);
+        return ljs__error(
+            rc,
+            "ljs_send('%s'): bad payload (keys must be set for tables, strings non-NULL, at most "
+            "256 entries)",
+            name);
     if (rc != LJS_OK)
         return ljs__error(rc, "ljs_send: out of memory");
     rt->events_sent++;
@@ -256,7 +259,8 @@ int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
     /* Worker 0's allocator is this thread's: same heap, limit, accounting. */
     lua_State *L = ljs__state_create_trusted(&rt->workers[0].alloc);
     if (L == NULL)
-        return ljs__error(LJS_ENOMEM, "cannot create a Lua state (LJS_STATE_MEM_MB=%u)", rt->cfg.state_mem_mb);
+        return ljs__error(LJS_ENOMEM, "cannot create a Lua state (LJS_STATE_MEM_MB=%u)",
+                          rt->cfg.state_mem_mb);
     lua_pushcfunction(L, ljs__state_traceback);
     lua_pushcfunction(L, exec_main);
     lua_pushlightuserdata(L, (void *)path);

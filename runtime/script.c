@@ -13,6 +13,7 @@
  * All raising Lua calls run inside lua_pcall. */
 #include "runtime/script.h"
 
+#include "runtime/exec.h"
 #include "runtime/runtime.h"
 #include "runtime/state.h"
 
@@ -101,7 +102,7 @@ static void read_fields(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *w
     uint32_t n;
     const char **keys = sorted_keys(L, t, &n, "fields", s->path);
     if (n > MAX_SCRIPT_FIELDS)
-        luaL_error(L, "%s: %u fields (at most %d per script)", s->path, n, MAX_SCRIPT_FIELDS);
+        luaL_error(L, "%s: %d fields (at most %d per script)", s->path, (int)n, MAX_SCRIPT_FIELDS);
     s->field_ids = xcalloc(L, n, sizeof *s->field_ids);
     s->defaults = xcalloc(L, n, sizeof *s->defaults);
     for (uint32_t i = 0; i < n; i++) {
@@ -110,8 +111,8 @@ static void read_fields(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *w
         lua_getfield(L, t, keys[i]);
         ljs_type_t ty = lua_field_type(L, -1);
         if (ty == LJS_TNIL)
-            luaL_error(L, "%s: field '%s' default must be a number, integer or boolean (got %s)", s->path, keys[i],
-                       luaL_typename(L, -1));
+            luaL_error(L, "%s: field '%s' default must be a number, integer or boolean (got %s)", s->path,
+                       keys[i], luaL_typename(L, -1));
         int f = ljs__world_field_declare(world, keys[i], ty);
         if (f == LJS_ETYPE)
             luaL_error(L, "%s: field '%s' is declared elsewhere with another type", s->path, keys[i]);
@@ -187,8 +188,9 @@ static void read_handlers(lua_State *L, int mod, ljs__script_t *s)
     uint32_t cnt = 0;
     lua_pushnil(L);
     while (lua_next(L, mod) != 0) {
-        if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1) && !strncmp(lua_tostring(L, -2), "on_", 3) &&
-            lua_tostring(L, -2)[3] != '\0' && strcmp(lua_tostring(L, -2), "on_reload") != 0)
+        if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1) &&
+            !strncmp(lua_tostring(L, -2), "on_", 3) && lua_tostring(L, -2)[3] != '\0' &&
+            strcmp(lua_tostring(L, -2), "on_reload") != 0)
             cnt++;
         lua_pop(L, 1);
     }
@@ -351,7 +353,9 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     lua_pushcfunction(L, ljs__state_traceback);
     lua_pushcfunction(L, instantiate);
     lua_pushlightuserdata(L, &c);
+    ljs__exec_arm_budget(w); /* a chunk that never returns must not hang the load */
     int rc = lua_pcall(L, 1, 0, -3);
+    ljs__exec_disarm_budget(w);
     if (rc == LUA_OK) {
         lua_pop(L, 1);
         return LJS_OK;
@@ -359,7 +363,8 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     const char *msg = lua_tostring(L, -1);
     snprintf(w->errmsg, sizeof w->errmsg, "%s", msg ? msg : "error object is not a string");
     if (rc == LUA_ERRMEM)
-        snprintf(w->errmsg, sizeof w->errmsg, "%s: out of memory loading the script in worker %u (LJS_STATE_MEM_MB=%u)",
+        snprintf(w->errmsg, sizeof w->errmsg,
+                 "%s: out of memory loading the script in worker %u (LJS_STATE_MEM_MB=%u)",
                  w->rt->scripts[id].path, w->index, w->rt->cfg.state_mem_mb);
     lua_pop(L, 2);
     ljs__script_release(w, id);

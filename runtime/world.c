@@ -63,7 +63,9 @@ static int grow_slots(ljs__world_t *w)
     if (cap <= w->cap)
         return LJS_EFULL;
     if (grow(&w->gen, sizeof *w->gen, w->cap, cap) || grow(&w->alive, 1, w->cap, cap) ||
-        grow(&w->tags, sizeof *w->tags, w->cap, cap) || grow(&w->escripts, sizeof *w->escripts, w->cap, cap) || grow(&w->ectr, sizeof *w->ectr, w->cap, cap) ||
+        grow(&w->tags, sizeof *w->tags, w->cap, cap) ||
+        grow(&w->escripts, sizeof *w->escripts, w->cap, cap) ||
+        grow(&w->ectr, sizeof *w->ectr, w->cap, cap) ||
         grow(&w->free_slots, sizeof *w->free_slots, w->cap, cap))
         return LJS_ENOMEM;
     for (uint32_t i = 0; i < w->nfields; i++)

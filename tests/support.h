@@ -29,8 +29,9 @@ static const unsigned ljs_test_worker_counts[] = {1, 2, 4, 8};
 /* Clear every LJS_* variable a test might inherit from the environment. */
 static inline void ljs_test_clear_env(void)
 {
-    static const char *const vars[] = {"LJS_WORKERS", "LJS_STATE_MEM_MB", "LJS_SPIN", "LJS_BATCH",
-                                       "LJS_CONSOLE_LINES", "LJS_SCRIPT_BUDGET", "LJS_SCRIPT_TIMEOUT_MS"};
+    static const char *const vars[] = {
+        "LJS_WORKERS",       "LJS_STATE_MEM_MB",     "LJS_SPIN", "LJS_BATCH", "LJS_CONSOLE_LINES",
+        "LJS_SCRIPT_BUDGET", "LJS_SCRIPT_TIMEOUT_MS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }

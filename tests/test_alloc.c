@@ -71,9 +71,11 @@ static void test_alloc_sandbox_has_no_io_os_debug_package_or_binary_load(void **
     assert_int_equal(run(L, "assert(string and table and math and utf8 and coroutine)"), LUA_OK);
     /* load still works on text, never on bytecode. */
     assert_int_equal(run(L, "assert(load('return 1 + 1')() == 2)"), LUA_OK);
-    assert_int_equal(run(L, "local f, e = load(string.dump(function() end)) assert(f == nil and e:find('binary'))"),
-                     LUA_OK); /* string.dump exists; loading its output must fail */
-    assert_int_equal(run(L, "local f, e = load('\\27Lua', 'x', 'b') assert(f == nil and e:find('binary'))"), LUA_OK);
+    assert_int_equal(
+        run(L, "local f, e = load(string.dump(function() end)) assert(f == nil and e:find('binary'))"),
+        LUA_OK); /* string.dump exists; loading its output must fail */
+    assert_int_equal(run(L, "local f, e = load('\\27Lua', 'x', 'b') assert(f == nil and e:find('binary'))"),
+                     LUA_OK);
     assert_int_equal(run(L, "local env = {y = 5} assert(load('return y', 'c', 'bt', env)() == 5)"), LUA_OK);
     close_state(L, &a);
 }

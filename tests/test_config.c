@@ -57,15 +57,15 @@ static void check_rejected(const char *var, const char *value, const char *range
 static void test_config_bad_env_values_are_rejected_with_name_and_range(void **state)
 {
     static const char *const junk[] = {"abc", "-1", "1.5", "", "12abc", "99999999999999999999999"};
-#define LJS__CHECK_VAR(type, field, env, def, lo, hi, help)                   \
-    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)                 \
-        check_rejected(env, junk[i], #lo ".." #hi);                           \
-    if ((lo) > 0)                                                             \
-        check_rejected(env, "0", #lo ".." #hi);                               \
-    {                                                                         \
-        char big[32];                                                         \
-        snprintf(big, sizeof big, "%llu", (unsigned long long)(hi) + 1);      \
-        check_rejected(env, big, #lo ".." #hi);                               \
+#define LJS__CHECK_VAR(type, field, env, def, lo, hi, help)              \
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)            \
+        check_rejected(env, junk[i], #lo ".." #hi);                      \
+    if ((lo) > 0)                                                        \
+        check_rejected(env, "0", #lo ".." #hi);                          \
+    {                                                                    \
+        char big[32];                                                    \
+        snprintf(big, sizeof big, "%llu", (unsigned long long)(hi) + 1); \
+        check_rejected(env, big, #lo ".." #hi);                          \
     }
     LJS_CONFIG_MAP(LJS__CHECK_VAR)
 #undef LJS__CHECK_VAR

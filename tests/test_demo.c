@@ -18,10 +18,16 @@
 #include <string.h>
 
 #define ARENA_DIR LJS_SOURCE_DIR "/examples/arena"
-#define DEMO_ENTITIES 2000
 /* Long enough for predators to find, bite and kill prey and for the
- * spawner to refill (it checks every 30 frames). */
-#define DEMO_FRAMES (600 / LJS_TEST_SCALE)
+ * spawner to refill (it checks every 30 frames; the first kills come after
+ * about 120 frames). Sanitizer builds run a smaller arena, not fewer frames. */
+#if LJS_TEST_SCALE > 1
+#define DEMO_ENTITIES 500
+#define DEMO_FRAMES 400
+#else
+#define DEMO_ENTITIES 2000
+#define DEMO_FRAMES 600
+#endif
 
 typedef struct demo_result_s {
     uint64_t digest;

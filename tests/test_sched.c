@@ -402,8 +402,13 @@ static void test_sched_idle_workers_park_and_use_no_cpu(void **state)
         parks += st.parks;
     }
     assert_true(parks >= 3);
-    /* Parked workers wake up for new work. */
+    /* Parked workers wake up for new work, stealable or affine. */
     check_cover(s, 100000, 10);
+    sleep_ms(50);
+    affine_t a = {.s = s};
+    ljs__sched_run_on_all(s, on_all_job, &a);
+    for (uint32_t w = 0; w < 4; w++)
+        assert_int_equal(atomic_load(&a.per_worker[w]), 1);
     ljs__sched_destroy(s);
 }
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_RUNTIME 1
@@ -142,6 +143,7 @@ static int print_config(void)
 
 typedef struct console_s {
     int quiet;
+    int skip_errors;     /* --exec failure: the error is printed from ljs_last_error() */
     time_t window;       /* wall-clock second the budget below belongs to */
     unsigned printed;    /* lines printed in `window` */
     uint64_t suppressed; /* lines dropped by the rate limit, not yet reported */
@@ -162,7 +164,7 @@ static const char *severity_name(ljs_severity_t s)
 static void console_line(void *ud, const ljs_log_line_t *line)
 {
     console_t *c = ud;
-    if (c->quiet && line->severity == LJS_LOG_INFO)
+    if ((c->quiet && line->severity == LJS_LOG_INFO) || (c->skip_errors && line->severity == LJS_LOG_ERROR))
         return;
     time_t now = time(NULL);
     if (now != c->window) {
@@ -216,14 +218,14 @@ static int exec_file(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     console_t con = {0};
-    /* argv[0] is FILE (Lua's arg[0]), the rest are its arguments. */
-    rc = ljs_exec_file(rt, argv[0], argc, argv);
+    /* argv[0] is FILE (Lua's arg[0]); ARGS become arg[1..]. */
+    rc = ljs_exec_file(rt, argv[0], argc - 1, argv + 1);
     int status = 0;
     if (rc != LJS_OK) {
         /* Copy first: draining the console may be another failing call. */
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", ljs_last_error());
-        con.quiet = 1; /* the error is printed below; show only what else went wrong */
+        con.skip_errors = 1; /* the console's copy of the error would print it twice */
         console_drain(rt, &con);
         fprintf(stderr, "ljs-run: %s: %s: %s\n", argv[0], ljs_errname(rc), msg);
         status = EXIT_RUNTIME;
@@ -495,8 +497,14 @@ static int run_scene(const options_t *o)
         fflush(stdout);
     }
 
-    signal(SIGINT, on_sigint);
-    signal(SIGTERM, on_sigint);
+    /* Ctrl-C ends the run after the current frame, so the summary still
+     * prints and the runtime is torn down cleanly. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     ljs_stats_t prev, cur;
     if (ljs_stats_get(rt, &prev) != LJS_OK)
         memset(&prev, 0, sizeof prev);
@@ -537,9 +545,10 @@ static int run_scene(const options_t *o)
     }
     status = 0;
     if (o->frames > 0 && frames < o->frames) {
-        /* Interrupted: a digest of a partial run would look like a result. */
-        fprintf(stderr, "ljs-run: interrupted after %ld of %ld frames, no digest\n", frames, o->frames);
-        status = EXIT_RUNTIME;
+        /* A digest of a partial run would look like a result. */
+        fprintf(stderr, "ljs-run: %s after %ld of %ld frames, no digest\n",
+                interrupted ? "interrupted" : "--seconds limit reached", frames, o->frames);
+        status = interrupted ? EXIT_RUNTIME : 0;
     } else if (o->frames > 0) {
         printf("digest: %016" PRIx64 "\n", ljs_world_digest(rt));
     }
@@ -621,5 +630,8 @@ int main(int argc, char **argv)
     }
     if (o.scene_dir == NULL)
         return bad_usage("%s", "no SCENE_DIR given");
+    struct stat st;
+    if (stat(o.scene_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return bad_usage("SCENE_DIR '%s' is not a directory", o.scene_dir);
     return run_scene(&o);
 }

@@ -1,5 +1,5 @@
 -- predator.lua: hunts prey. Picks a target only when it has none (and then
--- only on about one frame in 20: query() scans every entity), chases it across
+-- only on about one frame in 60: query() scans every entity), chases it across
 -- the wrapping arena, bites when close (event "hit"), and eats when the prey
 -- reports its death (event "fed"). Hunger slowly eats its hp; at 0 it dies.
 local SIZE = 1000.0
@@ -49,7 +49,7 @@ return {
 
     -- Look for prey: sample a few candidates of the (sorted) query result and
     -- take the nearest one.
-    if target == 0 and rand(id, 20) == 1 then
+    if target == 0 and rand(id, 60) == 1 then
       local prey = query("prey")
       local n = #prey
       local best_d = math.huge
