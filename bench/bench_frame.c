@@ -15,10 +15,11 @@
  * directory at run time (ljs loads scripts from files) and removed after.
  *
  * Every world of one (size, script) runs the same number of frames from the
- * same start, interleaved rep by rep so machine noise hits all of them alike.
- * Afterwards the runs must agree (sum of x; for heavy also the sum of hp,
- * which counts delivered events; ljs' update counter), so a broken path
- * cannot pass as a fast one. The heavy script's movement does not depend on
+ * same start, one world at a time (see measure_world). Afterwards each must
+ * agree with the baseline (sum of x; sum of hp, which counts delivered
+ * events; ljs' update counter), so a broken path cannot pass as a fast one.
+ * The cores_busy_* figures (process CPU time / wall time) show whether the
+ * all-worker runs really used every core. The heavy script's movement does not depend on
  * what get() returns, because ljs' get() sees the last committed frame and
  * the baseline's sees the current one.
  */
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ========================================================================
@@ -127,8 +129,6 @@ static const char baseline_prelude[] = "ents = {}\n"
                                        "  local n = #q\n"
                                        "  q[n + 1] = e; q[n + 2] = name; q[n + 3] = payload\n"
                                        "end\n";
-
-typedef enum kind_e { KIND_LIGHT, KIND_HEAVY, KIND_EMPTY } kind_t;
 
 /* ========================================================================
  * Starting state, shared by every world
@@ -383,7 +383,10 @@ static double ljs_world_sum(world_t *w, const char *field)
 {
     double sum = 0.0, v;
     for (uint32_t i = 0; i < w->n; i++) {
-        if (ljs_field_get_number(w->rt, w->ids[i], field, &v) != LJS_OK) {
+        int rc = ljs_field_get_number(w->rt, w->ids[i], field, &v);
+        if (rc == LJS_ENOENT)
+            continue; /* no such field: counts as 0, like the baseline's nil */
+        if (rc != LJS_OK) {
             w->failed = 1;
             return NAN;
         }
@@ -426,72 +429,114 @@ static void world_frames(world_t *w, double dt, uint64_t frames)
  * Measurement
  * ======================================================================== */
 
-#define MAX_WORLDS 5
 #define DT (1.0 / 60.0)
+#define MAX_REPS 64
 
-typedef struct run_s {
-    world_t worlds[MAX_WORLDS];
-    size_t nworlds;
-    double ups[MAX_WORLDS]; /* median entity updates per second */
-} run_t;
+/* One world to measure: the baseline (src set) or an ljs runtime (path). */
+typedef struct spec_s {
+    const char *label;
+    const char *src;  /* baseline: the script's source */
+    const char *path; /* ljs: the script file */
+    unsigned workers;
+} spec_t;
 
-/* Interleave reps over the worlds; each rep runs `frames` frames. */
-static void measure(run_t *r, const bench_ctx_t *ctx, uint64_t frames)
+typedef struct measured_s {
+    double ups;   /* median entity updates per second */
+    double cores; /* median process CPU time / wall time while measuring */
+    double sum_x, sum_hp;
+} measured_t;
+
+static double cpu_now_s(void)
 {
-    double samples[MAX_WORLDS][64];
-    int reps = ctx->reps < 64 ? ctx->reps : 64;
-    for (size_t k = 0; k < r->nworlds; k++) /* warm-up: JIT-free, but caches, GC and page faults */
-        world_frames(&r->worlds[k], DT, frames);
-    for (int rep = 0; rep < reps; rep++) {
-        for (size_t k = 0; k < r->nworlds; k++) {
-            uint64_t t0 = bench_now_ns();
-            world_frames(&r->worlds[k], DT, frames);
-            double s = (double)(bench_now_ns() - t0) * 1e-9;
-            samples[k][rep] = (double)r->worlds[k].n * (double)frames / s;
-        }
-    }
-    for (size_t k = 0; k < r->nworlds; k++)
-        r->ups[k] = bench_median(samples[k], (size_t)reps);
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The worlds ended in the same state as the baseline (worlds[0]). */
-static int verify(run_t *r, const char *what)
+static double world_sum(world_t *w, const char *field)
 {
-    static const char *const fields[] = {"x", "hp"};
-    int ok = 1;
-    world_t *b = &r->worlds[0];
-    for (size_t f = 0; f < 2; f++) {
-        double want = baseline_sum(b, fields[f]);
-        if (f == 1 && want == 0.0)
-            break; /* no hp field: light script */
-        for (size_t k = 1; k < r->nworlds; k++) {
-            world_t *w = &r->worlds[k];
-            double got = ljs_world_sum(w, fields[f]);
-            double tol = 1e-9 * (fabs(want) + 1.0);
-            if (!(fabs(got - want) <= tol)) {
-                fprintf(stderr, "bench frame: %s %s: sum of %s is %.17g, baseline %.17g\n", what, w->label,
-                        fields[f], got, want);
-                ok = 0;
-            }
-        }
+    return w->is_ljs ? ljs_world_sum(w, field) : baseline_sum(w, field);
+}
+
+/* The run had no errors, and ljs really ran every update. */
+static int world_check(world_t *w)
+{
+    int ok = !w->failed;
+    ljs_stats_t st;
+    if (w->is_ljs && ljs_stats_get(w->rt, &st) == LJS_OK &&
+        (st.script_errors != 0 || st.updates != (uint64_t)w->n * w->frames)) {
+        fprintf(stderr, "bench frame: %s: %llu script errors, %llu updates (expected %llu)\n", w->label,
+                (unsigned long long)st.script_errors, (unsigned long long)st.updates,
+                (unsigned long long)w->n * w->frames);
+        ok = 0;
     }
-    for (size_t k = 0; k < r->nworlds; k++) {
-        world_t *w = &r->worlds[k];
-        if (w->failed) {
-            fprintf(stderr, "bench frame: %s %s: errors during the run\n", what, w->label);
-            ok = 0;
+    if (w->failed)
+        fprintf(stderr, "bench frame: %s: errors during the run\n", w->label);
+    return ok ? 0 : -1;
+}
+
+/* Build one world, warm it up, time reps of `frames` frames, record its end
+ * state and destroy it. Worlds are measured one after another, never two
+ * runtimes alive at once: a runtime's scheduler is bound to its owner
+ * thread through a thread-local, and only the most recently created runtime
+ * of a thread gets its workers (the others run frames inline). */
+static int measure_world(const bench_ctx_t *ctx, const spec_t *sp, uint32_t n, uint64_t frames, measured_t *m)
+{
+    world_t w;
+    memset(&w, 0, sizeof w);
+    w.label = sp->label;
+    w.is_ljs = sp->src == NULL;
+    int rc = w.is_ljs ? ljs_world_create(&w, sp->path, n, sp->workers) : baseline_create(&w, sp->src, n);
+    if (rc == 0) {
+        double ups[MAX_REPS], cores[MAX_REPS];
+        int reps = ctx->reps < MAX_REPS ? ctx->reps : MAX_REPS;
+        world_frames(&w, DT, frames); /* warm-up: caches, page faults, GC steady state */
+        for (int rep = 0; rep < reps; rep++) {
+            double c0 = cpu_now_s();
+            uint64_t t0 = bench_now_ns();
+            world_frames(&w, DT, frames);
+            double wall = (double)(bench_now_ns() - t0) * 1e-9;
+            cores[rep] = (cpu_now_s() - c0) / wall;
+            ups[rep] = (double)n * (double)frames / wall;
         }
-        ljs_stats_t st;
-        if (w->is_ljs && ljs_stats_get(w->rt, &st) == LJS_OK) {
-            if (st.script_errors != 0 || st.updates != (uint64_t)w->n * w->frames) {
-                fprintf(stderr, "bench frame: %s %s: %llu script errors, %llu updates (expected %llu)\n",
-                        what, w->label, (unsigned long long)st.script_errors, (unsigned long long)st.updates,
-                        (unsigned long long)w->n * w->frames);
-                ok = 0;
-            }
+        m->ups = bench_median(ups, (size_t)reps);
+        m->cores = bench_median(cores, (size_t)reps);
+        m->sum_x = world_sum(&w, "x");
+        m->sum_hp = world_sum(&w, "hp");
+        rc = world_check(&w);
+    }
+    world_destroy(&w);
+    return rc;
+}
+
+/* A world ended in the same state as the baseline: same sum of x (movement)
+ * and of hp (events delivered), within float tolerance. */
+static int agree(const char *what, const spec_t *sp, const measured_t *m, const measured_t *base)
+{
+    int ok = 1;
+    const double got[2] = {m->sum_x, m->sum_hp}, want[2] = {base->sum_x, base->sum_hp};
+    for (int f = 0; f < 2; f++) {
+        if (!(fabs(got[f] - want[f]) <= 1e-9 * (fabs(want[f]) + 1.0))) {
+            fprintf(stderr, "bench frame: %s %s: sum of %s is %.17g, baseline %.17g\n", what, sp->label,
+                    f ? "hp" : "x", got[f], want[f]);
+            ok = 0;
         }
     }
     return ok ? 0 : -1;
+}
+
+/* Measure the specs in order (specs[0] is the baseline) and check each
+ * against it. */
+static int measure_all(const bench_ctx_t *ctx, const char *what, const spec_t *specs, size_t nspecs,
+                       uint32_t n, uint64_t frames, measured_t *out)
+{
+    for (size_t k = 0; k < nspecs; k++) {
+        if (measure_world(ctx, &specs[k], n, frames, &out[k]) != 0)
+            return -1;
+        if (k > 0 && agree(what, &specs[k], &out[k], &out[0]) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Names handed to bench_figure/bench_ratio must outlive bench_report. */
@@ -507,95 +552,72 @@ static const char *name_of(const char *fmt, const char *a, const char *b)
     return s;
 }
 
-static void run_destroy(run_t *r)
-{
-    for (size_t k = 0; k < r->nworlds; k++)
-        world_destroy(&r->worlds[k]);
-    r->nworlds = 0;
-}
-
-static world_t *add_world(run_t *r, const char *label, int is_ljs)
-{
-    world_t *w = &r->worlds[r->nworlds++];
-    memset(w, 0, sizeof *w);
-    w->label = label;
-    w->is_ljs = is_ljs;
-    return w;
-}
-
-/* Median updates/s of every world of one size. */
+/* Median updates/s of every world of one size, and the cores the
+ * all-worker worlds kept busy (CPU time / wall time). */
 typedef struct outcome_s {
     double base, light_nat_1w, light_nat_all, light_fast_1w, light_fast_all, heavy_1w, heavy_all, heavy_base;
+    double cores_light_nat_all, cores_light_fast_all, cores_heavy_all;
 } outcome_t;
+
+/* Frames per rep: enough for ~2M light (~0.2M heavy) entity updates. */
+static uint64_t frames_for(uint32_t n, uint32_t work)
+{
+    uint64_t f = work / n;
+    return f < 2 ? 2 : f;
+}
 
 static int run_light(const bench_ctx_t *ctx, const char *dir, uint32_t n, outcome_t *o)
 {
-    run_t r = {0};
     char nat[512], fast[512];
     snprintf(nat, sizeof nat, "%s/light_natural.lua", dir);
     snprintf(fast, sizeof fast, "%s/light_fast.lua", dir);
-    int rc = baseline_create(add_world(&r, "baseline", 0), light_natural_src, n);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "natural_1w", 1), nat, n, 1);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "fast_1w", 1), fast, n, 1);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "natural_all", 1), nat, n, ctx->workers);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "fast_all", 1), fast, n, ctx->workers);
-    if (rc == 0) {
-        uint64_t frames = n >= 2000000 / 4 ? 4 : 2000000 / n;
-        measure(&r, ctx, frames);
-        rc = verify(&r, "light");
-        o->base = r.ups[0];
-        o->light_nat_1w = r.ups[1];
-        o->light_fast_1w = r.ups[2];
-        o->light_nat_all = r.ups[3];
-        o->light_fast_all = r.ups[4];
-    }
-    run_destroy(&r);
-    return rc;
+    const spec_t specs[] = {{"light baseline", light_natural_src, NULL, 0},
+                            {"light natural_1w", NULL, nat, 1},
+                            {"light fast_1w", NULL, fast, 1},
+                            {"light natural_all", NULL, nat, ctx->workers},
+                            {"light fast_all", NULL, fast, ctx->workers}};
+    measured_t m[5];
+    if (measure_all(ctx, "light", specs, 5, n, frames_for(n, 2000000), m) != 0)
+        return -1;
+    o->base = m[0].ups;
+    o->light_nat_1w = m[1].ups;
+    o->light_fast_1w = m[2].ups;
+    o->light_nat_all = m[3].ups;
+    o->light_fast_all = m[4].ups;
+    o->cores_light_nat_all = m[3].cores;
+    o->cores_light_fast_all = m[4].cores;
+    return 0;
 }
 
 static int run_heavy(const bench_ctx_t *ctx, const char *dir, uint32_t n, outcome_t *o)
 {
-    run_t r = {0};
     char path[512];
     snprintf(path, sizeof path, "%s/heavy.lua", dir);
-    int rc = baseline_create(add_world(&r, "baseline", 0), heavy_src, n);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "heavy_1w", 1), path, n, 1);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "heavy_all", 1), path, n, ctx->workers);
-    if (rc == 0) {
-        uint64_t frames = n >= 200000 / 2 ? 2 : 200000 / n;
-        measure(&r, ctx, frames);
-        rc = verify(&r, "heavy");
-        o->heavy_base = r.ups[0];
-        o->heavy_1w = r.ups[1];
-        o->heavy_all = r.ups[2];
-    }
-    run_destroy(&r);
-    return rc;
+    const spec_t specs[] = {{"heavy baseline", heavy_src, NULL, 0},
+                            {"heavy natural_1w", NULL, path, 1},
+                            {"heavy natural_all", NULL, path, ctx->workers}};
+    measured_t m[3];
+    if (measure_all(ctx, "heavy", specs, 3, n, frames_for(n, 200000), m) != 0)
+        return -1;
+    o->heavy_base = m[0].ups;
+    o->heavy_1w = m[1].ups;
+    o->heavy_all = m[2].ups;
+    o->cores_heavy_all = m[2].cores;
+    return 0;
 }
 
 /* ns per entity of an empty update: ljs (1 worker) and the baseline. */
 static int run_empty(const bench_ctx_t *ctx, const char *dir, uint32_t n, double *ljs_ns, double *base_ns)
 {
-    run_t r = {0};
     char path[512];
     snprintf(path, sizeof path, "%s/empty.lua", dir);
-    int rc = baseline_create(add_world(&r, "baseline", 0), empty_src, n);
-    if (rc == 0)
-        rc = ljs_world_create(add_world(&r, "empty_1w", 1), path, n, 1);
-    if (rc == 0) {
-        measure(&r, ctx, n >= 2000000 / 4 ? 4 : 2000000 / n);
-        rc = verify(&r, "empty");
-        *base_ns = 1e9 / r.ups[0];
-        *ljs_ns = 1e9 / r.ups[1];
-    }
-    run_destroy(&r);
-    return rc;
+    const spec_t specs[] = {{"empty baseline", empty_src, NULL, 0}, {"empty natural_1w", NULL, path, 1}};
+    measured_t m[2];
+    if (measure_all(ctx, "empty", specs, 2, n, frames_for(n, 2000000), m) != 0)
+        return -1;
+    *base_ns = 1e9 / m[0].ups;
+    *ljs_ns = 1e9 / m[1].ups;
+    return 0;
 }
 
 static const char *size_name(uint32_t n, char *buf, size_t len)
@@ -669,6 +691,9 @@ int bench_frame(const bench_ctx_t *ctx)
         bench_figure(&res, name_of("updates_per_s_heavy_baseline_%s%s", sz, ""), o.heavy_base);
         bench_figure(&res, name_of("updates_per_s_heavy_natural_1w_%s%s", sz, ""), o.heavy_1w);
         bench_figure(&res, name_of("updates_per_s_heavy_natural_all_%s%s", sz, ""), o.heavy_all);
+        bench_figure(&res, name_of("cores_busy_light_natural_all_%s%s", sz, ""), o.cores_light_nat_all);
+        bench_figure(&res, name_of("cores_busy_light_fast_all_%s%s", sz, ""), o.cores_light_fast_all);
+        bench_figure(&res, name_of("cores_busy_heavy_natural_all_%s%s", sz, ""), o.cores_heavy_all);
         double v[9] = {ratio(o.light_fast_all, o.base),        ratio(o.light_nat_all, o.base),
                        ratio(o.heavy_all, o.heavy_base),       ratio(o.light_fast_all, o.light_fast_1w),
                        ratio(o.light_nat_all, o.light_nat_1w), ratio(o.heavy_all, o.heavy_1w),

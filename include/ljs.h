@@ -90,7 +90,9 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")            \
     X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines") \
     X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                  \
-      "instructions per script call (0 = off)")
+      "instructions per script call (0 = off)")                                                        \
+    X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                           \
+      "wall time per script call (0 = off)")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;

@@ -108,10 +108,10 @@ struct ljs__sched_s {
     void *ud;
     worker_t *workers;
 
-    /* The creating thread's previous thread-local identity, restored by
-     * destroy (schedulers may be created one inside another's lifetime). */
-    struct ljs__sched_s *prev_sched;
-    uint32_t prev_index;
+    /* The creating thread, worker 0. It is recognised by thread id rather
+     * than thread-local state, because one thread may own several
+     * schedulers (several runtimes), created and destroyed in any order. */
+    pthread_t owner;
 
     /* Startup handshake (leaf lock). */
     pthread_mutex_t start_mtx;
@@ -122,9 +122,12 @@ struct ljs__sched_s {
     _Alignas(64) _Atomic uint64_t sleep_mask[MASK_WORDS];
 };
 
-/* The calling thread's worker identity. */
+/* The calling thread's worker identity, for workers 1..n-1 (a worker thread
+ * belongs to exactly one scheduler), and how many schedulers this thread
+ * owns as worker 0. */
 static _Thread_local struct ljs__sched_s *tls_sched;
 static _Thread_local uint32_t tls_index;
+static _Thread_local uint32_t tls_owned;
 
 /* ==== small helpers ======================================================== */
 
@@ -163,7 +166,9 @@ static inline uint32_t rand_below(worker_t *w, uint32_t n)
 
 static inline worker_t *self_worker(ljs__sched_t *s)
 {
-    return tls_sched == s ? &s->workers[tls_index] : NULL;
+    if (tls_sched == s)
+        return &s->workers[tls_index];
+    return pthread_equal(pthread_self(), s->owner) ? &s->workers[0] : NULL;
 }
 
 static inline void begin_busy(worker_t *w)
@@ -436,7 +441,9 @@ static void run_range(ljs__sched_t *s, worker_t *w, ljs__range_fn fn, void *arg,
 
 int ljs__sched_self(void)
 {
-    return tls_sched ? (int)tls_index : -1;
+    if (tls_sched)
+        return (int)tls_index;
+    return tls_owned ? 0 : -1;
 }
 
 uint32_t ljs__sched_workers(const ljs__sched_t *s)
@@ -494,7 +501,8 @@ void ljs__sched_submit_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, 
          * acquire exchange; relaxed on failure: retry with the new head. */
     } while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, j, memory_order_release,
                                                     memory_order_relaxed));
-    if (tls_sched != s || tls_index != worker)
+    worker_t *me = self_worker(s);
+    if (me == NULL || me->index != worker)
         wake_target(s, worker);
 }
 
@@ -585,9 +593,9 @@ void ljs__sched_worker_stats(const ljs__sched_t *s, uint32_t w, ljs__sched_worke
 static void worker_loop(ljs__sched_t *s, worker_t *w)
 {
     uint32_t idle = 0;
-    /* relaxed: a late view of stop only costs one more poll or park, and
-     * park re-checks it under the mutex the stopper signals through. */
-    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+    /* acquire: the worker's on_stop runs right after this loop and must see
+     * everything the owner did before it set stop (free on x86). */
+    while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
         ljs__job_t *j = find_work(s, w);
         if (j) {
             run_job(s, w, j);
@@ -755,10 +763,8 @@ int ljs__sched_create(const ljs__sched_opts_t *opts, ljs__sched_t **out)
         if ((rc = init_worker(s, &s->workers[ninit], ninit)) != 0)
             goto fail_init;
     /* Worker 0 is this thread. */
-    s->prev_sched = tls_sched;
-    s->prev_index = tls_index;
-    tls_sched = s;
-    tls_index = 0;
+    s->owner = pthread_self();
+    tls_owned++;
     if (s->on_start && (rc = s->on_start(s->ud, 0)) != 0)
         goto fail_start0;
     rc = start_threads(s, &started);
@@ -775,8 +781,7 @@ fail_threads:
     if (s->on_stop)
         s->on_stop(s->ud, 0);
 fail_start0:
-    tls_sched = s->prev_sched;
-    tls_index = s->prev_index;
+    tls_owned--;
 fail_init:
     free_sched(s, ninit);
     return rc;
@@ -789,7 +794,6 @@ void ljs__sched_destroy(ljs__sched_t *s)
     stop_workers(s, s->n - 1);
     if (s->on_stop)
         s->on_stop(s->ud, 0);
-    tls_sched = s->prev_sched;
-    tls_index = s->prev_index;
+    tls_owned--;
     free_sched(s, s->n);
 }

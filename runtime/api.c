@@ -105,8 +105,9 @@ void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t sl
     if (!ok)
         luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd->type),
                    lua_type(L, idx) == LUA_TNUMBER ? "a non-integral number" : luaL_typename(L, idx), "");
+    /* Presence never changes during a frame (other workers read it without
+     * locks): callers only store fields the entity holds. */
     fd->work[slot] = v;
-    fd->present[slot] = 1;
 }
 
 /* get(e, field) -> value or nil */
@@ -141,6 +142,8 @@ static int api_set(lua_State *L)
                           name);
     if (f < 0)
         return luaL_error(L, "unknown field '%s' (declare it in a script's fields)", name);
+    if (!world->fields[f].present[slot])
+        return luaL_error(L, "entity has no field '%s' (attach a script that declares it)", name);
     ljs__api_store_field(L, world, (uint32_t)f, (uint32_t)slot, 3, 0, w->rt->scripts[w->cur_script].name);
     atomic_store_explicit(&world->fields[f].dirty, 1, memory_order_relaxed);
     return 0;

@@ -14,7 +14,8 @@ LJS_HIDDEN int ljs__api_open(lua_State *L);
 LJS_HIDDEN void ljs__api_push_field(lua_State *L, const ljs__field_t *fd, uint32_t slot, int own);
 
 /* Store the value at `idx` into field `f` of `slot` (work buffer), raising a
- * script error that names the field on a type mismatch. nil keeps the old
+ * script error that names the field on a type mismatch. The entity must
+ * hold the field already (presence is fixed during a frame). nil keeps the old
  * value when `nil_keeps`. Lua: may raise. */
 LJS_HIDDEN void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx,
                                      int nil_keeps, const char *script);

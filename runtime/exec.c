@@ -55,6 +55,9 @@ static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
 {
     w->cur_id = id;
     w->cur_slot = slot;
+    /* Relaxed: the watchdog only needs to see the value change. */
+    atomic_store_explicit(&w->call_seq, atomic_load_explicit(&w->call_seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     ljs__exec_arm_budget(w);
 }
 
@@ -183,6 +186,7 @@ static void run_batch(batch_t *b, lua_CFunction fn)
 {
     lua_State *L = b->w->L;
     int top = lua_gettop(L);
+    atomic_store_explicit(&b->w->in_batch, 1, memory_order_relaxed);
     while (b->pos < b->end) {
         lua_pushcfunction(L, ljs__state_traceback);
         lua_pushcfunction(L, fn);
@@ -194,6 +198,7 @@ static void run_batch(batch_t *b, lua_CFunction fn)
         }
         lua_settop(L, top);
     }
+    atomic_store_explicit(&b->w->in_batch, 0, memory_order_relaxed);
     ljs__exec_disarm_budget(b->w);
     b->w->cur_id = 0;
 }

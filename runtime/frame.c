@@ -198,6 +198,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     double t0 = now_ms();
     rt->in_frame = 1;
     rt->frame++;
+    ljs__watchdog_frame(&rt->watchdog, 1);
     update_phase(rt, dt);
     int rc = gather(rt);
     double t1 = now_ms();
@@ -206,6 +207,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     if (rc == LJS_OK)
         rc = gather(rt);
     double t2 = now_ms();
+    ljs__watchdog_frame(&rt->watchdog, 0);
     ljs__world_commit(&rt->world);
     rt->in_frame = 0;
     apply_commands(rt);

@@ -34,6 +34,7 @@ static int worker_start(void *ud, uint32_t w)
     ljs__worker_t *wk = &rt->workers[w];
     wk->index = w;
     wk->rt = rt;
+    ljs__watchdog_bind(wk);
     if (ljs__alloc_init(&wk->alloc, (size_t)rt->cfg.state_mem_mb << 20) != LJS_OK)
         return LJS_ENOMEM;
     wk->L = ljs__state_create(&wk->alloc);
@@ -128,9 +129,21 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
     }
     if ((rc = start_scheduler(rt)) != LJS_OK)
         goto fail_console;
+    rc = ljs__watchdog_start(&rt->watchdog, rt);
+    if (rc != LJS_OK) {
+        rc = ljs__error(
+            rc,
+            "LJS_SCRIPT_TIMEOUT_MS: cannot start the watchdog (%s); signal %d is taken by the host: "
+            "set LJS_SCRIPT_TIMEOUT_MS=0",
+            rc == LJS_ETHREAD ? "thread" : "signal", ljs__watchdog_signal());
+        goto fail_sched;
+    }
     *out = rt;
     return LJS_OK;
 
+fail_sched:
+    ljs__watchdog_stop(&rt->watchdog);
+    ljs__sched_destroy(rt->sched);
 fail_console:
     ljs__console_fini(&rt->console);
 fail:
@@ -144,6 +157,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     if (rt == NULL)
         return;
     LJS_ASSERT_OWNER(rt);
+    ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
     for (uint32_t i = 0; i < rt->nscripts; i++)
         ljs__script_free(&rt->scripts[i]);

@@ -7,11 +7,13 @@
 #include "runtime/console.h"
 #include "runtime/event.h"
 #include "runtime/script.h"
+#include "runtime/watchdog.h"
 #include "runtime/world.h"
 
 #include <ljs.h>
 #include <lua.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* Everything a worker owns. Aligned to a cache line so workers' counters do
  * not false-share. Only its own thread touches `L`, `alloc`'s heap and the
@@ -34,6 +36,12 @@ typedef struct ljs__worker_s {
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;
     int out_failed; /* an append ran out of memory (reported after phase) */
+    /* Watchdog: call_seq changes at every call start, in_batch is set while
+     * a batch runs, wd_flagged is the call_seq the watchdog found stuck. */
+    pthread_t thread;
+    atomic_uint_fast64_t call_seq;
+    atomic_int in_batch;
+    atomic_uint_fast64_t wd_flagged;
     uint64_t updates;
     uint64_t delivered;
     uint64_t errors;
@@ -50,6 +58,7 @@ struct ljs_runtime_s {
     uint64_t frame;
     ljs__world_t world;
     ljs__console_t console;
+    ljs__watchdog_t watchdog;
     ljs__script_t *scripts;
     uint32_t nscripts; /* slots, used or free */
     /* Events waiting for the next event phase, and host sequence. */

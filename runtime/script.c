@@ -220,6 +220,16 @@ static void read_meta(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *wor
     lua_pop(L, 1);
     s->reads = read_names(L, mod, "reads", &s->nreads, s, world);
     s->writes = read_names(L, mod, "writes", &s->nwrites, s, world);
+    /* Attaching guarantees the entity holds the script's own fields, and
+     * presence cannot change mid-frame: so only those may be written. */
+    for (uint32_t i = 0; i < s->nwrites; i++) {
+        uint32_t k = 0;
+        while (k < s->nfields && s->field_ids[k] != s->writes[i])
+            k++;
+        if (k == s->nfields)
+            luaL_error(L, "%s: writes[%d] ('%s') must be one of this script's fields", s->path, (int)i + 1,
+                       world->fields[s->writes[i]].name);
+    }
     lua_getfield(L, mod, "reads");
     lua_getfield(L, mod, "writes");
     s->fast = !lua_isnil(L, -1) || !lua_isnil(L, -2);

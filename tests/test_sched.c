@@ -384,6 +384,52 @@ static void sleep_ms(long ms)
     }
 }
 
+/* Each job records the thread it ran on; affine jobs pin one per worker. */
+typedef struct thread_log_s {
+    pthread_t threads[4];
+    int self[4];
+} thread_log_t;
+
+static void log_thread(void *arg, uint32_t worker)
+{
+    thread_log_t *l = arg;
+    l->threads[worker] = pthread_self();
+    l->self[worker] = ljs__sched_self();
+}
+
+/* Every worker of s runs on its own thread, and worker 0 is the caller. */
+static void check_own_threads(ljs__sched_t *s)
+{
+    thread_log_t l;
+    memset(&l, 0, sizeof l);
+    ljs__sched_run_on_all(s, log_thread, &l);
+    assert_true(pthread_equal(l.threads[0], pthread_self()));
+    assert_false(pthread_equal(l.threads[1], pthread_self()));
+    assert_int_equal(l.self[0], 0);
+    assert_int_equal(l.self[1], 1);
+    ljs__counter_t c = LJS__COUNTER_INIT;
+    memset(&l, 0, sizeof l);
+    ljs__sched_submit_affine(s, 1, log_thread, &l, &c);
+    ljs__sched_wait(s, &c);
+    assert_false(pthread_equal(l.threads[1], pthread_self()));
+}
+
+/* One thread may own several schedulers (several runtimes), created and
+ * destroyed in any order: each keeps its own worker threads. */
+static void test_sched_one_thread_owns_several_schedulers_in_any_order(void **state)
+{
+    ljs__sched_t *a = make(2, 100), *b = make(2, 100), *c;
+    check_own_threads(a);
+    check_own_threads(b);
+    ljs__sched_destroy(a);
+    check_own_threads(b);
+    c = make(2, 100);
+    ljs__sched_destroy(b);
+    check_own_threads(c);
+    ljs__sched_destroy(c);
+    assert_int_equal(ljs__sched_self(), -1);
+}
+
 static void test_sched_idle_workers_park_and_use_no_cpu(void **state)
 {
     (void)state;
@@ -459,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_sched_create_fails_and_unwinds_when_a_worker_fails_to_start),
         cmocka_unit_test(test_sched_create_rejects_bad_worker_counts),
         cmocka_unit_test(test_sched_max_workers_start_run_and_stop),
+        cmocka_unit_test(test_sched_one_thread_owns_several_schedulers_in_any_order),
         cmocka_unit_test(test_sched_idle_workers_park_and_use_no_cpu),
         cmocka_unit_test(test_sched_stats_count_every_job_and_plausible_busy_time),
     };

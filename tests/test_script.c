@@ -56,7 +56,7 @@ static void drain(fixture_t *fx)
     ljs_console_drain(fx->rt, on_line, fx);
 }
 
-static fixture_t *make(unsigned workers)
+static fixture_t *make_with(unsigned workers, uint32_t budget, uint32_t timeout_ms)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
     ljs_config_t cfg;
@@ -68,9 +68,15 @@ static fixture_t *make(unsigned workers)
     cfg.workers = workers;
     cfg.batch = 4; /* many batches even for few entities */
     cfg.state_mem_mb = 32;
-    cfg.script_budget = 1000000;
+    cfg.script_budget = budget;
+    cfg.script_timeout_ms = timeout_ms;
     assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
     return fx;
+}
+
+static fixture_t *make(unsigned workers)
+{
+    return make_with(workers, 1000000, 1000);
 }
 
 static int setup(void **state)
@@ -216,6 +222,7 @@ static const char *fragile_src =
     "    if self.mode == 6 then self.x = 'not a number' end\n"
     "    if self.mode == 7 then undeclared_global = 1 end\n"
     "    if self.mode == 8 then local t, s = {}, string.rep('y', 1e5) for i = 1, 1e6 do t[i] = s .. i end end\n"
+                                 "    if self.mode == 9 then while true do local t = {} end end\n"
     "  end,\n"
     "}\n";
 
@@ -257,6 +264,28 @@ static void test_script_runtime_error_is_isolated_with_file_line_and_traceback(v
 static void test_script_infinite_loop_hits_the_instruction_budget(void **state)
 {
     check_isolated_failure(*state, 2, "fragile.lua:6: instruction budget exceeded");
+}
+
+/* Without an instruction budget, the watchdog stops the runaway call by
+ * wall time, on any worker, and the state stays usable. ThreadSanitizer
+ * delays a signal until the thread enters an instrumented call, which the
+ * (uninstrumented) Lua VM spinning on `while true do end` never does: under
+ * TSan the loop allocates, so the signal lands in the allocator. */
+#if defined(__SANITIZE_THREAD__)
+#define RUNAWAY_MODE 9
+#define RUNAWAY_LINE "13"
+#else
+#define RUNAWAY_MODE 2
+#define RUNAWAY_LINE "6"
+#endif
+static void test_script_infinite_loop_is_stopped_by_the_watchdog(void **state)
+{
+    for (size_t i = 0; i < LJS_TEST_NWORKER_COUNTS; i++) {
+        void *fx = make_with(ljs_test_worker_counts[i], 0, 100);
+        check_isolated_failure(fx, RUNAWAY_MODE,
+                               "fragile.lua:" RUNAWAY_LINE ": call ran longer than LJS_SCRIPT_TIMEOUT_MS=100");
+        teardown(&fx);
+    }
 }
 
 static void test_script_memory_bomb_hits_the_state_limit(void **state)
@@ -540,6 +569,7 @@ int main(void)
         T(test_script_runtime_error_is_isolated_with_file_line_and_traceback),
         T(test_script_infinite_loop_hits_the_instruction_budget),
         T(test_script_memory_bomb_hits_the_state_limit),
+        cmocka_unit_test(test_script_infinite_loop_is_stopped_by_the_watchdog),
         T(test_script_write_to_another_entity_is_an_error_naming_the_field),
         T(test_script_bad_payload_type_is_an_error),
         T(test_script_wrong_field_type_is_an_error_naming_the_field),
