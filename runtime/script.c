@@ -22,8 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parameters 3 + nfields must stay below Lua's 200-locals limit. */
-#define MAX_SCRIPT_FIELDS 180
+#define MAX_SCRIPT_FIELDS LJS__MAX_SCRIPT_FIELDS
 
 typedef struct load_ctx_s {
     ljs__worker_t *w;

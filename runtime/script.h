@@ -12,6 +12,10 @@
 
 #include <lua.h>
 
+/* Parameters 3 + nfields of the natural wrapper must stay below Lua's
+ * 200-locals limit. */
+#define LJS__MAX_SCRIPT_FIELDS 180
+
 typedef struct ljs__script_s {
     int used;
     char *path;

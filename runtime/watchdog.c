@@ -99,18 +99,20 @@ static void check(ljs__watchdog_t *wd, uint64_t *last, uint32_t *stuck_ms, uint3
     }
 }
 
+/* Polls every quarter timeout while frames come; parks after a second
+ * without one. `in_batch` in check() keeps idle gaps from counting. */
 static void *watchdog_main(void *arg)
 {
     ljs__watchdog_t *wd = arg;
     ljs_runtime_t *rt = wd->rt;
     uint32_t step_ms = rt->cfg.script_timeout_ms / 4 ? rt->cfg.script_timeout_ms / 4 : 1;
-    uint64_t last[LJS_SCHED_MAX_WORKERS] = {0};
+    uint32_t idle_steps = 0, park_after = 1000 / step_ms + 1;
+    uint64_t last[LJS_SCHED_MAX_WORKERS] = {0}, seen = 0;
     uint32_t stuck[LJS_SCHED_MAX_WORKERS] = {0};
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
-        if (!wd->active) {
-            pthread_cond_wait(&wd->cond, &wd->lock); /* idle between frames */
-            memset(stuck, 0, sizeof stuck);
+        if (atomic_load_explicit(&wd->parked, memory_order_relaxed)) {
+            pthread_cond_wait(&wd->cond, &wd->lock);
             continue;
         }
         struct timespec ts;
@@ -119,8 +121,20 @@ static void *watchdog_main(void *arg)
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&wd->cond, &wd->lock, &ts);
-        if (wd->active && !wd->stop)
-            check(wd, last, stuck, step_ms);
+        if (wd->stop)
+            break;
+        check(wd, last, stuck, step_ms);
+        uint64_t frames = atomic_load_explicit(&wd->frames, memory_order_relaxed);
+        idle_steps = frames == seen ? idle_steps + 1 : 0;
+        seen = frames;
+        /* seq_cst with the owner's frame bump + parked load: either it sees
+         * parked and wakes us, or we see its new frame count here. */
+        if (idle_steps >= park_after) {
+            atomic_store_explicit(&wd->parked, 1, memory_order_seq_cst);
+            if (atomic_load_explicit(&wd->frames, memory_order_seq_cst) != seen)
+                atomic_store_explicit(&wd->parked, 0, memory_order_relaxed);
+            idle_steps = 0;
+        }
     }
     pthread_mutex_unlock(&wd->lock);
     return NULL;
@@ -132,6 +146,8 @@ int ljs__watchdog_start(ljs__watchdog_t *wd, ljs_runtime_t *rt)
     wd->rt = rt;
     pthread_mutex_init(&wd->lock, NULL);
     pthread_cond_init(&wd->cond, NULL);
+    atomic_init(&wd->frames, 0);
+    atomic_init(&wd->parked, 1);
     if (rt->cfg.script_timeout_ms == 0)
         return LJS_OK;
     if (install_handler() != 0)
@@ -156,13 +172,15 @@ void ljs__watchdog_stop(ljs__watchdog_t *wd)
     pthread_cond_destroy(&wd->cond);
 }
 
-void ljs__watchdog_frame(ljs__watchdog_t *wd, int active)
+void ljs__watchdog_frame(ljs__watchdog_t *wd)
 {
     if (!wd->started)
         return;
-    pthread_mutex_lock(&wd->lock);
-    wd->active = active;
-    if (active)
+    atomic_fetch_add_explicit(&wd->frames, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&wd->parked, memory_order_seq_cst)) {
+        pthread_mutex_lock(&wd->lock);
+        atomic_store_explicit(&wd->parked, 0, memory_order_relaxed);
         pthread_cond_signal(&wd->cond);
-    pthread_mutex_unlock(&wd->lock);
+        pthread_mutex_unlock(&wd->lock);
+    }
 }

@@ -7,7 +7,9 @@
  * for the timeout, it signals that worker's thread, whose handler arms a
  * Lua hook on its own state (lua_sethook is async-signal-safe: lua.c uses
  * it the same way for Ctrl-C). The hook raises an ordinary script error.
- * Between frames the thread sleeps on a condition variable (0% CPU). */
+ * Frames do not wake it (no syscall per frame): it polls while frames keep
+ * coming and parks on a condition variable once they stop, so an idle
+ * runtime costs 0% CPU; the next frame start wakes it. */
 #ifndef LJS_RUNTIME_WATCHDOG_H
 #define LJS_RUNTIME_WATCHDOG_H
 
@@ -23,9 +25,10 @@ struct ljs__worker_s;
 typedef struct ljs__watchdog_s {
     pthread_t thread;
     int started;
-    pthread_mutex_t lock; /* leaf lock: guards `active` and `stop` */
+    pthread_mutex_t lock; /* leaf lock: guards `stop` and the parked sleep */
     pthread_cond_t cond;
-    int active; /* a frame is running */
+    atomic_uint_fast64_t frames; /* bumped at every frame start */
+    atomic_int parked;           /* the thread sleeps until the next frame */
     int stop;
     struct ljs_runtime_s *rt;
 } ljs__watchdog_t;
@@ -35,8 +38,8 @@ typedef struct ljs__watchdog_s {
 LJS_HIDDEN int ljs__watchdog_start(ljs__watchdog_t *wd, struct ljs_runtime_s *rt);
 LJS_HIDDEN void ljs__watchdog_stop(ljs__watchdog_t *wd);
 
-/* Frame start / end. Thread: owner. Blocks: briefly (mutex). */
-LJS_HIDDEN void ljs__watchdog_frame(ljs__watchdog_t *wd, int active);
+/* Frame start. Thread: owner. Blocks: only to wake a parked watchdog. */
+LJS_HIDDEN void ljs__watchdog_frame(ljs__watchdog_t *wd);
 
 /* Register the calling thread as worker `w` (for the signal handler).
  * Thread: same-worker. */

@@ -173,17 +173,21 @@ void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value
     fd->present[slot] = 1;
 }
 
-void ljs__world_commit(ljs__world_t *w)
+void ljs__world_commit_range(ljs__world_t *w, uint32_t begin, uint32_t end)
 {
     for (uint32_t f = 0; f < w->nfields; f++) {
         ljs__field_t *fd = &w->fields[f];
         /* Workers set `dirty` during the phase; the phase's join (the
-         * scheduler's completion counter, acquire) orders it before this. */
-        if (atomic_load_explicit(&fd->dirty, memory_order_relaxed)) {
-            memcpy(fd->cur, fd->work, sizeof *fd->cur * w->nslots);
-            atomic_store_explicit(&fd->dirty, 0, memory_order_relaxed);
-        }
+         * scheduler's completion counter) orders it before this read. */
+        if (atomic_load_explicit(&fd->dirty, memory_order_relaxed))
+            memcpy(fd->cur + begin, fd->work + begin, sizeof *fd->cur * (end - begin));
     }
+}
+
+void ljs__world_commit_done(ljs__world_t *w)
+{
+    for (uint32_t f = 0; f < w->nfields; f++)
+        atomic_store_explicit(&w->fields[f].dirty, 0, memory_order_relaxed);
 }
 
 /* splitmix64 finaliser: a cheap, well-mixed 64-bit step. */

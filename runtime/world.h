@@ -109,8 +109,11 @@ LJS_HIDDEN int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_t
 /* Host write of a field value to both buffers. Thread: owner. */
 LJS_HIDDEN void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value_t v);
 
-/* Copy work to cur for every dirty field. Thread: owner, between phases. */
-LJS_HIDDEN void ljs__world_commit(ljs__world_t *w);
+/* Copy work to cur over slots [begin, end) for every dirty field (ranges
+ * may run in parallel), then clear the dirty flags once all are done.
+ * Thread: worker (range), owner (done), after the script phases. */
+LJS_HIDDEN void ljs__world_commit_range(ljs__world_t *w, uint32_t begin, uint32_t end);
+LJS_HIDDEN void ljs__world_commit_done(ljs__world_t *w);
 
 LJS_HIDDEN uint64_t ljs__world_digest(const ljs__world_t *w);
 
