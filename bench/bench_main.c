@@ -7,6 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A whole decimal integer in [lo, hi], or -1. */
+static long parse_count(const char *s, long lo, long hi)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v >= lo && v <= hi ? v : -1;
+}
+
 typedef struct bench_case_s {
     const char *name;
     int (*fn)(const bench_ctx_t *);
@@ -39,14 +47,14 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--quick")) {
             ctx.quick = 1;
         } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-            ctx.reps = atoi(argv[++i]);
+            ctx.reps = (int)parse_count(argv[++i], 1, 1000);
             if (ctx.reps < 1) {
-                fprintf(stderr, "ljs-bench: --reps must be >= 1\n");
+                fprintf(stderr, "ljs-bench: --reps must be in 1..1000\n");
                 return 2;
             }
         } else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
-            int w = atoi(argv[++i]);
-            if (w < 1 || w > 256) {
+            long w = parse_count(argv[++i], 1, 256);
+            if (w < 1) {
                 fprintf(stderr, "ljs-bench: --workers must be in 1..256\n");
                 return 2;
             }

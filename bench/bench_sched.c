@@ -248,11 +248,11 @@ static int measure_workers(const bench_ctx_t *ctx, unsigned workers, sched_figs_
             v[3 * reps + r] = run_ljs_jobs(s, us_job, us_jobs);
             v[4 * reps + r] = run_mutex_jobs(&p, us_job, us_jobs);
         }
-        out->empty_ns = bench_median(v + 0 * reps, (size_t)reps);
-        out->pfor_ns = bench_median(v + 1 * reps, (size_t)reps);
-        out->mutex_empty_ns = bench_median(v + 2 * reps, (size_t)reps);
-        out->us_ns = bench_median(v + 3 * reps, (size_t)reps);
-        out->mutex_us_ns = bench_median(v + 4 * reps, (size_t)reps);
+        out->empty_ns = bench_median(v + (size_t)0 * (size_t)reps, (size_t)reps);
+        out->pfor_ns = bench_median(v + (size_t)1 * (size_t)reps, (size_t)reps);
+        out->mutex_empty_ns = bench_median(v + (size_t)2 * (size_t)reps, (size_t)reps);
+        out->us_ns = bench_median(v + (size_t)3 * (size_t)reps, (size_t)reps);
+        out->mutex_us_ns = bench_median(v + (size_t)4 * (size_t)reps, (size_t)reps);
     }
     if (s)
         ljs__sched_destroy(s);

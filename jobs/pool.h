@@ -29,14 +29,14 @@ typedef struct ljs__job_s {
     ljs__job_fn fn;                       /* plain job body, or NULL for a range */
     ljs__range_fn range_fn;               /* parallel-for body, or NULL */
     void *arg;
-    ljs__counter_t *counter;              /* may be NULL (plain jobs) */
-    uint32_t begin, end, grain;           /* parallel-for range [begin, end) */
-    uint32_t home;                        /* worker whose pool owns this descriptor */
+    ljs__counter_t *counter;    /* may be NULL (plain jobs) */
+    uint32_t begin, end, grain; /* parallel-for range [begin, end) */
+    uint32_t home;              /* worker whose pool owns this descriptor */
 } ljs__job_t;
 
 typedef struct ljs__pool_s {
-    ljs__job_t *free;  /* owner only */
-    void *chunks;      /* owner only: allocated chunks, freed by fini */
+    ljs__job_t *free; /* owner only */
+    void *chunks;     /* owner only: allocated chunks, freed by fini */
     uint32_t home;
     /* Written by other workers: its own cache line. */
     _Alignas(64) _Atomic(ljs__job_t *) returned;

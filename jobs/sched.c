@@ -82,8 +82,8 @@ typedef struct worker_s {
     uint32_t index;
     struct ljs__sched_s *sched;
     pthread_t thread;
-    int start_rc;  /* on_start's result, guarded by start_mtx */
-    int reported;  /* on_start returned, guarded by start_mtx */
+    int start_rc; /* on_start's result, guarded by start_mtx */
+    int reported; /* on_start returned, guarded by start_mtx */
 
     /* Stats: written only by the owner (load + store, no RMW needed), read
      * by any thread with relaxed loads. */
@@ -334,6 +334,8 @@ static ljs__job_t *take_affine(worker_t *w)
             j = list;
             list = next;
         }
+        if (!j) /* only this worker empties its inbox; kept for the analyzer */
+            return NULL;
     }
     w->affine = j->next;
     return j;
@@ -556,7 +558,7 @@ void ljs__sched_parallel_for(ljs__sched_t *s, uint32_t n, uint32_t grain, ljs__r
         grain = 1;
     if (!w) { /* not a worker (contract violation): run it all here */
         SCHED_ASSERT(w != NULL);
-        for (uint32_t b = 0; b < n; b = n - b > grain ? b + grain : n)
+        for (uint32_t b = 0; b<n; b = n - b> grain ? b + grain : n)
             fn(arg, b, n - b > grain ? b + grain : n, 0);
         return;
     }

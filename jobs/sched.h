@@ -42,8 +42,8 @@ typedef int (*ljs__worker_start_fn)(void *ud, uint32_t worker);
 typedef void (*ljs__worker_stop_fn)(void *ud, uint32_t worker);
 
 typedef struct ljs__sched_opts_s {
-    uint32_t workers;            /* 1..LJS_SCHED_MAX_WORKERS, including worker 0 */
-    uint32_t spin;               /* idle polls before parking (0 = park at once) */
+    uint32_t workers;              /* 1..LJS_SCHED_MAX_WORKERS, including worker 0 */
+    uint32_t spin;                 /* idle polls before parking (0 = park at once) */
     ljs__worker_start_fn on_start; /* may be NULL */
     ljs__worker_stop_fn on_stop;   /* may be NULL */
     void *ud;
@@ -53,15 +53,18 @@ typedef struct ljs__sched_opts_s {
 typedef struct ljs__counter_s {
     atomic_uint pending;
 } ljs__counter_t;
-#define LJS__COUNTER_INIT { 0 }
+#define LJS__COUNTER_INIT \
+    {                     \
+        0                 \
+    }
 
 /* Per-worker counters, cumulative since create. Read by the owner thread
  * between frames (relaxed loads; values may lag by a few jobs). */
 typedef struct ljs__sched_worker_stats_s {
-    uint64_t jobs;      /* jobs run by this worker */
-    uint64_t steals;    /* jobs this worker stole from another deque */
-    uint64_t parks;     /* times this worker went to sleep */
-    uint64_t busy_ns;   /* time spent inside job bodies */
+    uint64_t jobs;    /* jobs run by this worker */
+    uint64_t steals;  /* jobs this worker stole from another deque */
+    uint64_t parks;   /* times this worker went to sleep */
+    uint64_t busy_ns; /* time spent inside job bodies */
 } ljs__sched_worker_stats_t;
 
 /* Create the scheduler and start workers 1..n-1.

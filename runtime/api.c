@@ -290,7 +290,8 @@ static int api_rand(lua_State *L)
     }
     luaL_argcheck(L, lo <= hi, nargs, "interval is empty");
     uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
-    lua_pushinteger(L, (lua_Integer)((uint64_t)lo + (span ? r % span : r)));
+    uint64_t v = (uint64_t)lo + (span ? r % span : r); /* wraps like Lua's math.random */
+    lua_pushinteger(L, (lua_Integer)v);
     return 1;
 }
 

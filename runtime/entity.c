@@ -117,8 +117,8 @@ static int locate(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int
 static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs__value_t *v,
                      ljs_type_t *t)
 {
-    int64_t slot;
-    int f;
+    int64_t slot = -1;
+    int f = -1;
     int rc = locate(rt, e, name, &slot, &f);
     if (rc != LJS_OK)
         return rc;
@@ -150,7 +150,8 @@ int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const char *n
     if (t == LJS_TNUMBER) {
         if (v.n != floor(v.n) || !(v.n >= -9.2e18 && v.n <= 9.2e18))
             return ljs__error(LJS_ETYPE, "field '%s' holds %g, not an integer", name, v.n);
-        v.i = (int64_t)v.n;
+        int64_t i = (int64_t)v.n;
+        v.i = i;
     }
     if (out != NULL)
         *out = v.i;
@@ -171,20 +172,22 @@ int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const char *n
 
 static int set_value(ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs_type_t given, ljs__value_t v)
 {
-    int64_t slot;
-    int f;
+    int64_t slot = -1;
+    int f = -1;
     int rc = locate(rt, e, name, &slot, &f);
     if (rc == LJS_OK)
         rc = not_in_frame(rt, "ljs_field_set");
     if (rc != LJS_OK)
         return rc;
     ljs_type_t t = rt->world.fields[f].type;
-    if (t == LJS_TNUMBER && given == LJS_TINTEGER)
-        v.n = (double)v.i;
-    else if (t == LJS_TINTEGER && given == LJS_TNUMBER) {
+    if (t == LJS_TNUMBER && given == LJS_TINTEGER) {
+        double d = (double)v.i;
+        v.n = d;
+    } else if (t == LJS_TINTEGER && given == LJS_TNUMBER) {
         if (v.n != floor(v.n) || !(v.n >= -9.2e18 && v.n <= 9.2e18))
             return ljs__error(LJS_ETYPE, "field '%s' is an integer; %g is not integral", name, v.n);
-        v.i = (int64_t)v.n;
+        int64_t i = (int64_t)v.n;
+        v.i = i;
     } else if (t != given)
         return ljs__error(LJS_ETYPE, "field '%s' is not a %s", name,
                           given == LJS_TBOOLEAN ? "boolean" : "number");

@@ -203,6 +203,7 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
         n++;
         lua_pop(L, 1);
     }
+    /* cppcheck-suppress uninitvar ; keys[0..n) are all set by the loop above */
     qsort(keys, n, sizeof *keys, cmp_key);
     if (put_u8(b, 't') || put(b, &n, 4))
         oom(L);
@@ -285,7 +286,7 @@ int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
             sorted[i] = &kv[i];
         }
         if (rc == LJS_OK) {
-            qsort(sorted, n, sizeof *sorted, cmp_kv);
+            qsort(sorted, n, sizeof *sorted, cmp_kv); /* NOLINT(bugprone-sizeof-expression): sorts pointers */
             uint32_t cnt = (uint32_t)n;
             rc = put_u8(b, 't') || put(b, &cnt, 4) ? LJS_ENOMEM : LJS_OK;
         }

@@ -145,9 +145,7 @@ static void spawn_field(void *ud, const char *key, ljs_type_t type, double n, in
     ljs_type_t ft = f >= 0 ? w->fields[f].type : LJS_TNIL;
     if (ft == LJS_TNUMBER && (type == LJS_TNUMBER || type == LJS_TINTEGER))
         v.n = type == LJS_TNUMBER ? n : (double)i;
-    else if (ft == LJS_TINTEGER && type == LJS_TINTEGER)
-        v.i = i;
-    else if (ft == LJS_TBOOLEAN && type == LJS_TBOOLEAN)
+    else if (ft == type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN))
         v.i = i;
     else {
         ljs__console_log(&c->rt->console, LJS_LOG_WARN, c->rt->frame, 0, c->script,

@@ -165,19 +165,20 @@ static uint32_t *read_names(lua_State *L, int mod, const char *key, uint32_t *n,
     lua_Integer cnt = luaL_len(L, -1);
     if (cnt > MAX_SCRIPT_FIELDS)
         luaL_error(L, "%s: '%s' lists too many fields", s->path, key);
-    uint32_t *ids = xcalloc(L, (size_t)cnt, sizeof *ids);
+    uint32_t tmp[MAX_SCRIPT_FIELDS] = {0};
     for (lua_Integer i = 1; i <= cnt; i++) {
         int f = -1;
         if (lua_rawgeti(L, -1, i) == LUA_TSTRING)
             f = ljs__world_field_find(world, lua_tostring(L, -1));
-        if (f < 0) {
-            free(ids);
+        if (f < 0)
             luaL_error(L, "%s: %s[%d] is not a declared field", s->path, key, (int)i);
-        }
-        ids[i - 1] = (uint32_t)f;
+        tmp[i - 1] = (uint32_t)f;
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    /* Allocated last: luaL_error above longjmps, and would leak it. */
+    uint32_t *ids = xcalloc(L, (size_t)cnt, sizeof *ids);
+    memcpy(ids, tmp, sizeof *ids * (size_t)cnt);
     *n = (uint32_t)cnt;
     return ids;
 }

@@ -302,7 +302,7 @@ static int resolve(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s, const char
 
 int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 {
-    int64_t slot;
+    int64_t slot = -1;
     int rc = resolve(rt, e, s, "ljs_script_attach", &slot);
     if (rc == LJS_OK && (rc = ljs__script_attach(rt, (uint32_t)slot, s.id)) != LJS_OK)
         rc = ljs__error(rc, "ljs_script_attach: out of memory");
@@ -311,7 +311,7 @@ int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 
 int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 {
-    int64_t slot;
+    int64_t slot = -1;
     int rc = resolve(rt, e, s, "ljs_script_detach", &slot);
     if (rc == LJS_OK)
         ljs__script_detach_slot(rt, (uint32_t)slot, s.id);

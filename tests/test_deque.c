@@ -10,7 +10,7 @@
 #include "jobs/deque.h"
 
 #define ITEM(i) ((void *)(uintptr_t)((i) + 1))
-#define INDEX(p) ((size_t)(uintptr_t)(p) - 1)
+#define INDEX(p) ((size_t)(uintptr_t)(p)-1)
 
 static void test_deque_owner_pops_in_lifo_order(void **state)
 {

@@ -77,7 +77,8 @@ static void check_cover(ljs__sched_t *s, uint32_t n, uint32_t grain)
 static void test_sched_parallel_for_covers_every_index_once(void **state)
 {
     (void)state;
-    static const uint32_t sizes[][2] = {{0, 4}, {1, 1}, {5, 0}, {100, 1}, {1000, 7}, {100000, 64}, {100003, 1000}};
+    static const uint32_t sizes[][2] = {{0, 4},    {1, 1},       {5, 0},        {100, 1},
+                                        {1000, 7}, {100000, 64}, {100003, 1000}};
     for (size_t k = 0; k < NCOUNTS; k++) {
         ljs__sched_t *s = make(worker_counts[k], 100);
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -302,7 +303,8 @@ static void test_sched_on_start_and_on_stop_run_once_per_worker_on_its_thread(vo
         hooks_t *h = calloc(1, sizeof *h);
         h->fail_worker = -1;
         h->main_thread = pthread_self();
-        ljs__sched_opts_t opts = {.workers = n, .spin = 10, .on_start = hook_start, .on_stop = hook_stop, .ud = h};
+        ljs__sched_opts_t opts = {
+            .workers = n, .spin = 10, .on_start = hook_start, .on_stop = hook_stop, .ud = h};
         ljs__sched_t *s = NULL;
         assert_int_equal(ljs__sched_self(), -1);
         assert_int_equal(ljs__sched_create(&opts, &s), 0);
@@ -329,7 +331,8 @@ static void test_sched_create_fails_and_unwinds_when_a_worker_fails_to_start(voi
         hooks_t *h = calloc(1, sizeof *h);
         h->fail_worker = fail_at[f];
         h->main_thread = pthread_self();
-        ljs__sched_opts_t opts = {.workers = 8, .spin = 10, .on_start = hook_start, .on_stop = hook_stop, .ud = h};
+        ljs__sched_opts_t opts = {
+            .workers = 8, .spin = 10, .on_start = hook_start, .on_stop = hook_stop, .ud = h};
         ljs__sched_t *s = (ljs__sched_t *)&opts; /* must be reset to NULL */
         assert_int_equal(ljs__sched_create(&opts, &s), -42);
         assert_null(s);

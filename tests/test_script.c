@@ -222,7 +222,7 @@ static const char *fragile_src =
     "    if self.mode == 6 then self.x = 'not a number' end\n"
     "    if self.mode == 7 then undeclared_global = 1 end\n"
     "    if self.mode == 8 then local t, s = {}, string.rep('y', 1e5) for i = 1, 1e6 do t[i] = s .. i end end\n"
-                                 "    if self.mode == 9 then while true do local t = {} end end\n"
+    "    if self.mode == 9 then while true do local t = {} end end\n"
     "  end,\n"
     "}\n";
 
@@ -282,8 +282,8 @@ static void test_script_infinite_loop_is_stopped_by_the_watchdog(void **state)
 {
     for (size_t i = 0; i < LJS_TEST_NWORKER_COUNTS; i++) {
         void *fx = make_with(ljs_test_worker_counts[i], 0, 100);
-        check_isolated_failure(fx, RUNAWAY_MODE,
-                               "fragile.lua:" RUNAWAY_LINE ": call ran longer than LJS_SCRIPT_TIMEOUT_MS=100");
+        check_isolated_failure(
+            fx, RUNAWAY_MODE, "fragile.lua:" RUNAWAY_LINE ": call ran longer than LJS_SCRIPT_TIMEOUT_MS=100");
         teardown(&fx);
     }
 }
