@@ -92,7 +92,9 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                  \
       "instructions per script call (0 = off)")                                                        \
     X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                           \
-      "wall time per script call (0 = off)")
+      "wall time per script call (0 = off)") \
+    X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles")            \
+    X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
@@ -350,6 +352,27 @@ typedef struct ljs_script_stats_s {
     uint32_t entities;
 } ljs_script_stats_t;
 LJS_API int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out);
+
+/* ========================================================================
+ * Bytecode cache
+ * ======================================================================== */
+
+/* The shared bytecode cache's counters (process-wide: every runtime of the
+ * process shares one cache). */
+typedef struct ljs_cache_stats_s {
+    uint64_t compiles;        /* sources compiled (once per source version) */
+    uint64_t hits;            /* loads served without compiling */
+    uint64_t misses;          /* loads that had to compile */
+    uint64_t loads;           /* bytecode loads into worker states */
+    uint64_t bytes;           /* bytecode bytes currently cached */
+    uint64_t entries;         /* scripts currently cached */
+    uint64_t snapshots_freed; /* old snapshots reclaimed after a grace period */
+    double compile_ms;        /* time spent compiling */
+    double saved_ms;          /* compile time the hits avoided (each hit: that source's compile time) */
+} ljs_cache_stats_t;
+
+/* Thread: owner. Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
 
 /* ========================================================================
  * Tools

@@ -213,6 +213,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     rt->in_frame = 1;
     rt->frame++;
     ljs__watchdog_frame(&rt->watchdog);
+    ljs__cache_poll(); /* free snapshots whose grace period has passed */
     update_phase(rt, dt);
     int rc = gather(rt);
     double t1 = now_ms();

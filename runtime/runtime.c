@@ -35,6 +35,9 @@ static int worker_start(void *ud, uint32_t w)
     wk->index = w;
     wk->rt = rt;
     ljs__watchdog_bind(wk);
+    wk->epoch_rec = ljs__cache_register();
+    if (wk->epoch_rec == NULL)
+        return LJS_ENOMEM;
     if (ljs__alloc_init(&wk->alloc, (size_t)rt->cfg.state_mem_mb << 20) != LJS_OK)
         return LJS_ENOMEM;
     wk->L = ljs__state_create(&wk->alloc);
@@ -68,6 +71,8 @@ static void worker_stop(void *ud, uint32_t w)
     ljs__msgbuf_fini(&wk->out);
     if (wk->L != NULL)
         lua_close(wk->L);
+    ljs__cache_unregister(wk->epoch_rec);
+    wk->epoch_rec = NULL;
     wk->L = NULL;
     ljs__alloc_fini(&wk->alloc);
 }
@@ -127,8 +132,12 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = start_scheduler(rt)) != LJS_OK)
+    if (ljs__cache_acquire() != LJS_OK) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail_console;
+    }
+    if ((rc = start_scheduler(rt)) != LJS_OK)
+        goto fail_cache;
     rc = ljs__watchdog_start(&rt->watchdog, rt);
     if (rc != LJS_OK) {
         rc = ljs__error(
@@ -144,6 +153,8 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
 fail_sched:
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
+fail_cache:
+    ljs__cache_release();
 fail_console:
     ljs__console_fini(&rt->console);
 fail:
@@ -159,6 +170,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     LJS_ASSERT_OWNER(rt);
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
+    ljs__cache_release();
     for (uint32_t i = 0; i < rt->nscripts; i++)
         ljs__script_free(&rt->scripts[i]);
     free(rt->scripts);
@@ -289,4 +301,12 @@ int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
     }
     lua_close(L);
     return err;
+}
+
+int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out)
+{
+    if (rt == NULL || out == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_cache_stats: NULL argument");
+    ljs__cache_stats_get(out);
+    return LJS_OK;
 }

@@ -39,6 +39,7 @@ typedef struct ljs__worker_s {
     /* Watchdog: call_seq changes at every call start, in_batch is set while
      * a batch runs, wd_flagged is the call_seq the watchdog found stuck. */
     pthread_t thread;
+    struct ck_epoch_record *epoch_rec; /* bytecode cache reads (cache.h) */
     atomic_uint_fast64_t call_seq;
     atomic_int in_batch;
     atomic_uint_fast64_t wd_flagged;

@@ -292,11 +292,18 @@ static int wrap_ref(lua_State *L, int factory)
 
 /* Compile and run the module chunk in its own environment; leaves the
  * module table on the stack. */
-static void push_module(lua_State *L, const ljs__script_t *s)
+static void push_module(lua_State *L, const ljs__worker_t *w, const ljs__script_t *s)
 {
     char chunkname[512];
     snprintf(chunkname, sizeof chunkname, "@%s", s->path);
-    if (luaL_loadbufferx(L, s->source, s->source_len, chunkname, "t") != LUA_OK)
+    const ljs_config_t *cfg = &w->rt->cfg;
+    /* With the cache, only bytecode this process compiled itself is loaded
+     * (mode "b"); without it, every worker compiles the text (mode "t"). */
+    int st = cfg->cache ? ljs__cache_load(w->epoch_rec, L, s->path, (int)cfg->strip_bytecode, chunkname)
+                        : luaL_loadbufferx(L, s->source, s->source_len, chunkname, "t");
+    if (st == LUA_ERRFILE)
+        luaL_error(L, "%s: not in the bytecode cache (bug: load before prepare)", s->path);
+    if (st != LUA_OK)
         lua_error(L);
     /* The environment: a fresh copy of the sandbox globals. */
     lua_newtable(L);
@@ -328,7 +335,7 @@ static int instantiate(lua_State *L)
     ljs__world_t *world = &c->w->rt->world;
     ljs__script_t *s = c->s;
     ljs__inst_t *inst = &c->w->inst[c->id];
-    push_module(L, s);
+    push_module(L, c->w, s);
     int mod = lua_gettop(L);
     if (c->meta)
         read_meta(L, mod, s, world);

@@ -8,6 +8,7 @@
 #ifndef LJS_RUNTIME_SCRIPT_H
 #define LJS_RUNTIME_SCRIPT_H
 
+#include "runtime/cache.h"
 #include "runtime/world.h"
 
 #include <lua.h>
@@ -22,6 +23,7 @@ typedef struct ljs__script_s {
     char *name;
     char *source;
     size_t source_len;
+    ljs__source_id_t version; /* size, mtime, hash of `source` */
     /* Declared fields, sorted by name (never by pairs() order). */
     uint32_t nfields;
     uint32_t *field_ids;

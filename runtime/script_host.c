@@ -8,12 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-static int read_file(const char *path, char **out, size_t *len)
+static int read_file(const char *path, char **out, size_t *len, ljs__source_id_t *id)
 {
     FILE *f = fopen(path, "rb");
+    struct stat st;
     if (f == NULL)
         return ljs__error(LJS_ENOENT, "cannot open script '%s': %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return ljs__error(LJS_ENOENT, "script '%s' is not a regular file", path);
+    }
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
@@ -40,6 +46,9 @@ static int read_file(const char *path, char **out, size_t *len)
     }
     *out = buf;
     *len = n;
+    id->size = n;
+    id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    id->hash = ljs__cache_hash(buf, n);
     return LJS_OK;
 }
 
@@ -163,9 +172,19 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
         ljs__script_free(s);
         return ljs__error(LJS_ENOMEM, "out of memory");
     }
-    if ((rc = read_file(path, &s->source, &s->source_len)) != LJS_OK) {
+    if ((rc = read_file(path, &s->source, &s->source_len, &s->version)) != LJS_OK) {
         ljs__script_free(s);
         return rc;
+    }
+    if (rt->cfg.cache) {
+        char err[1024];
+        rc = ljs__cache_prepare(rt->workers[0].L, path, &s->version, s->source, s->source_len,
+                                (int)rt->cfg.strip_bytecode, err, sizeof err);
+        if (rc != LJS_OK) {
+            rc = ljs__error(rc, "%s", err);
+            ljs__script_free(s);
+            return rc;
+        }
     }
     /* Worker 0 is this thread: load there first, reading the metadata. */
     rc = ljs__script_instantiate(&rt->workers[0], id, 1);
