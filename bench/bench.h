@@ -48,5 +48,6 @@ void bench_sink(uint64_t v);
 /* The cases. Each returns 0 on success. */
 int bench_sched(const bench_ctx_t *ctx);
 int bench_frame(const bench_ctx_t *ctx);
+int bench_cache(const bench_ctx_t *ctx);
 
 #endif

@@ -24,6 +24,7 @@ typedef struct bench_case_s {
 static const bench_case_t cases[] = {
     {"sched", bench_sched, "scheduler: empty and 1us jobs vs a mutex queue; stealing vs static split"},
     {"frame", bench_frame, "frames: ljs (1 and all workers) vs one lua_State with a table per entity"},
+    {"cache", bench_cache, "bytecode cache: loads from cached bytecode vs compiling; cold/warm start"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

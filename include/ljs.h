@@ -83,17 +83,17 @@ LJS_API const char *ljs_last_error(void);
 /* Every knob, with its environment variable, default and accepted range.
  * X(type, field, ENV_NAME, default, min, max, help)
  * Defaults marked 0 for workers mean "online CPUs". */
-#define LJS_CONFIG_MAP(X)                                                                              \
-    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)")     \
-    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")    \
-    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")                \
-    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")            \
-    X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines") \
-    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                  \
-      "instructions per script call (0 = off)")                                                        \
-    X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                           \
-      "wall time per script call (0 = off)") \
-    X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles")            \
+#define LJS_CONFIG_MAP(X)                                                                                \
+    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)")       \
+    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")      \
+    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")                  \
+    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")              \
+    X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines")   \
+    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                    \
+      "instructions per script call (0 = off)")                                                          \
+    X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                             \
+      "wall time per script call (0 = off)")                                                             \
+    X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles") \
     X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")
 
 typedef struct ljs_config_s {

@@ -235,7 +235,8 @@ static snapshot_t *derive(uint32_t at, int replace, chunk_t *c)
     const snapshot_t *cur = atomic_load_explicit(&cache->current, memory_order_relaxed);
     uint32_t n = cur->n + (replace ? 0 : 1) - (c == NULL ? 1 : 0);
     snapshot_t *s = calloc(1, sizeof *s);
-    chunk_t **v = malloc(sizeof *v * (n ? n : 1));
+    chunk_t **v =
+        malloc(sizeof *v * (n ? n : 1)); /* NOLINT(bugprone-sizeof-expression): an array of pointers */
     if (s == NULL || v == NULL) {
         free(s);
         free(v);
@@ -254,7 +255,7 @@ static snapshot_t *derive(uint32_t at, int replace, chunk_t *c)
         v[k++] = c;
     if (replace && c != NULL) {
         /* Put the replacement where the old chunk was. */
-        memmove(v + at + 1, v + at, sizeof *v * (k - at));
+        memmove(v + at + 1, v + at, sizeof *v * (k - at)); /* NOLINT(bugprone-sizeof-expression) */
         v[at] = c;
         k++;
     }
