@@ -479,10 +479,35 @@ static int measure_loads(const bench_ctx_t *ctx, const char *what, const char *p
     return rc;
 }
 
+/* us per lua_pcall of the module chunk (loaded untimed from `bc`): what
+ * running it costs every worker on every load, whatever the chunk's form. */
+static int measure_run(lua_State *L, const sbuf_t *bc, unsigned iters, double *us)
+{
+    uint64_t spent = 0;
+    lua_gc(L, LUA_GCCOLLECT);
+    for (unsigned i = 0; i < iters; i++) {
+        if (luaL_loadbufferx(L, bc->p, bc->len, "@raw.lua", "b") != LUA_OK) {
+            fprintf(stderr, "bench cache: raw load: %s\n", lua_tostring(L, -1));
+            return -1;
+        }
+        uint64_t t0 = bench_now_ns();
+        int st = lua_pcall(L, 0, 1, 0);
+        spent += bench_now_ns() - t0;
+        if (st != LUA_OK) {
+            fprintf(stderr, "bench cache: raw run: %s\n", lua_tostring(L, -1));
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    *us = (double)spent * 1e-3 / (double)iters;
+    return 0;
+}
+
 /* Pure per-state cost in one plain lua_State: us per luaL_loadbufferx of the
  * text (out[0]), of its lua_dump with debug info (out[1]) and stripped
- * (out[2]); sizes[] are the bytes of each. */
-static int measure_raw(const bench_ctx_t *ctx, const char *src, size_t len, unsigned iters, double out[3],
+ * (out[2]); sizes[] are the bytes of each. out[3]: us per run of the loaded
+ * module chunk (full standard library instead of ljs' sandbox copy). */
+static int measure_raw(const bench_ctx_t *ctx, const char *src, size_t len, unsigned iters, double out[4],
                        size_t sizes[3])
 {
     int reps = ctx->reps < MAX_REPS ? ctx->reps : MAX_REPS;
@@ -519,6 +544,14 @@ static int measure_raw(const bench_ctx_t *ctx, const char *src, size_t len, unsi
             out[k] = bench_median(per, (size_t)reps);
         sizes[k] = blen[k];
     }
+    if (rc == 0) {
+        double per[MAX_REPS];
+        luaL_openlibs(L);
+        for (int rep = 0; rep < reps && rc == 0; rep++)
+            rc = measure_run(L, &dump[1], iters, &per[rep]);
+        if (rc == 0)
+            out[3] = bench_median(per, (size_t)reps);
+    }
     if (L != NULL)
         lua_close(L);
     sb_free(&dump[0]);
@@ -547,6 +580,7 @@ static const char *const raw_fig[2][3] = {
 static const char *const bytes_fig[2][3] = {
     {"bytes_small_source", "bytes_small_bytecode", "bytes_small_stripped"},
     {"bytes_large_source", "bytes_large_bytecode", "bytes_large_stripped"}};
+static const char *const run_fig[2] = {"raw_run_us_small", "raw_run_us_large"};
 static const char *const lines_fig[2] = {"lines_small", "lines_large"};
 static const char *const cached_ratio[2] = {"cached_vs_compile_small", "cached_vs_compile_large"};
 static const char *const stripped_ratio[2] = {"stripped_vs_compile_small", "stripped_vs_compile_large"};
@@ -565,7 +599,7 @@ static int run_per_load(const bench_ctx_t *ctx, const char *dir, uint64_t nonce,
     int rc = 0, bad = 0;
     char path[512], what[128], salt[96];
     for (int si = 0; si < 2 && rc == 0; si++) {
-        double ms[NVARIANTS] = {0}, raw[3] = {0};
+        double ms[NVARIANTS] = {0}, raw[4] = {0};
         size_t bytes[3] = {0};
         for (int vi = 0; vi < NVARIANTS && rc == 0; vi++) {
             const variant_t *v = &variants[vi];
@@ -604,6 +638,7 @@ static int run_per_load(const bench_ctx_t *ctx, const char *dir, uint64_t nonce,
             bench_figure(res, load_fig[si][vi], ms[vi]);
         for (int k = 0; k < 3; k++)
             bench_figure(res, raw_fig[si][k], raw[k]);
+        bench_figure(res, run_fig[si], raw[3]);
         for (int k = 0; k < 3; k++)
             bench_figure(res, bytes_fig[si][k], (double)bytes[k]);
         bench_ratio(res, cached_ratio[si], ratio(ms[V_COMPILE], ms[V_CACHED]));

@@ -94,12 +94,20 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                             \
       "wall time per script call (0 = off)")                                                             \
     X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles") \
-    X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")
+    X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")          \
+    X(uint32_t, cache_max_mb, "LJS_CACHE_MAX_MB", 64, 1, 65536, "size bound of LJS_CACHE_DIR, MiB (oldest evicted)")
+
+/* String knobs: X(field, ENV_NAME, default, max length, help). */
+#define LJS_CONFIG_STR_MAP(X)                                                                                   \
+    X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
     LJS_CONFIG_MAP(LJS__CONFIG_FIELD)
 #undef LJS__CONFIG_FIELD
+#define LJS__CONFIG_STR_FIELD(field, env, def, maxlen, help) char field[maxlen];
+    LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_FIELD)
+#undef LJS__CONFIG_STR_FIELD
     /* Set by ljs_config_init when an LJS_* variable is invalid: the message
      * names the variable and its accepted range. ljs_runtime_create refuses a
      * config whose error is set. */
@@ -367,6 +375,10 @@ typedef struct ljs_cache_stats_s {
     uint64_t bytes;           /* bytecode bytes currently cached */
     uint64_t entries;         /* scripts currently cached */
     uint64_t snapshots_freed; /* old snapshots reclaimed after a grace period */
+    uint64_t disk_hits;       /* compiles avoided by a valid LJS_CACHE_DIR file */
+    uint64_t disk_writes;     /* files written to LJS_CACHE_DIR */
+    uint64_t disk_rejects;    /* corrupt, truncated, foreign or tampered files ignored */
+    uint64_t disk_evictions;  /* files removed to stay under LJS_CACHE_MAX_MB */
     double compile_ms;        /* time spent compiling */
     double saved_ms;          /* compile time the hits avoided (each hit: that source's compile time) */
 } ljs_cache_stats_t;

@@ -10,6 +10,8 @@
  * epoch-based reclamation.) */
 #include "runtime/cache.h"
 
+#include "runtime/cache_disk.h"
+
 #include <ck_epoch.h>
 #include <lauxlib.h>
 #include <pthread.h>
@@ -52,6 +54,7 @@ typedef struct cache_s {
     unsigned refs;
     atomic_uint pending; /* snapshots waiting for their grace period */
     uint64_t compiles, hits, misses, freed;
+    uint64_t disk_hits, disk_writes, disk_rejects, disk_evictions;
     atomic_uint_fast64_t loads;
     double compile_ms, saved_ms;
 } cache_t;
@@ -264,6 +267,9 @@ static snapshot_t *derive(uint32_t at, int replace, chunk_t *c)
     return s;
 }
 
+static chunk_t *new_chunk(const char *path, const ljs__source_id_t *id, int strip, unsigned char *bytes,
+                          size_t len);
+
 typedef struct dump_buf_s {
     unsigned char *p;
     size_t n, cap;
@@ -317,37 +323,79 @@ static chunk_t *compile(lua_State *L, const char *path, const ljs__source_id_t *
     }
     lua_dump(L, dump_writer, &b, strip);
     lua_pop(L, 1);
-    chunk_t *c = calloc(1, sizeof *c);
-    if (c != NULL)
-        c->path = strdup(path);
-    if (b.failed || c == NULL || c->path == NULL) {
+    chunk_t *c = b.failed ? NULL : new_chunk(path, id, strip, b.p, b.n);
+    if (c == NULL) {
         free(b.p);
-        if (c != NULL)
-            free(c->path);
-        free(c);
         snprintf(err, errlen, "out of memory caching the bytecode of %s", path);
         *rc = LJS_ENOMEM;
+        return NULL;
+    }
+    c->compile_ms = now_ms() - t0;
+    return c;
+}
+
+static chunk_t *new_chunk(const char *path, const ljs__source_id_t *id, int strip, unsigned char *bytes, size_t len)
+{
+    chunk_t *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->path = strdup(path)) == NULL) {
+        free(c);
         return NULL;
     }
     atomic_init(&c->refs, 1);
     c->id = *id;
     c->strip = strip;
-    c->bytes = b.p;
-    c->len = b.n;
-    c->compile_ms = now_ms() - t0;
+    c->bytes = bytes;
+    c->len = len;
     return c;
 }
 
-int ljs__cache_prepare(lua_State *L, const char *path, const ljs__source_id_t *id, const char *src,
-                       size_t len, int strip, char *err, size_t errlen)
+/* A chunk from LJS_CACHE_DIR, or NULL (no file, or rejected: see warn).
+ * The bytes must also load, which checks Lua's own bytecode header. */
+static chunk_t *from_disk(lua_State *L, const ljs__cache_req_t *r, char *warn, size_t warnlen)
+{
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    int got = ljs__disk_read(r->dir, r->path, &r->id, r->strip, &bytes, &len, warn, warnlen);
+    if (got < 0)
+        cache->disk_rejects++;
+    if (got <= 0)
+        return NULL;
+    if (luaL_loadbufferx(L, (const char *)bytes, len, "=(cache check)", "b") != LUA_OK) {
+        snprintf(warn, warnlen, "bytecode cache file for %s ignored (%s); rebuilding it", r->path,
+                 lua_tostring(L, -1));
+        lua_pop(L, 1);
+        free(bytes);
+        cache->disk_rejects++;
+        return NULL;
+    }
+    lua_pop(L, 1);
+    chunk_t *c = new_chunk(r->path, &r->id, r->strip, bytes, len);
+    if (c == NULL)
+        free(bytes);
+    else
+        cache->disk_hits++;
+    return c;
+}
+
+static void to_disk(const ljs__cache_req_t *r, const chunk_t *c, char *warn, size_t warnlen)
+{
+    int evicted = ljs__disk_write(r->dir, r->path, &r->id, r->strip, c->bytes, c->len, r->max_bytes, warn, warnlen);
+    if (evicted >= 0) {
+        cache->disk_writes++;
+        cache->disk_evictions += (uint64_t)evicted;
+    }
+}
+
+int ljs__cache_prepare(lua_State *L, const ljs__cache_req_t *r, char *err, size_t errlen, char *warn, size_t warnlen)
 {
     int rc = LJS_OK, found;
+    warn[0] = '\0';
     pthread_mutex_lock(&cache_lock);
     const snapshot_t *cur = atomic_load_explicit(&cache->current, memory_order_relaxed); /* writers: locked */
-    uint32_t at = find(cur, path, strip, &found);
+    uint32_t at = find(cur, r->path, r->strip, &found);
     if (found) {
         const chunk_t *c = cur->chunks[at];
-        if (c->id.size == id->size && c->id.mtime_ns == id->mtime_ns && c->id.hash == id->hash) {
+        if (c->id.size == r->id.size && c->id.mtime_ns == r->id.mtime_ns && c->id.hash == r->id.hash) {
             cache->hits++;
             cache->saved_ms += c->compile_ms;
             pthread_mutex_unlock(&cache_lock);
@@ -355,14 +403,21 @@ int ljs__cache_prepare(lua_State *L, const char *path, const ljs__source_id_t *i
         }
     }
     cache->misses++;
-    chunk_t *c = compile(L, path, id, src, len, strip, err, errlen, &rc);
+    chunk_t *c = r->dir[0] ? from_disk(L, r, warn, warnlen) : NULL;
+    if (c == NULL) {
+        c = compile(L, r->path, &r->id, r->src, r->len, r->strip, err, errlen, &rc);
+        if (c != NULL) {
+            cache->compiles++;
+            cache->compile_ms += c->compile_ms;
+            if (r->dir[0])
+                to_disk(r, c, warn[0] ? warn + strlen(warn) : warn, warnlen - strlen(warn));
+        }
+    }
     if (c != NULL) {
-        cache->compiles++;
-        cache->compile_ms += c->compile_ms;
         snapshot_t *next = derive(at, found, c);
         if (next == NULL) {
             chunk_unref(c);
-            snprintf(err, errlen, "out of memory publishing the bytecode of %s", path);
+            snprintf(err, errlen, "out of memory publishing the bytecode of %s", r->path);
             rc = LJS_ENOMEM;
         } else {
             publish_locked(next);
@@ -422,6 +477,10 @@ void ljs__cache_stats_get(ljs_cache_stats_t *out)
         out->misses = cache->misses;
         out->loads = atomic_load_explicit(&cache->loads, memory_order_relaxed);
         out->snapshots_freed = cache->freed;
+        out->disk_hits = cache->disk_hits;
+        out->disk_writes = cache->disk_writes;
+        out->disk_rejects = cache->disk_rejects;
+        out->disk_evictions = cache->disk_evictions;
         out->compile_ms = cache->compile_ms;
         out->saved_ms = cache->saved_ms;
         const snapshot_t *cur = atomic_load_explicit(&cache->current, memory_order_relaxed);

@@ -45,12 +45,26 @@ LJS_HIDDEN void ljs__cache_release(void);
 LJS_HIDDEN struct ck_epoch_record *ljs__cache_register(void);
 LJS_HIDDEN void ljs__cache_unregister(struct ck_epoch_record *rec);
 
-/* Make sure `path` at version `id` (stripped or not) is in the cache:
- * a hit if so, else compile `src` on L (the owner's worker-0 state) and
- * publish. On a syntax error returns LJS_ESCRIPT with the message
- * (file:line) copied to `err`. Thread: owner. Blocks: on cache_lock. */
-LJS_HIDDEN int ljs__cache_prepare(lua_State *L, const char *path, const ljs__source_id_t *id, const char *src,
-                                  size_t len, int strip, char *err, size_t errlen);
+/* What ljs__cache_prepare needs to know about one script source. */
+typedef struct ljs__cache_req_s {
+    const char *path;
+    ljs__source_id_t id;
+    const char *src;
+    size_t len;
+    int strip;
+    const char *dir;    /* LJS_CACHE_DIR, "" = no persistent cache */
+    uint64_t max_bytes; /* LJS_CACHE_MAX_MB in bytes */
+} ljs__cache_req_t;
+
+/* Make sure the request's path at its version (stripped or not) is in the
+ * cache: a hit if so; else take a valid LJS_CACHE_DIR file, or compile the
+ * source on L (the owner's worker-0 state, text mode) and write the file;
+ * then publish. On a syntax error returns LJS_ESCRIPT with the message
+ * (file:line) in `err`. A rejected or unwritable cache file is not an
+ * error: `warn` says what happened (else it is ""). Thread: owner.
+ * Blocks: on cache_lock (and file I/O with LJS_CACHE_DIR). */
+LJS_HIDDEN int ljs__cache_prepare(lua_State *L, const ljs__cache_req_t *req, char *err, size_t errlen, char *warn,
+                                  size_t warnlen);
 
 /* Load the cached chunk of `path` into L (pushes the function), inside an
  * epoch read section on `rec`. Returns a lua status, or LUA_ERRFILE when

@@ -55,6 +55,20 @@ static int env_u32(ljs_config_t *cfg, uint32_t *field, const char *env, unsigned
     return LJS_OK;
 }
 
+/* Apply a string variable if set; too long is an error, not a truncation. */
+static int env_str(ljs_config_t *cfg, char *field, size_t size, const char *env)
+{
+    const char *val = getenv(env);
+    if (val == NULL)
+        return LJS_OK;
+    if (strlen(val) >= size) {
+        snprintf(cfg->error, sizeof cfg->error, "%s: longer than %zu characters", env, size - 1);
+        return ljs__error(LJS_EINVAL, "%s", cfg->error);
+    }
+    memcpy(field, val, strlen(val) + 1);
+    return LJS_OK;
+}
+
 int ljs_config_init(ljs_config_t *cfg)
 {
     if (cfg == NULL)
@@ -63,6 +77,9 @@ int ljs_config_init(ljs_config_t *cfg)
 #define LJS__CONFIG_DEFAULT(type, field, env, def, lo, hi, help) cfg->field = (type)(def);
     LJS_CONFIG_MAP(LJS__CONFIG_DEFAULT)
 #undef LJS__CONFIG_DEFAULT
+#define LJS__CONFIG_STR_DEFAULT(field, env, def, maxlen, help) snprintf(cfg->field, sizeof cfg->field, "%s", def);
+    LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_DEFAULT)
+#undef LJS__CONFIG_STR_DEFAULT
     int rc = LJS_OK;
     /* Keep going after a bad variable so cfg is fully initialised, but report
      * the first one: it is the one the user will fix first. */
@@ -71,6 +88,11 @@ int ljs_config_init(ljs_config_t *cfg)
         rc = env_u32(cfg, &cfg->field, env, lo, hi);
     LJS_CONFIG_MAP(LJS__CONFIG_ENV)
 #undef LJS__CONFIG_ENV
+#define LJS__CONFIG_STR_ENV(field, env, def, maxlen, help) \
+    if (rc == LJS_OK)                                      \
+        rc = env_str(cfg, cfg->field, sizeof cfg->field, env);
+    LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_ENV)
+#undef LJS__CONFIG_STR_ENV
     return rc;
 }
 
@@ -92,5 +114,11 @@ int ljs_config_validate(const ljs_config_t *cfg)
                           (unsigned long long)(hi));
     LJS_CONFIG_MAP(LJS__CONFIG_CHECK)
 #undef LJS__CONFIG_CHECK
+#define LJS__CONFIG_STR_CHECK(field, env, def, maxlen, help)                                                \
+    if (memchr(cfg->field, 0, sizeof cfg->field) == NULL)                                                 \
+        return ljs__error(LJS_EINVAL, "config.%s (%s): not NUL-terminated within %d bytes", #field, env, \
+                          (int)sizeof cfg->field);
+    LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_CHECK)
+#undef LJS__CONFIG_STR_CHECK
     return LJS_OK;
 }

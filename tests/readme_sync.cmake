@@ -9,6 +9,8 @@ endif()
 # Every LJS_* variable of LJS_CONFIG_MAP has a row in the README's table.
 file(READ ${HEADER} header)
 string(REGEX MATCHALL "X\\([a-z0-9_]+, [a-z_]+, \"LJS_[A-Z_]+\"" rows "${header}")
+string(REGEX MATCHALL "X\\([a-z_]+, \"LJS_[A-Z_]+\"" str_rows "${header}")
+list(APPEND rows ${str_rows})
 list(LENGTH rows n)
 if(n LESS 5)
   message(FATAL_ERROR "found only ${n} LJS_CONFIG_MAP rows in ${HEADER}: the pattern is out of date")

@@ -190,6 +190,139 @@ static void test_cache_is_shared_by_runtimes_and_can_be_switched_off(void **stat
     ljs_runtime_destroy(b);
 }
 
+/* ---- persistent cache (LJS_CACHE_DIR) ----------------------------------------- */
+
+static ljs_runtime_t *disk_runtime(const char *dir, uint32_t max_mb)
+{
+    ljs_config_t cfg;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    cfg.cache_max_mb = max_mb;
+    snprintf(cfg.cache_dir, sizeof cfg.cache_dir, "%s", dir);
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    return rt;
+}
+
+/* Path of the only .ljsc file in dir. */
+static void cache_file(const char *dir, char *out, size_t n)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls %s/*.ljsc", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(out, (int)n, p));
+    out[strcspn(out, "\n")] = '\0';
+    pclose(p);
+}
+
+static void test_cache_dir_gives_a_warm_start_in_a_new_cache(void **state)
+{
+    fixture_t *fx = *state;
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/bc", fx->dir);
+    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 5 end }\n");
+    ljs_runtime_t *rt = disk_runtime(dir, 64);
+    assert_true(run_probe(rt, fx->path) == 5.0);
+    ljs_cache_stats_t a = stats(rt);
+    assert_int_equal(a.disk_writes, 1);
+    ljs_runtime_destroy(rt); /* the last runtime: the in-memory cache goes */
+    rt = disk_runtime(dir, 64);
+    assert_true(run_probe(rt, fx->path) == 5.0);
+    ljs_cache_stats_t b = stats(rt);
+    assert_int_equal(b.compiles, 0);
+    assert_int_equal(b.disk_hits, 1);
+    ljs_runtime_destroy(rt);
+}
+
+/* Mutated cache files (bit flips, truncation, random bytes, another
+ * version) are all rejected, logged, rebuilt, and never crash anything. */
+static void mutate(const char *file, unsigned seed)
+{
+    FILE *f = fopen(file, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    unsigned kind = seed % 4;
+    if (kind == 0) { /* flip a few bytes anywhere */
+        for (unsigned k = 0; k < 1 + seed % 3; k++) {
+            long at = (long)((seed * 2654435761u + k * 40503u) % (unsigned)size);
+            fseek(f, at, SEEK_SET);
+            int c = fgetc(f);
+            fseek(f, at, SEEK_SET);
+            fputc(c ^ (1 << (seed % 8)), f);
+        }
+    } else if (kind == 1) { /* truncate */
+        fclose(f);
+        assert_int_equal(truncate(file, (long)(seed % (unsigned)size)), 0);
+        return;
+    } else if (kind == 2) { /* random bytes, same size */
+        fseek(f, 0, SEEK_SET);
+        for (long i = 0; i < size; i++)
+            fputc((int)((seed + (unsigned)i * 2246822519u) >> 13) & 0xff, f);
+    } else { /* a foreign ljs version in a well-formed header */
+        fseek(f, 12, SEEK_SET);
+        uint32_t v = 999999;
+        fwrite(&v, 4, 1, f);
+    }
+    fclose(f);
+}
+
+static void test_cache_dir_rejects_every_mutated_file_and_rebuilds(void **state)
+{
+    fixture_t *fx = *state;
+    char dir[160], file[512];
+    snprintf(dir, sizeof dir, "%s/bc", fx->dir);
+    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 6 end }\n");
+    ljs_runtime_t *rt = disk_runtime(dir, 64);
+    assert_true(run_probe(rt, fx->path) == 6.0);
+    ljs_runtime_destroy(rt);
+    cache_file(dir, file, sizeof file);
+    const unsigned rounds = 200 / LJS_TEST_SCALE;
+    for (unsigned seed = 1; seed <= rounds; seed++) {
+        mutate(file, seed);
+        rt = disk_runtime(dir, 64);
+        assert_true(run_probe(rt, fx->path) == 6.0);
+        ljs_cache_stats_t st = stats(rt);
+        if (st.disk_rejects != 1 || st.compiles != 1 || st.disk_writes != 1)
+            fail_msg("seed %u: rejects %llu compiles %llu writes %llu", seed, (unsigned long long)st.disk_rejects,
+                     (unsigned long long)st.compiles, (unsigned long long)st.disk_writes);
+        char log[4096] = "";
+        ljs_console_drain(rt, collect, log);
+        assert_non_null(strstr(log, "ignored"));
+        ljs_runtime_destroy(rt);
+        rt = disk_runtime(dir, 64); /* the rebuilt file is good again */
+        assert_true(run_probe(rt, fx->path) == 6.0);
+        assert_int_equal(stats(rt).disk_hits, 1);
+        ljs_runtime_destroy(rt);
+    }
+}
+
+static void test_cache_dir_stays_under_its_size_bound(void **state)
+{
+    fixture_t *fx = *state;
+    char dir[160], path[256], cmd[256];
+    snprintf(dir, sizeof dir, "%s/bc", fx->dir);
+    ljs_runtime_t *rt = disk_runtime(dir, 1);
+    for (int i = 0; i < 12; i++) {
+        /* ~150 KB of bytecode each (a long table of strings). */
+        snprintf(path, sizeof path, "%s/big%d.lua", fx->dir, i);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "local t = {\n");
+        for (int k = 0; k < 6000; k++)
+            fprintf(f, "  'entry %d of script %d',\n", k, i);
+        fprintf(f, "}\nreturn { fields = { v = 0.0 }, update = function(self) self.v = #t end }\n");
+        fclose(f);
+        assert_true(run_probe(rt, path) == 6000.0);
+    }
+    ljs_cache_stats_t st = stats(rt);
+    assert_true(st.disk_evictions > 0);
+    snprintf(cmd, sizeof cmd, "test $(du -sb %s | cut -f1) -le 1048576", dir);
+    assert_int_equal(system(cmd), 0);
+    ljs_runtime_destroy(rt);
+}
+
 /* ---- RCU: readers racing a writer ------------------------------------------ */
 
 #define RACE_PATH "race.lua"
@@ -229,10 +362,10 @@ static void *reader(void *arg)
 
 static void publish_version(lua_State *L, int v)
 {
-    char src[128], err[256];
+    char src[128], err[256], warn[256];
     snprintf(src, sizeof src, "return %d, %d -- padding %d\n", v, v * 7 + 3, v % 13);
-    ljs__source_id_t id = {strlen(src), v, ljs__cache_hash(src, strlen(src))};
-    assert_int_equal(ljs__cache_prepare(L, RACE_PATH, &id, src, strlen(src), 0, err, sizeof err), LJS_OK);
+    ljs__cache_req_t req = {RACE_PATH, {strlen(src), v, ljs__cache_hash(src, strlen(src))}, src, strlen(src), 0, "", 0};
+    assert_int_equal(ljs__cache_prepare(L, &req, err, sizeof err, warn, sizeof warn), LJS_OK);
 }
 
 static void test_cache_readers_race_thousands_of_snapshot_swaps(void **state)
@@ -281,6 +414,9 @@ int main(void)
         T(test_cache_syntax_error_is_not_cached_and_keeps_file_line),
         T(test_cache_debug_info_kept_by_default_and_stripped_on_request),
         T(test_cache_is_shared_by_runtimes_and_can_be_switched_off),
+        T(test_cache_dir_gives_a_warm_start_in_a_new_cache),
+        T(test_cache_dir_rejects_every_mutated_file_and_rebuilds),
+        T(test_cache_dir_stays_under_its_size_bound),
         cmocka_unit_test(test_cache_readers_race_thousands_of_snapshot_swaps),
 #undef T
     };
