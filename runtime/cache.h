@@ -29,8 +29,8 @@ struct ck_epoch_record;
 typedef struct ljs__source_id_s {
     uint64_t size;
     int64_t mtime_ns;
-    uint64_t hash; /* 64-bit FNV-1a of the bytes: catches same-size edits
-                    * within the same mtime tick */
+    uint64_t hash; /* ljs__cache_hash of the bytes: catches same-size
+                    * edits within the same mtime tick */
 } ljs__source_id_t;
 
 LJS_HIDDEN uint64_t ljs__cache_hash(const void *p, size_t n);
@@ -54,6 +54,7 @@ typedef struct ljs__cache_req_s {
     int strip;
     const char *dir;    /* LJS_CACHE_DIR, "" = no persistent cache */
     uint64_t max_bytes; /* LJS_CACHE_MAX_MB in bytes */
+    int internal;       /* code ljs generates: not counted in the stats */
 } ljs__cache_req_t;
 
 /* Make sure the request's path at its version (stripped or not) is in the
@@ -67,10 +68,11 @@ LJS_HIDDEN int ljs__cache_prepare(lua_State *L, const ljs__cache_req_t *req, cha
                                   size_t warnlen);
 
 /* Load the cached chunk of `path` into L (pushes the function), inside an
- * epoch read section on `rec`. Returns a lua status, or LUA_ERRFILE when
- * the path is not cached. Never raises. Thread: same-worker. */
+ * epoch read section on `rec`; `internal` loads are not counted in the
+ * stats. Returns a lua status, or LUA_ERRFILE when the path is not cached.
+ * Never raises. Thread: same-worker. */
 LJS_HIDDEN int ljs__cache_load(struct ck_epoch_record *rec, lua_State *L, const char *path, int strip,
-                               const char *chunkname);
+                               const char *chunkname, int internal);
 
 /* Drop the entry of `path` (both forms) from the cache, e.g. when no
  * runtime uses the script any more. Thread: owner. */

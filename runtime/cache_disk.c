@@ -35,8 +35,9 @@ typedef struct header_s {
 static void file_name(char *out, size_t n, const char *dir, const char *path, const ljs__source_id_t *id,
                       int strip)
 {
-    snprintf(out, n, "%s/%016llx-%016llx-%c.ljsc", dir, (unsigned long long)ljs__cache_hash(path, strlen(path)),
-             (unsigned long long)id->hash, strip ? 's' : 'd');
+    snprintf(out, n, "%s/%016llx-%016llx-%c.ljsc", dir,
+             (unsigned long long)ljs__cache_hash(path, strlen(path)), (unsigned long long)id->hash,
+             strip ? 's' : 'd');
 }
 
 static void fill_header(header_t *h, const char *path, const ljs__source_id_t *id, int strip,
@@ -80,8 +81,8 @@ static const char *check_header(const header_t *h, const char *path, const ljs__
     return NULL;
 }
 
-int ljs__disk_read(const char *dir, const char *path, const ljs__source_id_t *id, int strip, unsigned char **bytes,
-                   size_t *len, char *why, size_t whylen)
+int ljs__disk_read(const char *dir, const char *path, const ljs__source_id_t *id, int strip,
+                   unsigned char **bytes, size_t *len, char *why, size_t whylen)
 {
     char file[1024];
     header_t h;

@@ -77,7 +77,8 @@ int ljs_config_init(ljs_config_t *cfg)
 #define LJS__CONFIG_DEFAULT(type, field, env, def, lo, hi, help) cfg->field = (type)(def);
     LJS_CONFIG_MAP(LJS__CONFIG_DEFAULT)
 #undef LJS__CONFIG_DEFAULT
-#define LJS__CONFIG_STR_DEFAULT(field, env, def, maxlen, help) snprintf(cfg->field, sizeof cfg->field, "%s", def);
+#define LJS__CONFIG_STR_DEFAULT(field, env, def, maxlen, help) \
+    snprintf(cfg->field, sizeof cfg->field, "%s", def);
     LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_DEFAULT)
 #undef LJS__CONFIG_STR_DEFAULT
     int rc = LJS_OK;
@@ -114,8 +115,8 @@ int ljs_config_validate(const ljs_config_t *cfg)
                           (unsigned long long)(hi));
     LJS_CONFIG_MAP(LJS__CONFIG_CHECK)
 #undef LJS__CONFIG_CHECK
-#define LJS__CONFIG_STR_CHECK(field, env, def, maxlen, help)                                                \
-    if (memchr(cfg->field, 0, sizeof cfg->field) == NULL)                                                 \
+#define LJS__CONFIG_STR_CHECK(field, env, def, maxlen, help)                                             \
+    if (memchr(cfg->field, 0, sizeof cfg->field) == NULL)                                                \
         return ljs__error(LJS_EINVAL, "config.%s (%s): not NUL-terminated within %d bytes", #field, env, \
                           (int)sizeof cfg->field);
     LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_CHECK)

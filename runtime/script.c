@@ -241,6 +241,29 @@ static void read_meta(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *wor
 
 /* ---- instances (every worker) ------------------------------------------------ */
 
+/* Load generated Lua source: through the bytecode cache when it is on (the
+ * owner compiles it once, as worker 0; other workers load the bytecode), so
+ * a cached script load compiles nothing at all. Lua: may raise. */
+static void load_generated(lua_State *L, const char *src, size_t len, const char *what)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    char path[128], err[512], warn[8];
+    if (!w->rt->cfg.cache) {
+        if (luaL_loadbufferx(L, src, len, what, "t") != LUA_OK)
+            lua_error(L);
+        return;
+    }
+    ljs__cache_req_t req = {path, {len, 0, ljs__cache_hash(src, len)}, src, len, 0, "", 0, 1};
+    snprintf(path, sizeof path, "%s#%016llx", what, (unsigned long long)req.id.hash);
+    if (w->index == 0 && ljs__cache_prepare(L, &req, err, sizeof err, warn, sizeof warn) != LJS_OK)
+        luaL_error(L, "%s", err);
+    int st = ljs__cache_load(w->epoch_rec, L, path, 0, path, 1);
+    if (st == LUA_ERRFILE)
+        luaL_error(L, "%s: not in the bytecode cache (bug: prepared by worker 0 first)", path);
+    if (st != LUA_OK)
+        lua_error(L);
+}
+
 /* Build the natural-form wrapper factory for script s and leave it on the
  * stack: factory(fn) -> function(id, arg, sender, <fields...>). */
 static void push_factory(lua_State *L, const ljs__script_t *s, ljs__world_t *world)
@@ -275,8 +298,7 @@ static void push_factory(lua_State *L, const ljs__script_t *s, ljs__world_t *wor
     luaL_pushresult(&b);
     size_t len;
     const char *src = lua_tolstring(L, -1, &len);
-    if (luaL_loadbufferx(L, src, len, "=(ljs self wrapper)", "t") != LUA_OK)
-        lua_error(L);
+    load_generated(L, src, len, "(ljs self wrapper)");
     lua_call(L, 0, 1);
     lua_remove(L, -2); /* the source */
 }
@@ -299,7 +321,7 @@ static void push_module(lua_State *L, const ljs__worker_t *w, const ljs__script_
     const ljs_config_t *cfg = &w->rt->cfg;
     /* With the cache, only bytecode this process compiled itself is loaded
      * (mode "b"); without it, every worker compiles the text (mode "t"). */
-    int st = cfg->cache ? ljs__cache_load(w->epoch_rec, L, s->path, (int)cfg->strip_bytecode, chunkname)
+    int st = cfg->cache ? ljs__cache_load(w->epoch_rec, L, s->path, (int)cfg->strip_bytecode, chunkname, 0)
                         : luaL_loadbufferx(L, s->source, s->source_len, chunkname, "t");
     if (st == LUA_ERRFILE)
         luaL_error(L, "%s: not in the bytecode cache (bug: load before prepare)", s->path);

@@ -178,8 +178,14 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
     }
     if (rt->cfg.cache) {
         char err[1024], warn[1024];
-        ljs__cache_req_t req = {s->path, s->version, s->source, s->source_len, (int)rt->cfg.strip_bytecode,
-                                rt->cfg.cache_dir, (uint64_t)rt->cfg.cache_max_mb << 20};
+        ljs__cache_req_t req = {s->path,
+                                s->version,
+                                s->source,
+                                s->source_len,
+                                (int)rt->cfg.strip_bytecode,
+                                rt->cfg.cache_dir,
+                                (uint64_t)rt->cfg.cache_max_mb << 20,
+                                0};
         rc = ljs__cache_prepare(rt->workers[0].L, &req, err, sizeof err, warn, sizeof warn);
         if (warn[0])
             ljs__console_log(&rt->console, LJS_LOG_WARN, rt->frame, 0, s->name, "%s", warn);
