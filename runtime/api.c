@@ -325,6 +325,9 @@ int ljs__api_open(lua_State *L)
     lua_pushcclosure(L, api_set, 1);
     lua_setfield(L, -2, "set");
     lua_pop(L, 1);
+    /* Modules loaded in this state, by path (require.c). */
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "ljs.modules");
     /* The metatable put on script environments once their chunk has run. */
     lua_newtable(L);
     lua_pushcfunction(L, env_guard);

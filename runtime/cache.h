@@ -64,8 +64,8 @@ typedef struct ljs__cache_req_s {
  * (file:line) in `err`. A rejected or unwritable cache file is not an
  * error: `warn` says what happened (else it is ""). Thread: owner.
  * Blocks: on cache_lock (and file I/O with LJS_CACHE_DIR). */
-LJS_HIDDEN int ljs__cache_prepare(lua_State *L, const ljs__cache_req_t *req, char *err, size_t errlen, char *warn,
-                                  size_t warnlen);
+LJS_HIDDEN int ljs__cache_prepare(lua_State *L, const ljs__cache_req_t *req, char *err, size_t errlen,
+                                  char *warn, size_t warnlen);
 
 /* Load the cached chunk of `path` into L (pushes the function), inside an
  * epoch read section on `rec`; `internal` loads are not counted in the

@@ -20,6 +20,7 @@ LJS_HIDDEN int ljs__disk_read(const char *dir, const char *path, const ljs__sour
  * directory holds more than max_bytes. Returns the number of files evicted,
  * or -1 if the file could not be written (`why` says why). Thread: owner. */
 LJS_HIDDEN int ljs__disk_write(const char *dir, const char *path, const ljs__source_id_t *id, int strip,
-                               const unsigned char *bytes, size_t len, uint64_t max_bytes, char *why, size_t whylen);
+                               const unsigned char *bytes, size_t len, uint64_t max_bytes, char *why,
+                               size_t whylen);
 
 #endif

@@ -34,6 +34,7 @@ static int worker_start(void *ud, uint32_t w)
     ljs__worker_t *wk = &rt->workers[w];
     wk->index = w;
     wk->rt = rt;
+    wk->loading = UINT32_MAX;
     ljs__watchdog_bind(wk);
     wk->epoch_rec = ljs__cache_register();
     if (wk->epoch_rec == NULL)

@@ -33,6 +33,7 @@ typedef struct ljs__worker_s {
     uint32_t cur_slot;
     uint32_t cur_script;
     double dt;
+    uint32_t loading; /* worker 0: id of the script being loaded, else UINT32_MAX */
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;
     int out_failed; /* an append ran out of memory (reported after phase) */

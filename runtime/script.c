@@ -14,6 +14,7 @@
 #include "runtime/script.h"
 
 #include "runtime/exec.h"
+#include "runtime/require.h"
 #include "runtime/runtime.h"
 #include "runtime/state.h"
 
@@ -327,28 +328,11 @@ static void push_module(lua_State *L, const ljs__worker_t *w, const ljs__script_
         luaL_error(L, "%s: not in the bytecode cache (bug: load before prepare)", s->path);
     if (st != LUA_OK)
         lua_error(L);
-    /* The environment: a fresh copy of the sandbox globals. */
-    lua_newtable(L);
-    lua_pushglobaltable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -5);
-    }
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_insert(L, -3); /* env, chunk, env */
-    lua_setupvalue(L, -2, 1);
-    lua_call(L, 0, 1);
+    char root[512];
+    ljs__require_root(s->path, root, sizeof root);
+    ljs__require_run_chunk(L, root);
     if (!lua_istable(L, -1))
         luaL_error(L, "%s: a script must return a table (it returned %s)", s->path, luaL_typename(L, -1));
-    /* From now on a new global is a mistake: state belongs in fields. */
-    lua_pushvalue(L, -2);
-    lua_getfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
-    lua_remove(L, -2); /* env */
 }
 
 static int instantiate(lua_State *L)
@@ -392,8 +376,10 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     lua_pushcfunction(L, ljs__state_traceback);
     lua_pushcfunction(L, instantiate);
     lua_pushlightuserdata(L, &c);
-    ljs__exec_arm_budget(w); /* a chunk that never returns must not hang the load */
+    ljs__exec_arm_budget(w);             /* a chunk that never returns must not hang the load */
+    w->loading = meta ? id : UINT32_MAX; /* require() records dependencies */
     int rc = lua_pcall(L, 1, 0, -3);
+    w->loading = UINT32_MAX;
     ljs__exec_disarm_budget(w);
     if (rc == LUA_OK) {
         lua_pop(L, 1);
@@ -435,6 +421,9 @@ void ljs__script_free(ljs__script_t *s)
         free(s->handlers[i]);
     free(s->handlers);
     free(s->ents);
+    for (uint32_t i = 0; i < s->ndeps; i++)
+        free(s->deps[i]);
+    free(s->deps);
     memset(s, 0, sizeof *s);
 }
 

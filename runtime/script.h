@@ -36,6 +36,9 @@ typedef struct ljs__script_s {
     /* Event handlers on_<name>, sorted by name. */
     uint32_t nhandlers;
     char **handlers;
+    /* Module files this script require()s, directly or not (paths). */
+    char **deps;
+    uint32_t ndeps;
     /* Bound entities (slot indices), sorted before each frame if dirty. */
     uint32_t *ents;
     uint32_t nents, ents_cap;
@@ -63,6 +66,11 @@ LJS_HIDDEN int ljs__script_instantiate(struct ljs__worker_s *w, uint32_t id, int
 
 /* Drop worker `w`'s instance `id`. Thread: same-worker. */
 LJS_HIDDEN void ljs__script_release(struct ljs__worker_s *w, uint32_t id);
+
+/* Read a script or module file and its version (size, mtime, hash). Sets
+ * ljs_last_error on failure. Thread: owner. Returns LJS_OK, LJS_ENOENT,
+ * LJS_ENOMEM. */
+LJS_HIDDEN int ljs__script_read_source(const char *path, char **out, size_t *len, ljs__source_id_t *id);
 
 /* Free a host record's memory. Thread: owner. */
 LJS_HIDDEN void ljs__script_free(ljs__script_t *s);

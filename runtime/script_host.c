@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int read_file(const char *path, char **out, size_t *len, ljs__source_id_t *id)
+int ljs__script_read_source(const char *path, char **out, size_t *len, ljs__source_id_t *id)
 {
     FILE *f = fopen(path, "rb");
     struct stat st;
@@ -172,7 +172,7 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
         ljs__script_free(s);
         return ljs__error(LJS_ENOMEM, "out of memory");
     }
-    if ((rc = read_file(path, &s->source, &s->source_len, &s->version)) != LJS_OK) {
+    if ((rc = ljs__script_read_source(path, &s->source, &s->source_len, &s->version)) != LJS_OK) {
         ljs__script_free(s);
         return rc;
     }

@@ -30,9 +30,9 @@ static const unsigned ljs_test_worker_counts[] = {1, 2, 4, 8};
 static inline void ljs_test_clear_env(void)
 {
     static const char *const vars[] = {
-        "LJS_WORKERS",       "LJS_STATE_MEM_MB",     "LJS_SPIN", "LJS_BATCH", "LJS_CONSOLE_LINES",
-        "LJS_SCRIPT_BUDGET", "LJS_SCRIPT_TIMEOUT_MS",
-                                       "LJS_CACHE", "LJS_STRIP_BYTECODE", "LJS_CACHE_MAX_MB", "LJS_CACHE_DIR"};
+        "LJS_WORKERS",       "LJS_STATE_MEM_MB",      "LJS_SPIN",  "LJS_BATCH",          "LJS_CONSOLE_LINES",
+        "LJS_SCRIPT_BUDGET", "LJS_SCRIPT_TIMEOUT_MS", "LJS_CACHE", "LJS_STRIP_BYTECODE", "LJS_CACHE_MAX_MB",
+        "LJS_CACHE_DIR"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }

@@ -134,8 +134,9 @@ static int print_config(void)
     } while (0);
     LJS_CONFIG_MAP(PRINT_KNOB)
 #undef PRINT_KNOB
-#define PRINT_STR_KNOB(field, env, def, maxlen, help) \
-    printf("%-20s %-10s %-8s %s\n", env, cfg.field[0] ? cfg.field : "\"\"", getenv(env) ? "env" : "default", help);
+#define PRINT_STR_KNOB(field, env, def, maxlen, help)                                                        \
+    printf("%-20s %-10s %-8s %s\n", env, cfg.field[0] ? cfg.field : "\"\"", getenv(env) ? "env" : "default", \
+           help);
     LJS_CONFIG_STR_MAP(PRINT_STR_KNOB)
 #undef PRINT_STR_KNOB
     return 0;
