@@ -33,6 +33,7 @@
 #include <lualib.h>
 
 #include <stdarg.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,8 +386,8 @@ static int fail(const char *what, int rc)
     return -1;
 }
 
-static int runtime_new(unsigned workers, uint32_t cache, uint32_t strip, const char *what,
-                       ljs_runtime_t **out)
+static int runtime_new_dir(unsigned workers, uint32_t cache, uint32_t strip, const char *cache_dir,
+                           const char *what, ljs_runtime_t **out)
 {
     ljs_config_t cfg;
     *out = NULL;
@@ -395,9 +396,16 @@ static int runtime_new(unsigned workers, uint32_t cache, uint32_t strip, const c
         cfg.workers = workers;
         cfg.cache = cache;
         cfg.strip_bytecode = strip;
+        snprintf(cfg.cache_dir, sizeof cfg.cache_dir, "%s", cache_dir);
         rc = ljs_runtime_create(&cfg, out);
     }
     return rc == LJS_OK ? 0 : fail(what, rc);
+}
+
+static int runtime_new(unsigned workers, uint32_t cache, uint32_t strip, const char *what,
+                       ljs_runtime_t **out)
+{
+    return runtime_new_dir(workers, cache, strip, "", what, out);
 }
 
 static int cache_snap(const ljs_runtime_t *rt, const char *what, ljs_cache_stats_t *out)
@@ -409,7 +417,7 @@ static int cache_snap(const ljs_runtime_t *rt, const char *what, ljs_cache_stats
 
 /* Counters gathered over one scenario (deltas). */
 typedef struct cache_delta_s {
-    uint64_t compiles, hits;
+    uint64_t compiles, hits, disk_hits;
     double compile_ms;
 } cache_delta_t;
 
@@ -417,6 +425,7 @@ static void cache_add(cache_delta_t *d, const ljs_cache_stats_t *before, const l
 {
     d->compiles += after->compiles - before->compiles;
     d->hits += after->hits - before->hits;
+    d->disk_hits += after->disk_hits - before->disk_hits;
     d->compile_ms += after->compile_ms - before->compile_ms;
 }
 
@@ -662,13 +671,16 @@ typedef enum start_kind_e {
     START_NOCACHE, /* cache off: every worker compiles every script */
     START_COLD,    /* cache on, sources never seen: each compiles once */
     START_WARM,    /* cache on, another live runtime holds the same scripts */
-    /* START_WARM_DISK (later): a fresh process whose LJS_CACHE_DIR holds
-     * the bytecode of an earlier run: create with cache on, no runtime
-     * alive, expect hits from disk and zero compiles. */
+    /* With LJS_CACHE_DIR and no runtime alive before (the process-wide
+     * cache is gone, as in a new process): an empty directory, then the
+     * directory the cold start filled. */
+    START_COLD_DISK,
+    START_WARM_DISK,
     NSTARTS
 } start_kind_t;
 
-static const char *const start_label[NSTARTS] = {"nocache start", "cold start", "warm start"};
+static const char *const start_label[NSTARTS] = {"nocache start", "cold start", "warm start",
+                                                 "cold disk start", "warm disk start"};
 
 typedef struct project_s {
     const char *dir;
@@ -709,9 +721,11 @@ static int project_start(const bench_ctx_t *ctx, const project_t *p, start_kind_
 {
     const char *what = start_label[kind];
     ljs_cache_stats_t before, after;
-    char path[512];
+    char path[512], cache_dir[512] = "";
+    if (kind == START_COLD_DISK || kind == START_WARM_DISK)
+        snprintf(cache_dir, sizeof cache_dir, "%s/bytecode", p->dir);
     uint64_t t0 = bench_now_ns();
-    if (runtime_new(ctx->workers, kind != START_NOCACHE, 0, what, out) != 0)
+    if (runtime_new_dir(ctx->workers, kind != START_NOCACHE, 0, cache_dir, what, out) != 0)
         return -1;
     uint64_t t1 = bench_now_ns();
     int rc = cache_snap(*out, what, &before);
@@ -727,6 +741,25 @@ static int project_start(const bench_ctx_t *ctx, const project_t *p, start_kind_
     if (rc == 0 && (rc = cache_snap(*out, what, &after)) == 0)
         cache_add(d, &before, &after);
     return rc;
+}
+
+/* Remove dir/sub and the files in it (the disk cache of one rep). */
+static void remove_dir_files(const char *dir, const char *sub)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    char file[1024];
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' || strlen(de->d_name) > 2) {
+            snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+            unlink(file);
+        }
+    closedir(d);
+    rmdir(path);
 }
 
 /* Part (2). Returns -1 on an error, 1 if only a cache check failed. */
@@ -758,6 +791,20 @@ static int run_project(const bench_ctx_t *ctx, const char *dir, uint64_t nonce, 
             rc = project_start(ctx, &p, START_WARM, &rt[START_WARM], &ms[START_WARM][rep], &d[START_WARM]);
         ljs_runtime_destroy(rt[START_WARM]);
         ljs_runtime_destroy(rt[START_COLD]);
+        /* No runtime alive: the disk starts begin with an empty process-wide
+         * cache, like a new process. */
+        for (start_kind_t k = START_COLD_DISK; k <= START_WARM_DISK && rc == 0; k++) {
+            rc = project_start(ctx, &p, k, &rt[k], &ms[k][rep], &d[k]);
+            ljs_runtime_destroy(rt[k]);
+        }
+        if (rc == 0 && (d[START_WARM_DISK].compiles != 0 || d[START_WARM_DISK].disk_hits != p.n)) {
+            fprintf(stderr,
+                    "bench cache: cache check failed: warm disk start compiled %llu, %llu disk hits of %u\n",
+                    (unsigned long long)d[START_WARM_DISK].compiles,
+                    (unsigned long long)d[START_WARM_DISK].disk_hits, p.n);
+            bad = 1;
+        }
+        remove_dir_files(p.dir, "bytecode");
         if (rc == 0) {
             cache_delta_t both = d[START_COLD];
             both.compiles += d[START_WARM].compiles;
@@ -772,6 +819,8 @@ static int run_project(const bench_ctx_t *ctx, const char *dir, uint64_t nonce, 
     double nocache = bench_median(ms[START_NOCACHE], (size_t)reps);
     double cold = bench_median(ms[START_COLD], (size_t)reps);
     double warm = bench_median(ms[START_WARM], (size_t)reps);
+    double cold_disk = bench_median(ms[START_COLD_DISK], (size_t)reps);
+    double warm_disk = bench_median(ms[START_WARM_DISK], (size_t)reps);
     bench_figure(res, "project_scripts", (double)p.n);
     bench_figure(res, "project_lines", (double)lines);
     bench_figure(res, "nocache_start_ms", nocache);
@@ -782,7 +831,10 @@ static int run_project(const bench_ctx_t *ctx, const char *dir, uint64_t nonce, 
     bench_figure(res, "cold_cache_compile_ms", last[START_COLD].compile_ms);
     bench_figure(res, "warm_cache_compiles", (double)last[START_WARM].compiles);
     bench_figure(res, "warm_cache_hits", (double)last[START_WARM].hits);
+    bench_figure(res, "cold_disk_start_ms", cold_disk);
+    bench_figure(res, "warm_disk_start_ms", warm_disk);
     bench_ratio(res, "warm_vs_cold", ratio(cold, warm));
+    bench_ratio(res, "disk_warm_vs_cold", ratio(cold_disk, warm_disk));
     bench_ratio(res, "cold_vs_nocache", ratio(nocache, cold));
     return bad;
 }

@@ -55,6 +55,8 @@ typedef struct cache_s {
     atomic_uint pending; /* snapshots waiting for their grace period */
     uint64_t compiles, hits, misses, freed;
     uint64_t disk_hits, disk_writes, disk_rejects, disk_evictions;
+    char disk_dir[512];  /* the directory disk_bytes is about */
+    uint64_t disk_bytes; /* its running total, UINT64_MAX until scanned */
     atomic_uint_fast64_t loads;
     double compile_ms, saved_ms;
 } cache_t;
@@ -391,8 +393,12 @@ static chunk_t *from_disk(lua_State *L, const ljs__cache_req_t *r, char *warn, s
 
 static void to_disk(const ljs__cache_req_t *r, const chunk_t *c, char *warn, size_t warnlen)
 {
-    int evicted =
-        ljs__disk_write(r->dir, r->path, &r->id, r->strip, c->bytes, c->len, r->max_bytes, warn, warnlen);
+    if (strcmp(cache->disk_dir, r->dir) != 0) {
+        snprintf(cache->disk_dir, sizeof cache->disk_dir, "%s", r->dir);
+        cache->disk_bytes = UINT64_MAX;
+    }
+    int evicted = ljs__disk_write(r->dir, r->path, &r->id, r->strip, c->bytes, c->len, r->max_bytes,
+                                  &cache->disk_bytes, warn, warnlen);
     if (evicted >= 0) {
         cache->disk_writes++;
         cache->disk_evictions += (uint64_t)evicted;

@@ -125,8 +125,9 @@ static int cmp_age(const void *a, const void *b)
     return (x->mtime > y->mtime) - (x->mtime < y->mtime);
 }
 
-/* Remove the oldest .ljsc files while the directory holds > max_bytes. */
-static int evict(const char *dir, uint64_t max_bytes)
+/* Remove the oldest .ljsc files while the directory holds > max_bytes;
+ * *total_out gets what is left. */
+static int evict(const char *dir, uint64_t max_bytes, uint64_t *total_out)
 {
     DIR *d = opendir(dir);
     entry_t *v = NULL;
@@ -168,11 +169,13 @@ static int evict(const char *dir, uint64_t max_bytes)
         }
     }
     free(v);
+    *total_out = total;
     return evicted;
 }
 
 int ljs__disk_write(const char *dir, const char *path, const ljs__source_id_t *id, int strip,
-                    const unsigned char *bytes, size_t len, uint64_t max_bytes, char *why, size_t whylen)
+                    const unsigned char *bytes, size_t len, uint64_t max_bytes, uint64_t *dir_bytes,
+                    char *why, size_t whylen)
 {
     char file[1024], tmp[1100];
     static unsigned counter; /* owner threads serialise on cache_lock */
@@ -194,5 +197,9 @@ int ljs__disk_write(const char *dir, const char *path, const ljs__source_id_t *i
         unlink(tmp);
         return -1;
     }
-    return evict(dir, max_bytes);
+    if (*dir_bytes != UINT64_MAX)
+        *dir_bytes += sizeof h + len;
+    if (*dir_bytes != UINT64_MAX && *dir_bytes <= max_bytes)
+        return 0;
+    return evict(dir, max_bytes, dir_bytes);
 }

@@ -16,11 +16,14 @@
 LJS_HIDDEN int ljs__disk_read(const char *dir, const char *path, const ljs__source_id_t *id, int strip,
                               unsigned char **bytes, size_t *len, char *why, size_t whylen);
 
-/* Write the bytecode atomically, then evict the oldest files while the
- * directory holds more than max_bytes. Returns the number of files evicted,
- * or -1 if the file could not be written (`why` says why). Thread: owner. */
+/* Write the bytecode atomically. *dir_bytes is the directory's running
+ * total (UINT64_MAX: unknown): it grows by the file written, and only when
+ * it passes max_bytes is the directory scanned, the oldest files evicted
+ * and the total recomputed, so writing n files costs O(n), not O(n^2).
+ * Returns the number of files evicted, or -1 if the file could not be
+ * written (`why` says why). Thread: owner. */
 LJS_HIDDEN int ljs__disk_write(const char *dir, const char *path, const ljs__source_id_t *id, int strip,
-                               const unsigned char *bytes, size_t len, uint64_t max_bytes, char *why,
-                               size_t whylen);
+                               const unsigned char *bytes, size_t len, uint64_t max_bytes,
+                               uint64_t *dir_bytes, char *why, size_t whylen);
 
 #endif
