@@ -259,6 +259,15 @@ LJS_API int ljs_script_unload(ljs_runtime_t *rt, ljs_script_t s);
 /* Find a loaded script by name. Thread: owner. Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out);
 
+/* Reload a script from its file into every worker's state, all or nothing:
+ * entities keep their fields (new fields get their defaults), its modules
+ * run again, and the new version's optional on_reload(self) runs once per
+ * entity. A broken new version (syntax error, error in its chunk, bad
+ * shape, a state out of memory) is reported and the old version keeps
+ * running. Thread: owner, not during ljs_frame. Returns LJS_OK,
+ * LJS_ESCRIPT, LJS_ENOENT, LJS_ENOMEM. */
+LJS_API int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s);
+
 /* Attach a script to an entity: the entity gains the script's tags and the
  * defaults of the fields it does not hold yet, and takes part in the
  * script's update and events from the next frame. Attaching twice is a

@@ -148,6 +148,28 @@ static int run_updates(lua_State *L)
     return 0;
 }
 
+/* on_reload(self) once per entity, natural form (like a handler). */
+static int run_reloads(lua_State *L)
+{
+    batch_t *b = lua_touserdata(L, 1);
+    const ljs__script_t *s = b->s;
+    const ljs__world_t *world = &b->ph->rt->world;
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->reload_ref);
+    for (; b->pos < b->end; b->pos++) {
+        uint32_t slot = s->ents[b->pos];
+        begin_call(b->w, ljs__world_handle(world, slot), slot);
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, (lua_Integer)b->w->cur_id);
+        lua_pushnil(L); /* arg */
+        lua_pushnil(L); /* sender */
+        push_fields(L, world, s->field_ids, s->nfields, slot);
+        lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
+        store_results(L, b, s->field_ids, s->nfields, slot, 0);
+    }
+    return 0;
+}
+
 /* Event phase: b->pos/end index events; only calls for targets bound to
  * this script with a handler for the event's name. */
 static int run_events(lua_State *L)
@@ -254,5 +276,17 @@ void ljs__exec_events(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
     batch_t b = {ph, w, s, &w->inst[ph->script], ph->groups[begin], ph->groups[end], "event"};
     w->cur_script = ph->script;
     run_batch(&b, run_events);
+    mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
+}
+
+void ljs__exec_reloads(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
+{
+    const ljs__phase_t *ph = arg;
+    ljs__worker_t *w = &ph->rt->workers[worker];
+    const ljs__script_t *s = &ph->rt->scripts[ph->script];
+    batch_t b = {ph, w, s, &w->inst[ph->script], begin, end, "on_reload"};
+    w->cur_script = ph->script;
+    run_batch(&b, run_reloads);
+    w->sstat[ph->script].calls += end - begin;
     mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
 }

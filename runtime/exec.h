@@ -17,6 +17,7 @@ typedef struct ljs__phase_s {
  * [b, e) of the event list. Thread: worker. */
 LJS_HIDDEN void ljs__exec_updates(void *arg, uint32_t b, uint32_t e, uint32_t worker);
 LJS_HIDDEN void ljs__exec_events(void *arg, uint32_t b, uint32_t e, uint32_t worker);
+LJS_HIDDEN void ljs__exec_reloads(void *arg, uint32_t b, uint32_t e, uint32_t worker);
 
 /* Arm the instruction budget (LJS_SCRIPT_BUDGET) for the next call, or
  * disarm it. Thread: same-worker. */

@@ -201,7 +201,7 @@ static void commit_range(void *arg, uint32_t begin, uint32_t end, uint32_t worke
 
 /* Commit in slices over the workers: at 100k entities the copy is a few
  * hundred KB per field, worth splitting (bench: frame). */
-static void commit(ljs_runtime_t *rt)
+void ljs__frame_commit(ljs_runtime_t *rt)
 {
     ljs__sched_parallel_for(rt->sched, rt->world.nslots, 16384, commit_range, &rt->world);
     ljs__world_commit_done(&rt->world);
@@ -222,7 +222,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     if (rc == LJS_OK)
         rc = gather(rt);
     double t2 = now_ms();
-    commit(rt);
+    ljs__frame_commit(rt);
     rt->in_frame = 0;
     apply_commands(rt);
     double t3 = now_ms();

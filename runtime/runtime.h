@@ -84,6 +84,19 @@ LJS_HIDDEN int ljs__script_attach(struct ljs_runtime_s *rt, uint32_t slot, uint3
  * Thread: owner, outside phases. */
 LJS_HIDDEN void ljs__script_detach_slot(struct ljs_runtime_s *rt, uint32_t slot, uint32_t id);
 
+/* Reload script `id` from its file into every state, all or nothing, and
+ * run on_reload; unless `force`, an unchanged file is left alone. On a
+ * broken new version the old one keeps running. Thread: owner, between
+ * phases. Returns LJS_OK, LJS_ESCRIPT, LJS_ENOENT, LJS_ENOMEM. */
+LJS_HIDDEN int ljs__script_reload(struct ljs_runtime_s *rt, uint32_t id, int force);
+
+/* Drop a module's value from every state (the next require re-runs it).
+ * Thread: owner, between phases. */
+LJS_HIDDEN void ljs__script_forget_module(struct ljs_runtime_s *rt, const char *path);
+
+/* Copy this frame's field writes to the committed buffer. Thread: owner. */
+LJS_HIDDEN void ljs__frame_commit(struct ljs_runtime_s *rt);
+
 /* Run ljs_frame's phases. Thread: owner. */
 LJS_HIDDEN int ljs__frame_run(struct ljs_runtime_s *rt, double dt);
 

@@ -355,6 +355,10 @@ static int instantiate(lua_State *L)
         lua_getfield(L, mod, "update");
         inst->update_ref = s->fast ? luaL_ref(L, LUA_REGISTRYINDEX) : wrap_ref(L, factory);
     }
+    if (lua_getfield(L, mod, "on_reload") == LUA_TFUNCTION)
+        inst->reload_ref = wrap_ref(L, factory);
+    else
+        lua_pop(L, 1);
     for (uint32_t i = 0; i < s->nhandlers; i++) {
         lua_pushfstring(L, "on_%s", s->handlers[i]);
         lua_gettable(L, mod);
@@ -371,6 +375,7 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     ljs__inst_t *inst = &w->inst[id];
     memset(inst, 0, sizeof *inst);
     inst->update_ref = LUA_NOREF;
+    inst->reload_ref = LUA_NOREF;
     memset(&w->sstat[id], 0, sizeof w->sstat[id]);
     load_ctx_t c = {w, &w->rt->scripts[id], id, meta};
     lua_pushcfunction(L, ljs__state_traceback);
@@ -401,11 +406,14 @@ void ljs__script_release(ljs__worker_t *w, uint32_t id)
     ljs__inst_t *inst = &w->inst[id];
     if (inst->update_ref != LUA_NOREF && inst->update_ref != 0)
         luaL_unref(w->L, LUA_REGISTRYINDEX, inst->update_ref);
+    if (inst->reload_ref != LUA_NOREF && inst->reload_ref != 0)
+        luaL_unref(w->L, LUA_REGISTRYINDEX, inst->reload_ref);
     for (uint32_t i = 0; i < inst->nhandlers; i++)
         luaL_unref(w->L, LUA_REGISTRYINDEX, inst->handler_refs[i]);
     free(inst->handler_refs);
     memset(inst, 0, sizeof *inst);
     inst->update_ref = LUA_NOREF;
+    inst->reload_ref = LUA_NOREF;
 }
 
 void ljs__script_free(ljs__script_t *s)

@@ -47,6 +47,7 @@ typedef struct ljs__script_s {
 
 typedef struct ljs__inst_s {
     int update_ref;    /* natural: generated wrapper; fast: the function */
+    int reload_ref;    /* wrapper of on_reload(self), or LUA_NOREF */
     int *handler_refs; /* generated wrappers, script->handlers order */
     uint32_t nhandlers;
 } ljs__inst_t;

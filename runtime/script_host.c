@@ -1,6 +1,7 @@
 /* script_host.c - the host's script API: load into every worker, unload,
  * attach, detach (owner thread, between frames). */
 #include "runtime/error.h"
+#include "runtime/exec.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>
@@ -145,25 +146,20 @@ static int check_loadable(ljs_runtime_t *rt, const char *path)
     return LJS_OK;
 }
 
-int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
+static ljs__script_t *live_script(const ljs_runtime_t *rt, ljs_script_t s)
 {
-    uint32_t id;
-    int rc = check_loadable(rt, path);
-    if (rc != LJS_OK)
-        return rc;
-    char *name = script_name(path);
-    if (name == NULL)
-        return ljs__error(LJS_ENOMEM, "out of memory");
-    ljs_script_t dup;
-    if (ljs_script_find(rt, name, &dup) == LJS_OK) {
-        rc = ljs__error(LJS_EEXIST, "a script named '%s' is already loaded", name);
-        free(name);
-        return rc;
-    }
-    if ((rc = new_slot(rt, &id)) != LJS_OK || (rc = reserve_instances(rt, id)) != LJS_OK) {
-        free(name);
-        return ljs__error(rc, "out of memory");
-    }
+    if (rt == NULL || s.id >= rt->nscripts || !rt->scripts[s.id].used)
+        return NULL;
+    return &rt->scripts[s.id];
+}
+
+/* Fill slot `id` with the script at `path`: read it, prepare it in the
+ * bytecode cache, and instantiate it on every worker (worker 0 first, which
+ * reads the metadata), all or nothing. `name` is taken. On failure the
+ * slot is freed and ljs_last_error says why. Thread: owner. */
+static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
+{
+    int rc;
     ljs__script_t *s = &rt->scripts[id];
     memset(s, 0, sizeof *s);
     s->name = name;
@@ -219,21 +215,172 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
         release_job_t rel = {rt, id, job->rc};
         ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
         ljs__script_free(s);
-    } else {
-        s->used = 1;
-        if (out != NULL)
-            out->id = id;
     }
     free(job);
     return rc;
 }
 
-static ljs__script_t *live_script(const ljs_runtime_t *rt, ljs_script_t s)
+int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
 {
-    if (rt == NULL || s.id >= rt->nscripts || !rt->scripts[s.id].used)
-        return NULL;
-    return &rt->scripts[s.id];
+    uint32_t id;
+    int rc = check_loadable(rt, path);
+    if (rc != LJS_OK)
+        return rc;
+    char *name = script_name(path);
+    if (name == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    ljs_script_t dup;
+    if (ljs_script_find(rt, name, &dup) == LJS_OK) {
+        rc = ljs__error(LJS_EEXIST, "a script named '%s' is already loaded", name);
+        free(name);
+        return rc;
+    }
+    if ((rc = new_slot(rt, &id)) != LJS_OK || (rc = reserve_instances(rt, id)) != LJS_OK) {
+        free(name);
+        return ljs__error(rc, "out of memory");
+    }
+    rc = load_version(rt, id, path, name);
+    if (rc == LJS_OK) {
+        rt->scripts[id].used = 1;
+        if (out != NULL)
+            out->id = id;
+    }
+    return rc;
 }
+
+/* Swap slot a and b everywhere: host records and every worker's instance.
+ * Used to move a new version into the id the host holds. Thread: owner,
+ * between frames (workers are idle, so their arrays can be touched; the
+ * next job gives them happens-before). */
+static void swap_slots(ljs_runtime_t *rt, uint32_t a, uint32_t b)
+{
+    ljs__script_t t = rt->scripts[a];
+    rt->scripts[a] = rt->scripts[b];
+    rt->scripts[b] = t;
+    for (uint32_t w = 0; w < rt->nworkers; w++) {
+        ljs__inst_t i = rt->workers[w].inst[a];
+        rt->workers[w].inst[a] = rt->workers[w].inst[b];
+        rt->workers[w].inst[b] = i;
+    }
+}
+
+/* The new version at `id` takes over the old one's entities: bindings move
+ * over, entities gain the new tags and the defaults of new fields. */
+static void adopt_bindings(ljs_runtime_t *rt, ljs__script_t *now, ljs__script_t *old)
+{
+    ljs__world_t *w = &rt->world;
+    now->ents = old->ents;
+    now->nents = old->nents;
+    now->ents_cap = old->ents_cap;
+    now->ents_dirty = 1;
+    old->ents = NULL;
+    old->nents = old->ents_cap = 0;
+    for (uint32_t e = 0; e < now->nents; e++) {
+        uint32_t slot = now->ents[e];
+        w->tags[slot] |= now->tag_mask;
+        for (uint32_t i = 0; i < now->nfields; i++)
+            if (!w->fields[now->field_ids[i]].present[slot])
+                ljs__world_field_put(w, now->field_ids[i], slot, now->defaults[i]);
+    }
+}
+
+/* on_reload(self) once per entity of the new version, then commit, so the
+ * host and every entity see the result. */
+static void run_on_reload(ljs_runtime_t *rt, uint32_t id)
+{
+    ljs__script_t *s = &rt->scripts[id];
+    if (rt->workers[0].inst[id].reload_ref == LUA_NOREF || s->nents == 0)
+        return;
+    ljs__phase_t ph = {rt, id, 0.0, NULL, NULL};
+    ljs__sched_parallel_for(rt->sched, s->nents, rt->cfg.batch, ljs__exec_reloads, &ph);
+    ljs__frame_commit(rt);
+}
+
+int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force)
+{
+    ljs__script_t *s = &rt->scripts[id];
+    ljs__source_id_t v;
+    char *src = NULL;
+    size_t len;
+    uint32_t tmp;
+    int rc = ljs__script_read_source(s->path, &src, &len, &v);
+    free(src);
+    if (rc != LJS_OK)
+        return rc; /* deleted or unreadable: keep running the old version */
+    if (!force && v.size == s->version.size && v.mtime_ns == s->version.mtime_ns && v.hash == s->version.hash)
+        return LJS_OK; /* unchanged */
+    char *name = strdup(s->name);
+    if (name == NULL || (rc = new_slot(rt, &tmp)) != LJS_OK || (rc = reserve_instances(rt, tmp)) != LJS_OK) {
+        free(name);
+        return ljs__error(LJS_ENOMEM, "out of memory reloading '%s'", s->path);
+    }
+    s = &rt->scripts[id]; /* new_slot may have moved the array */
+    rc = load_version(rt, tmp, s->path, name);
+    if (rc != LJS_OK)
+        return rc; /* broken new version: the old one keeps running */
+    swap_slots(rt, id, tmp);
+    rt->scripts[id].used = 1;
+    rt->scripts[tmp].used = 0;
+    adopt_bindings(rt, &rt->scripts[id], &rt->scripts[tmp]);
+    release_job_t rel = {rt, tmp, NULL};
+    ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
+    ljs__script_free(&rt->scripts[tmp]);
+    run_on_reload(rt, id);
+    return LJS_OK;
+}
+
+static int clear_module(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "ljs.modules");
+    lua_pushnil(L);
+    lua_setfield(L, -2, lua_tostring(L, 1));
+    return 0;
+}
+
+typedef struct forget_job_s {
+    ljs_runtime_t *rt;
+    const char *path;
+} forget_job_t;
+
+/* Affine job: drop a module's value from one state, so the next require
+ * runs the module's new version. */
+static void forget_module_on_worker(void *arg, uint32_t worker)
+{
+    forget_job_t *j = arg;
+    lua_State *L = j->rt->workers[worker].L;
+    lua_pushcfunction(L, clear_module);
+    lua_pushstring(L, j->path);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        lua_pop(L, 1);
+}
+
+void ljs__script_forget_module(ljs_runtime_t *rt, const char *path)
+{
+    forget_job_t j = {rt, path};
+    ljs__sched_run_on_all(rt->sched, forget_module_on_worker, &j);
+}
+
+int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
+{
+    ljs__script_t *sc = live_script(rt, s);
+    if (sc == NULL)
+        return ljs__error(LJS_ENOENT, "ljs_script_reload: no such script");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_script_reload: not allowed while a frame is running");
+    /* Its modules run again too: they may be what changed. */
+    for (uint32_t i = 0; i < sc->ndeps; i++)
+        ljs__script_forget_module(rt, sc->deps[i]);
+    int rc = ljs__script_reload(rt, s.id, 1);
+    ljs__script_t *now = &rt->scripts[s.id];
+    if (rc == LJS_OK)
+        ljs__console_log(&rt->console, LJS_LOG_INFO, rt->frame, 0, now->name, "reloaded %s", now->path);
+    else
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, now->name,
+                         "reload of %s failed, the previous version keeps running: %s", now->path,
+                         ljs_last_error());
+    return rc;
+}
+
 
 int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out)
 {
