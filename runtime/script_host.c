@@ -312,7 +312,7 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force)
     char *name = strdup(s->name);
     if (name == NULL || (rc = new_slot(rt, &tmp)) != LJS_OK || (rc = reserve_instances(rt, tmp)) != LJS_OK) {
         free(name);
-        return ljs__error(LJS_ENOMEM, "out of memory reloading '%s'", s->path);
+        return ljs__error(LJS_ENOMEM, "out of memory reloading '%s'", rt->scripts[id].path);
     }
     s = &rt->scripts[id]; /* new_slot may have moved the array */
     rc = load_version(rt, tmp, s->path, name);
@@ -380,7 +380,6 @@ int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
                          ljs_last_error());
     return rc;
 }
-
 
 int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out)
 {
