@@ -310,7 +310,7 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force)
     if (!force && v.size == s->version.size && v.mtime_ns == s->version.mtime_ns && v.hash == s->version.hash)
         return LJS_OK; /* unchanged */
     char *name = strdup(s->name);
-    if (name == NULL || (rc = new_slot(rt, &tmp)) != LJS_OK || (rc = reserve_instances(rt, tmp)) != LJS_OK) {
+    if (name == NULL || new_slot(rt, &tmp) != LJS_OK || reserve_instances(rt, tmp) != LJS_OK) {
         free(name);
         return ljs__error(LJS_ENOMEM, "out of memory reloading '%s'", rt->scripts[id].path);
     }
