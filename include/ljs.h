@@ -96,7 +96,14 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles") \
     X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")  \
     X(uint32_t, cache_max_mb, "LJS_CACHE_MAX_MB", 64, 1, 65536,                                          \
-      "size bound of LJS_CACHE_DIR, MiB (oldest evicted)")
+      "size bound of LJS_CACHE_DIR, MiB (oldest evicted)")                                               \
+    X(uint32_t, watch, "LJS_WATCH", 1, 0, 2,                                                             \
+      "hot reload: 0 off, 1 inotify (polling if unavailable), 2 polling")                                \
+    X(uint32_t, poll_ms, "LJS_POLL_MS", 500, 10, 60000, "polling period when watching by polling, ms")   \
+    X(uint32_t, reload_debounce_ms, "LJS_RELOAD_DEBOUNCE_MS", 30, 0, 10000,                              \
+      "quiet time before a changed file reloads, ms")                                                    \
+    X(uint32_t, watch_ring, "LJS_WATCH_RING", 1024, 4, 1048576,                                          \
+      "file-change ring slots (rounded up to a power of 2)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
 #define LJS_CONFIG_STR_MAP(X) \
@@ -353,7 +360,12 @@ typedef struct ljs_stats_s {
     uint64_t events_dropped;   /* target dead, or no handler */
     uint64_t script_errors;
     uint64_t console_dropped;
-    double last_update_ms; /* phase times of the last frame */
+    uint64_t reloads;         /* scripts reloaded by the watcher or ljs_script_reload */
+    uint64_t reload_errors;   /* reloads refused (broken new version): the old one kept running */
+    uint64_t watch_events;    /* file-change records drained from the watcher's ring */
+    uint64_t watch_overflows; /* full ring: every watched file was rescanned */
+    uint32_t watch_mode;      /* 0 off, 1 inotify, 2 polling (also after a fallback) */
+    double last_update_ms;    /* phase times of the last frame */
     double last_event_ms;
     double last_commit_ms;
     double last_frame_ms;

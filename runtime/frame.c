@@ -210,6 +210,9 @@ void ljs__frame_commit(ljs_runtime_t *rt)
 int ljs__frame_run(ljs_runtime_t *rt, double dt)
 {
     double t0 = now_ms();
+    /* Changed scripts switch here, before any batch: no frame runs two
+     * versions of one script. */
+    ljs__watch_frame(rt->watch);
     rt->in_frame = 1;
     rt->frame++;
     ljs__watchdog_frame(&rt->watchdog);

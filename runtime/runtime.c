@@ -139,6 +139,10 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
     }
     if ((rc = start_scheduler(rt)) != LJS_OK)
         goto fail_cache;
+    if (ljs__watch_create(rt, &rt->watch) != LJS_OK) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
+        goto fail_sched;
+    }
     rc = ljs__watchdog_start(&rt->watchdog, rt);
     if (rc != LJS_OK) {
         rc = ljs__error(
@@ -152,6 +156,7 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
     return LJS_OK;
 
 fail_sched:
+    ljs__watch_destroy(rt->watch);
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
 fail_cache:
@@ -169,6 +174,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     if (rt == NULL)
         return;
     LJS_ASSERT_OWNER(rt);
+    ljs__watch_destroy(rt->watch);
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
     ljs__cache_release();
@@ -250,6 +256,10 @@ int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
         out->script_errors += rt->workers[i].errors;
     }
     out->console_dropped = ljs__console_dropped((ljs__console_t *)&rt->console);
+    out->reloads = rt->reloads;
+    out->reload_errors = rt->reload_errors;
+    ljs__watch_counts(rt->watch, &out->watch_events, &out->watch_overflows);
+    out->watch_mode = ljs__watch_mode(rt->watch);
     return LJS_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "runtime/console.h"
 #include "runtime/event.h"
 #include "runtime/script.h"
+#include "runtime/watch.h"
 #include "runtime/watchdog.h"
 #include "runtime/world.h"
 
@@ -61,6 +62,8 @@ struct ljs_runtime_s {
     ljs__world_t world;
     ljs__console_t console;
     ljs__watchdog_t watchdog;
+    ljs__watch_t *watch; /* hot reload */
+    uint64_t reloads, reload_errors;
     ljs__script_t *scripts;
     uint32_t nscripts; /* slots, used or free */
     /* Events waiting for the next event phase, and host sequence. */
@@ -88,7 +91,7 @@ LJS_HIDDEN void ljs__script_detach_slot(struct ljs_runtime_s *rt, uint32_t slot,
  * run on_reload; unless `force`, an unchanged file is left alone. On a
  * broken new version the old one keeps running. Thread: owner, between
  * phases. Returns LJS_OK, LJS_ESCRIPT, LJS_ENOENT, LJS_ENOMEM. */
-LJS_HIDDEN int ljs__script_reload(struct ljs_runtime_s *rt, uint32_t id, int force);
+LJS_HIDDEN int ljs__script_reload(struct ljs_runtime_s *rt, uint32_t id, int force, int *reloaded);
 
 /* Drop a module's value from every state (the next require re-runs it).
  * Thread: owner, between phases. */

@@ -242,6 +242,7 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
     rc = load_version(rt, id, path, name);
     if (rc == LJS_OK) {
         rt->scripts[id].used = 1;
+        ljs__watch_script(rt->watch, id);
         if (out != NULL)
             out->id = id;
     }
@@ -296,8 +297,9 @@ static void run_on_reload(ljs_runtime_t *rt, uint32_t id)
     ljs__frame_commit(rt);
 }
 
-int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force)
+int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force, int *reloaded)
 {
+    *reloaded = 0;
     ljs__script_t *s = &rt->scripts[id];
     ljs__source_id_t v;
     char *src = NULL;
@@ -326,6 +328,7 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force)
     ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
     ljs__script_free(&rt->scripts[tmp]);
     run_on_reload(rt, id);
+    *reloaded = 1;
     return LJS_OK;
 }
 
@@ -370,8 +373,12 @@ int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
     /* Its modules run again too: they may be what changed. */
     for (uint32_t i = 0; i < sc->ndeps; i++)
         ljs__script_forget_module(rt, sc->deps[i]);
-    int rc = ljs__script_reload(rt, s.id, 1);
+    int reloaded;
+    int rc = ljs__script_reload(rt, s.id, 1, &reloaded);
     ljs__script_t *now = &rt->scripts[s.id];
+    rt->reloads += rc == LJS_OK;
+    rt->reload_errors += rc != LJS_OK;
+    ljs__watch_script(rt->watch, s.id);
     if (rc == LJS_OK)
         ljs__console_log(&rt->console, LJS_LOG_INFO, rt->frame, 0, now->name, "reloaded %s", now->path);
     else
