@@ -103,7 +103,9 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, reload_debounce_ms, "LJS_RELOAD_DEBOUNCE_MS", 30, 0, 10000,                              \
       "quiet time before a changed file reloads, ms")                                                    \
     X(uint32_t, watch_ring, "LJS_WATCH_RING", 1024, 4, 1048576,                                          \
-      "file-change ring slots (rounded up to a power of 2)")
+      "file-change ring slots (rounded up to a power of 2)")                                             \
+    X(uint32_t, query_cache, "LJS_QUERY_CACHE", 128, 0, 65536,                                           \
+      "cached query signatures (0 = every query scans)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
 #define LJS_CONFIG_STR_MAP(X) \
@@ -283,6 +285,39 @@ LJS_API int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 
 /* Detach: the entity keeps its fields and tags. Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s);
+
+/* ========================================================================
+ * Queries
+ * ======================================================================== */
+
+/* Entities having every tag of `all` and none of `none` (tag names). */
+typedef struct ljs_query_s {
+    const char *const *all;
+    size_t nall;
+    const char *const *none;
+    size_t nnone;
+} ljs_query_t;
+
+/* Run a query: *out gets the matching live entities sorted by entity slot
+ * (the order scripts see), *n their count. Results are cached per
+ * signature and kept current from structural changes (create, destroy,
+ * tag) as deltas, so a repeated query costs a lookup. A tag name never
+ * used matches nothing in `all` and is ignored in `none`. The array is
+ * borrowed until the next structural change, ljs_query or ljs_frame.
+ * Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM. */
+LJS_API int ljs_query(ljs_runtime_t *rt, const ljs_query_t *q, const ljs_entity_t **out, size_t *n);
+
+typedef struct ljs_query_stats_s {
+    uint64_t hits;       /* lookups answered from the cache */
+    uint64_t misses;     /* lookups that scanned (first use of a signature) */
+    uint64_t recomputes; /* cached results rebuilt by a full scan */
+    uint64_t deltas;     /* cached results patched from structural changes */
+    uint64_t evictions;  /* least recently used signatures dropped (LJS_QUERY_CACHE) */
+    uint32_t entries;    /* signatures cached now */
+} ljs_query_stats_t;
+
+/* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_query_stats(const ljs_runtime_t *rt, ljs_query_stats_t *out);
 
 /* ========================================================================
  * Events

@@ -211,29 +211,117 @@ static int api_destroy(lua_State *L)
     return 0;
 }
 
-/* query(tag, ...) -> array of ids having every tag, by slot order. */
+/* A query result as Lua sees it: a read-only array proxy over the cached
+ * result (no copy per call), valid for the frame it was made in. A miss
+ * carries its own copy in `data`. */
+typedef struct qview_s {
+    const uint64_t *ids;
+    uint32_t n;
+    uint64_t frame;
+    uint64_t data[];
+} qview_t;
+
+static const qview_t *check_view(lua_State *L)
+{
+    const qview_t *v = luaL_checkudata(L, 1, "ljs.query");
+    uint64_t frame = ljs__worker_of(L)->rt->frame;
+    if (v->frame != frame)
+        luaL_error(L, "a query result from frame %d used in frame %d: query again each frame", (int)v->frame,
+                   (int)frame);
+    return v;
+}
+
+static int qview_index(lua_State *L)
+{
+    const qview_t *v = check_view(L);
+    lua_Integer i = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : 0;
+    if (i >= 1 && i <= (lua_Integer)v->n)
+        lua_pushinteger(L, (lua_Integer)v->ids[i - 1]);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int qview_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_view(L)->n);
+    return 1;
+}
+
+/* Masks from tag names: an unknown name in `all` matches nothing. */
+static int add_tags(lua_State *L, ljs__world_t *world, int idx, uint64_t *mask, int must_exist)
+{
+    lua_Integer n = luaL_len(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        int bit = ljs__world_tag_bit(world, luaL_checkstring(L, -1), 0);
+        lua_pop(L, 1);
+        if (bit >= 0)
+            *mask |= 1ull << bit;
+        else if (must_exist)
+            return 0;
+    }
+    return 1;
+}
+
+/* query(tag, ...) or query{all = {...}, none = {...}} -> array proxy of the
+ * ids of matching entities, in entity order. */
 static int api_query(lua_State *L)
 {
     ljs__worker_t *w = ljs__worker_of(L);
-    ljs__world_t *world = &w->rt->world;
-    int n = lua_gettop(L);
-    uint64_t mask = 0;
-    luaL_checkstring(L, 1);
-    for (int i = 1; i <= n; i++) {
-        int bit = ljs__world_tag_bit(world, luaL_checkstring(L, i), 0);
-        if (bit < 0) {
-            lua_newtable(L); /* an unknown tag matches nothing */
-            return 1;
+    ljs_runtime_t *rt = w->rt;
+    ljs__world_t *world = &rt->world;
+    uint64_t all = 0, none = 0;
+    int possible = 1;
+    if (lua_istable(L, 1)) {
+        if (lua_getfield(L, 1, "all") == LUA_TTABLE)
+            possible = add_tags(L, world, lua_gettop(L), &all, 1);
+        if (lua_getfield(L, 1, "none") == LUA_TTABLE)
+            add_tags(L, world, lua_gettop(L), &none, 0);
+        lua_settop(L, 1);
+    } else {
+        int n = lua_gettop(L);
+        luaL_checkstring(L, 1);
+        for (int i = 1; i <= n && possible; i++) {
+            int bit = ljs__world_tag_bit(world, luaL_checkstring(L, i), 0);
+            if (bit < 0)
+                possible = 0; /* an unknown tag matches nothing */
+            else
+                all |= 1ull << bit;
         }
-        mask |= 1ull << bit;
     }
-    lua_newtable(L);
-    lua_Integer k = 0;
-    for (uint32_t s = 0; s < world->nslots; s++)
-        if (world->alive[s] && (world->tags[s] & mask) == mask) {
-            lua_pushinteger(L, (lua_Integer)ljs__world_handle(world, s));
-            lua_rawseti(L, -2, ++k);
+    const ljs__qentry_t *e = possible ? ljs__query_find(&rt->queries, all, none, rt->frame) : NULL;
+    qview_t *v;
+    if (e != NULL || !possible) {
+        v = lua_newuserdatauv(L, sizeof *v, 0);
+        v->ids = e != NULL ? e->ids : NULL;
+        v->n = e != NULL ? e->n : 0;
+        w->qhits += e != NULL;
+    } else {
+        /* A miss: scan into the proxy itself, and ask for the signature to
+         * be cached from the next frame on. */
+        uint32_t n = 0;
+        for (uint32_t s = 0; s < world->nslots; s++)
+            n += (uint32_t)ljs__query_match(all, none, world->alive[s], world->tags[s]);
+        v = lua_newuserdatauv(L, sizeof *v + sizeof(uint64_t) * n, 0);
+        n = 0;
+        for (uint32_t s = 0; s < world->nslots; s++)
+            if (ljs__query_match(all, none, world->alive[s], world->tags[s]))
+                v->data[n++] = ljs__world_handle(world, s);
+        v->ids = v->data;
+        v->n = n;
+        w->qmisses++;
+        uint32_t k = 0;
+        while (k < w->nwanted && (w->wanted[k].all != all || w->wanted[k].none != none))
+            k++;
+        if (k == w->nwanted && w->nwanted < sizeof w->wanted / sizeof w->wanted[0]) {
+            w->wanted[k].all = all;
+            w->wanted[k].none = none;
+            w->nwanted++;
         }
+    }
+    v->frame = rt->frame;
+    luaL_setmetatable(L, "ljs.query");
     return 1;
 }
 
@@ -324,6 +412,15 @@ int ljs__api_open(lua_State *L)
     lua_setfield(L, -3, "get");
     lua_pushcclosure(L, api_set, 1);
     lua_setfield(L, -2, "set");
+    lua_pop(L, 1);
+    /* Query result proxies. */
+    luaL_newmetatable(L, "ljs.query");
+    lua_pushcfunction(L, qview_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, qview_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushliteral(L, "ljs.query");
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     /* Modules loaded in this state, by path (require.c). */
     lua_newtable(L);

@@ -70,10 +70,8 @@ int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on)
     int bit = ljs__world_tag_bit(&rt->world, tag, on);
     if (bit < 0)
         return on ? ljs__error(LJS_EFULL, "more than %d tag names", LJS_MAX_TAGS) : LJS_OK;
-    if (on)
-        rt->world.tags[slot] |= 1ull << bit;
-    else
-        rt->world.tags[slot] &= ~(1ull << bit);
+    uint64_t tags = rt->world.tags[slot];
+    ljs__world_set_tags(&rt->world, (uint32_t)slot, on ? tags | (1ull << bit) : tags & ~(1ull << bit));
     return LJS_OK;
 }
 

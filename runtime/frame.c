@@ -213,6 +213,9 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     /* Changed scripts switch here, before any batch: no frame runs two
      * versions of one script. */
     ljs__watch_frame(rt->watch);
+    /* Cached queries catch up with every structural change since the last
+     * frame; during the frame they are read-only. */
+    ljs__query_sync(rt);
     rt->in_frame = 1;
     rt->frame++;
     ljs__watchdog_frame(&rt->watchdog);

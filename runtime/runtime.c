@@ -133,6 +133,11 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
     }
+    if (ljs__query_init(&rt->queries, rt->cfg.query_cache) != LJS_OK) {
+        ljs__console_fini(&rt->console);
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (ljs__cache_acquire() != LJS_OK) {
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail_console;
@@ -162,6 +167,7 @@ fail_sched:
 fail_cache:
     ljs__cache_release();
 fail_console:
+    ljs__query_fini(&rt->queries);
     ljs__console_fini(&rt->console);
 fail:
     free(rt->workers);
@@ -184,6 +190,9 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     ljs__msgbuf_fini(&rt->events);
     ljs__msgbuf_fini(&rt->commands);
     ljs__world_fini(&rt->world);
+    ljs__query_fini(&rt->queries);
+    free(rt->query_scratch.ids);
+    free(rt->query_scratch.touched);
     ljs__console_fini(&rt->console);
     free(rt->workers);
     free(rt);

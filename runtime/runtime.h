@@ -6,6 +6,7 @@
 #include "runtime/alloc.h"
 #include "runtime/console.h"
 #include "runtime/event.h"
+#include "runtime/query.h"
 #include "runtime/script.h"
 #include "runtime/watch.h"
 #include "runtime/watchdog.h"
@@ -45,6 +46,13 @@ typedef struct ljs__worker_s {
     atomic_uint_fast64_t call_seq;
     atomic_int in_batch;
     atomic_uint_fast64_t wd_flagged;
+    /* Query signatures this worker missed this frame (cached at the next
+     * sync), and lookup counters. */
+    struct {
+        uint64_t all, none;
+    } wanted[16];
+    uint32_t nwanted;
+    uint64_t qhits, qmisses;
     uint64_t updates;
     uint64_t delivered;
     uint64_t errors;
@@ -63,6 +71,8 @@ struct ljs_runtime_s {
     ljs__console_t console;
     ljs__watchdog_t watchdog;
     ljs__watch_t *watch; /* hot reload */
+    ljs__qcache_t queries;
+    ljs__qentry_t query_scratch; /* ljs_query's result with the cache off */
     uint64_t reloads, reload_errors;
     ljs__script_t *scripts;
     uint32_t nscripts; /* slots, used or free */

@@ -278,7 +278,7 @@ static void adopt_bindings(ljs_runtime_t *rt, ljs__script_t *now, ljs__script_t 
     old->nents = old->ents_cap = 0;
     for (uint32_t e = 0; e < now->nents; e++) {
         uint32_t slot = now->ents[e];
-        w->tags[slot] |= now->tag_mask;
+        ljs__world_set_tags(w, slot, w->tags[slot] | now->tag_mask);
         for (uint32_t i = 0; i < now->nfields; i++)
             if (!w->fields[now->field_ids[i]].present[slot])
                 ljs__world_field_put(w, now->field_ids[i], slot, now->defaults[i]);
@@ -460,7 +460,7 @@ int ljs__script_attach(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
     es->ids[es->n++] = id;
     s->ents[s->nents++] = slot;
     s->ents_dirty = 1;
-    w->tags[slot] |= s->tag_mask;
+    ljs__world_set_tags(w, slot, w->tags[slot] | s->tag_mask);
     for (uint32_t i = 0; i < s->nfields; i++)
         if (!w->fields[s->field_ids[i]].present[slot])
             ljs__world_field_put(w, s->field_ids[i], slot, s->defaults[i]);

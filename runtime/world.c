@@ -34,6 +34,7 @@ void ljs__world_fini(ljs__world_t *w)
     free(w->escripts);
     free(w->ectr);
     free(w->free_slots);
+    free(w->changes);
     memset(w, 0, sizeof *w);
 }
 
@@ -75,6 +76,31 @@ static int grow_slots(ljs__world_t *w)
     return LJS_OK;
 }
 
+static void log_change(ljs__world_t *w, uint32_t slot, int old_alive, uint64_t old_tags, int new_alive,
+                       uint64_t new_tags)
+{
+    if (w->nchanges == w->changes_cap) {
+        uint32_t cap = w->changes_cap ? w->changes_cap * 2 : 256;
+        ljs__tagchange_t *p = realloc(w->changes, cap * sizeof *p);
+        if (p == NULL) {
+            w->changes_lost = 1; /* never stale: every cached query rescans */
+            return;
+        }
+        w->changes = p;
+        w->changes_cap = cap;
+    }
+    w->changes[w->nchanges++] =
+        (ljs__tagchange_t){slot, (uint8_t)old_alive, (uint8_t)new_alive, old_tags, new_tags};
+}
+
+void ljs__world_set_tags(ljs__world_t *w, uint32_t slot, uint64_t tags)
+{
+    if (w->tags[slot] != tags) {
+        log_change(w, slot, 1, w->tags[slot], 1, tags);
+        w->tags[slot] = tags;
+    }
+}
+
 int ljs__world_create(ljs__world_t *w, uint64_t *out)
 {
     uint32_t i;
@@ -94,6 +120,7 @@ int ljs__world_create(ljs__world_t *w, uint64_t *out)
     w->alive[i] = 1;
     w->tags[i] = 0;
     w->ectr[i].frame = UINT64_MAX;
+    log_change(w, i, 0, 0, 1, 0);
     w->live++;
     *out = ljs__world_handle(w, i);
     return LJS_OK;
@@ -105,6 +132,7 @@ int ljs__world_destroy(ljs__world_t *w, uint64_t id)
     if (s < 0)
         return LJS_ENOENT;
     uint32_t i = (uint32_t)s;
+    log_change(w, i, 1, w->tags[i], 0, 0);
     w->alive[i] = 0;
     w->tags[i] = 0;
     /* Generations stay below 2^31 so a handle is a positive Lua integer. */

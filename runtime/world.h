@@ -47,6 +47,14 @@ typedef struct ljs__ectr_s {
     uint32_t rng;
 } ljs__ectr_t;
 
+/* One structural change, for the query cache: slot `slot` went from
+ * (old_alive, old_tags) to (new_alive, new_tags). */
+typedef struct ljs__tagchange_s {
+    uint32_t slot;
+    uint8_t old_alive, new_alive;
+    uint64_t old_tags, new_tags;
+} ljs__tagchange_t;
+
 /* Scripts attached to one entity, in attach order. */
 typedef struct ljs__escripts_s {
     uint32_t *ids;
@@ -68,6 +76,10 @@ typedef struct ljs__world_s {
     uint32_t ntags;
     ljs__field_t *fields;
     uint32_t nfields, fields_cap;
+    /* Structural changes since the query cache last caught up. */
+    ljs__tagchange_t *changes;
+    uint32_t nchanges, changes_cap;
+    int changes_lost; /* the log ran out of memory: caches must rescan */
 } ljs__world_t;
 
 static inline uint32_t ljs__world_index(uint64_t id)
@@ -95,6 +107,10 @@ LJS_HIDDEN void ljs__world_fini(ljs__world_t *w);
 /* Thread: owner, outside script phases. */
 LJS_HIDDEN int ljs__world_create(ljs__world_t *w, uint64_t *out);
 LJS_HIDDEN int ljs__world_destroy(ljs__world_t *w, uint64_t id);
+
+/* Set a live slot's tags, logging the change. Thread: owner, outside
+ * script phases. */
+LJS_HIDDEN void ljs__world_set_tags(ljs__world_t *w, uint32_t slot, uint64_t tags);
 
 /* Tag bit for a name, registering it if `add`; -1 if unknown / full. */
 LJS_HIDDEN int ljs__world_tag_bit(ljs__world_t *w, const char *name, int add);
