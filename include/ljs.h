@@ -105,7 +105,9 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, watch_ring, "LJS_WATCH_RING", 1024, 4, 1048576,                                          \
       "file-change ring slots (rounded up to a power of 2)")                                             \
     X(uint32_t, query_cache, "LJS_QUERY_CACHE", 128, 0, 65536,                                           \
-      "cached query signatures (0 = every query scans)")
+      "cached query signatures (0 = every query scans)")                                                 \
+    X(uint32_t, entity_ring, "LJS_ENTITY_RING", 4096, 4, 1048576,                                        \
+      "tag-post ring slots (power of 2 rounded up)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
 #define LJS_CONFIG_STR_MAP(X) \
@@ -209,6 +211,15 @@ LJS_API uint32_t ljs_entity_count(const ljs_runtime_t *rt);
 /* Add (on != 0) or remove a tag. Tags are names; at most 64 distinct tag
  * names per runtime. Thread: owner. Returns LJS_OK, LJS_ENOENT, LJS_EFULL. */
 LJS_API int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on);
+
+/* Post a tag change from any thread (a physics or AI thread, say): applied
+ * at the start of the next ljs_frame, in the order each thread posted, and
+ * seen by cached queries from then on. Posts travel on a lock-free ring;
+ * when it is full they spill to a locked list, so none is lost. A post for
+ * an entity dead by then is dropped and counted. `tag` is copied (at most
+ * 39 characters). Thread: any. Blocks: only while the ring is full.
+ * Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM. */
+LJS_API int ljs_entity_tag_post(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on);
 
 /* 1 if `e` has `tag`, else 0 (also for dead entities). Thread: owner. */
 LJS_API int ljs_entity_has_tag(const ljs_runtime_t *rt, ljs_entity_t e, const char *tag);
@@ -395,12 +406,15 @@ typedef struct ljs_stats_s {
     uint64_t events_dropped;   /* target dead, or no handler */
     uint64_t script_errors;
     uint64_t console_dropped;
-    uint64_t reloads;         /* scripts reloaded by the watcher or ljs_script_reload */
-    uint64_t reload_errors;   /* reloads refused (broken new version): the old one kept running */
-    uint64_t watch_events;    /* file-change records drained from the watcher's ring */
-    uint64_t watch_overflows; /* full ring: every watched file was rescanned */
-    uint32_t watch_mode;      /* 0 off, 1 inotify, 2 polling (also after a fallback) */
-    double last_update_ms;    /* phase times of the last frame */
+    uint64_t reloads;           /* scripts reloaded by the watcher or ljs_script_reload */
+    uint64_t reload_errors;     /* reloads refused (broken new version): the old one kept running */
+    uint64_t watch_events;      /* file-change records drained from the watcher's ring */
+    uint64_t watch_overflows;   /* full ring: every watched file was rescanned */
+    uint32_t watch_mode;        /* 0 off, 1 inotify, 2 polling (also after a fallback) */
+    uint64_t tag_posts;         /* ljs_entity_tag_post calls */
+    uint64_t tag_post_spills;   /* posts that found the ring full and took the locked list */
+    uint64_t tag_posts_dropped; /* posts for entities dead when applied */
+    double last_update_ms;      /* phase times of the last frame */
     double last_event_ms;
     double last_commit_ms;
     double last_frame_ms;

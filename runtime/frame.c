@@ -215,6 +215,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__watch_frame(rt->watch);
     /* Cached queries catch up with every structural change since the last
      * frame; during the frame they are read-only. */
+    ljs__posts_apply(rt);
     ljs__query_sync(rt);
     rt->in_frame = 1;
     rt->frame++;

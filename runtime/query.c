@@ -165,7 +165,7 @@ static ljs__qentry_t *slot_for_insert(ljs__qcache_t *q)
             victim = &q->e[i];
     }
     if (victim == NULL)
-        return NULL; /* no slots at all (LJS_QUERY_CACHE=0) */
+        return NULL;    /* no slots at all (LJS_QUERY_CACHE=0) */
     entry_free(victim); /* least recently used */
     q->evictions++;
     return victim;

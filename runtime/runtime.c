@@ -133,7 +133,9 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
     }
-    if (ljs__query_init(&rt->queries, rt->cfg.query_cache) != LJS_OK) {
+    if (ljs__query_init(&rt->queries, rt->cfg.query_cache) != LJS_OK ||
+        ljs__posts_create(rt->cfg.entity_ring, &rt->posts) != LJS_OK) {
+        ljs__query_fini(&rt->queries);
         ljs__console_fini(&rt->console);
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
@@ -167,6 +169,7 @@ fail_sched:
 fail_cache:
     ljs__cache_release();
 fail_console:
+    ljs__posts_destroy(rt->posts);
     ljs__query_fini(&rt->queries);
     ljs__console_fini(&rt->console);
 fail:
@@ -191,6 +194,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     ljs__msgbuf_fini(&rt->commands);
     ljs__world_fini(&rt->world);
     ljs__query_fini(&rt->queries);
+    ljs__posts_destroy(rt->posts);
     free(rt->query_scratch.ids);
     free(rt->query_scratch.touched);
     ljs__console_fini(&rt->console);
@@ -269,6 +273,7 @@ int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
     out->reload_errors = rt->reload_errors;
     ljs__watch_counts(rt->watch, &out->watch_events, &out->watch_overflows);
     out->watch_mode = ljs__watch_mode(rt->watch);
+    ljs__posts_counts(rt->posts, &out->tag_posts, &out->tag_post_spills, &out->tag_posts_dropped);
     return LJS_OK;
 }
 

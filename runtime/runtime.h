@@ -6,6 +6,7 @@
 #include "runtime/alloc.h"
 #include "runtime/console.h"
 #include "runtime/event.h"
+#include "runtime/post.h"
 #include "runtime/query.h"
 #include "runtime/script.h"
 #include "runtime/watch.h"
@@ -72,6 +73,7 @@ struct ljs_runtime_s {
     ljs__watchdog_t watchdog;
     ljs__watch_t *watch; /* hot reload */
     ljs__qcache_t queries;
+    ljs__posts_t *posts;         /* tag changes posted by any thread */
     ljs__qentry_t query_scratch; /* ljs_query's result with the cache off */
     uint64_t reloads, reload_errors;
     ljs__script_t *scripts;

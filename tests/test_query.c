@@ -4,6 +4,7 @@
 #include "tests/support.h"
 
 #include <ljs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -224,11 +225,84 @@ static void test_query_from_scripts_matches_the_host_view(void **state)
     rmdir(dir);
 }
 
+/* Engine threads post tag changes while the host runs frames; a 4-slot
+ * ring forces spills. Every post is applied, in each thread's order, and
+ * cached queries follow. */
+typedef struct poster_s {
+    ljs_runtime_t *rt;
+    const ljs_entity_t *e;
+    int first, count, rounds;
+} poster_t;
+
+static void *poster(void *arg)
+{
+    poster_t *p = arg;
+    for (int r = 0; r < p->rounds; r++)
+        for (int i = p->first; i < p->first + p->count; i++) {
+            /* on, off, on ...: the last post of a round decides. */
+            assert_int_equal(ljs_entity_tag_post(p->rt, p->e[i], "hot", (r + i) % 2), LJS_OK);
+            assert_int_equal(ljs_entity_tag_post(p->rt, p->e[i], "seen", 1), LJS_OK);
+        }
+    return NULL;
+}
+
+static void test_query_tag_posts_from_threads_are_applied_in_order(void **state)
+{
+    ljs_config_t cfg;
+    ljs_runtime_t *rt;
+    enum { THREADS = 4, PER = 50 };
+    ljs_entity_t e[THREADS * PER];
+    ljs_test_clear_env();
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    cfg.entity_ring = 4;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    for (int i = 0; i < THREADS * PER; i++)
+        assert_int_equal(ljs_entity_create(rt, &e[i]), LJS_OK);
+    const char *hot[] = {"hot"};
+    ljs_query_t q = {hot, 1, NULL, 0};
+    const ljs_entity_t *got;
+    size_t n;
+    assert_int_equal(ljs_query(rt, &q, &got, &n), LJS_OK); /* cache the signature */
+    pthread_t t[THREADS];
+    poster_t ps[THREADS];
+    const int rounds = 41; /* odd: entity i ends with hot = (40 + i) % 2 */
+    for (int k = 0; k < THREADS; k++) {
+        ps[k] = (poster_t){rt, e, k * PER, PER, rounds};
+        assert_int_equal(pthread_create(&t[k], NULL, poster, &ps[k]), 0);
+    }
+    for (int f = 0; f < 20; f++)
+        assert_int_equal(ljs_frame(rt, 0.0), LJS_OK); /* drains while they post */
+    for (int k = 0; k < THREADS; k++)
+        pthread_join(t[k], NULL);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    for (int i = 0; i < THREADS * PER; i++) {
+        assert_int_equal(ljs_entity_has_tag(rt, e[i], "hot"), (40 + i) % 2);
+        assert_true(ljs_entity_has_tag(rt, e[i], "seen"));
+    }
+    assert_int_equal(ljs_query(rt, &q, &got, &n), LJS_OK);
+    assert_int_equal(n, THREADS * PER / 2);
+    ljs_stats_t st;
+    assert_int_equal(ljs_stats_get(rt, &st), LJS_OK);
+    assert_int_equal(st.tag_posts, (uint64_t)THREADS * PER * rounds * 2);
+    assert_true(st.tag_post_spills > 0);
+    assert_int_equal(st.tag_posts_dropped, 0);
+    /* A post for a dead entity is dropped and counted. */
+    assert_int_equal(ljs_entity_destroy(rt, e[0]), LJS_OK);
+    assert_int_equal(ljs_entity_tag_post(rt, e[0], "hot", 1), LJS_OK);
+    assert_int_equal(ljs_entity_tag_post(rt, e[1], "", 1), LJS_EINVAL);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    assert_int_equal(ljs_stats_get(rt, &st), LJS_OK);
+    assert_int_equal(st.tag_posts_dropped, 1);
+    ljs_runtime_destroy(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_cached_results_equal_a_scan_under_random_churn),
         cmocka_unit_test(test_query_from_scripts_matches_the_host_view),
+        cmocka_unit_test(test_query_tag_posts_from_threads_are_applied_in_order),
     };
     return cmocka_run_group_tests_name("query", tests, NULL, NULL);
 }
