@@ -49,5 +49,7 @@ void bench_sink(uint64_t v);
 int bench_sched(const bench_ctx_t *ctx);
 int bench_frame(const bench_ctx_t *ctx);
 int bench_cache(const bench_ctx_t *ctx);
+int bench_watch(const bench_ctx_t *ctx);
+int bench_query(const bench_ctx_t *ctx);
 
 #endif

@@ -25,6 +25,10 @@ static const bench_case_t cases[] = {
     {"sched", bench_sched, "scheduler: empty and 1us jobs vs a mutex queue; stealing vs static split"},
     {"frame", bench_frame, "frames: ljs (1 and all workers) vs one lua_State with a table per entity"},
     {"cache", bench_cache, "bytecode cache: loads from cached bytecode vs compiling; cold/warm start"},
+    {"watch", bench_watch,
+     "hot reload: idle CPU of stat() polling vs the inotify watcher; save-to-run latency"},
+    {"query", bench_query,
+     "entity queries: 50 per frame, uncached scans vs the delta-maintained cache, with churn"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -19,6 +19,7 @@ int ljs__query_init(ljs__qcache_t *q, uint32_t cap)
 static void entry_free(ljs__qentry_t *e)
 {
     free(e->ids);
+    free(e->spare);
     free(e->touched);
     memset(e, 0, sizeof *e);
 }
@@ -100,9 +101,27 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* First index in ids[lo, n) whose slot is >= slot (binary search). */
+static uint32_t lower_bound(const uint64_t *ids, uint32_t lo, uint32_t n, uint32_t slot)
+{
+    uint32_t hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if ((uint32_t)ids[mid] < slot)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Patch e with its touched slots in one merge pass: every touched slot's
  * old entry is dropped and, if it matches now, its current handle goes in,
- * so several changes of one slot in a window collapse to its final state. */
+ * so several changes of one slot in a window collapse to its final state.
+ * The untouched runs between touched slots are copied with memcpy (found by
+ * binary search), so a small delta on a large result costs little more
+ * than a copy of it; the two buffers are swapped, never reallocated per
+ * sync in steady state. */
 static int apply_delta(ljs__qcache_t *q, const ljs__world_t *w, ljs__qentry_t *e)
 {
     qsort(e->touched, e->ntouched, sizeof *e->touched, cmp_u32);
@@ -110,43 +129,65 @@ static int apply_delta(ljs__qcache_t *q, const ljs__world_t *w, ljs__qentry_t *e
     for (uint32_t i = 0; i < e->ntouched; i++) /* dedupe */
         if (nt == 0 || e->touched[nt - 1] != e->touched[i])
             e->touched[nt++] = e->touched[i];
-    uint64_t *out = malloc(sizeof *out * (e->n + nt + 1));
-    if (out == NULL)
-        return -1;
-    uint32_t i = 0, k = 0, n = 0;
-    while (i < e->n || k < nt) {
-        uint32_t si = i < e->n ? (uint32_t)e->ids[i] : UINT32_MAX;
-        uint32_t sk = k < nt ? e->touched[k] : UINT32_MAX;
-        if (si < sk) {
-            out[n++] = e->ids[i++];
-            continue;
-        }
-        if (si == sk)
-            i++; /* the old entry of a touched slot */
-        if (ljs__query_match(e->all, e->none, w->alive[sk], w->tags[sk]))
-            out[n++] = ljs__world_handle(w, sk);
-        k++;
+    uint32_t need = e->n + nt + 1;
+    if (need > e->spare_cap) {
+        uint64_t *p = realloc(e->spare, sizeof *p * need);
+        if (p == NULL)
+            return -1;
+        e->spare = p;
+        e->spare_cap = need;
     }
-    free(e->ids);
+    uint64_t *out = e->spare;
+    uint32_t i = 0, n = 0;
+    for (uint32_t k = 0; k < nt; k++) {
+        uint32_t slot = e->touched[k];
+        uint32_t at = lower_bound(e->ids, i, e->n, slot);
+        memcpy(out + n, e->ids + i, sizeof *out * (at - i));
+        n += at - i;
+        i = at;
+        if (i < e->n && (uint32_t)e->ids[i] == slot)
+            i++; /* the old entry of a touched slot */
+        if (ljs__query_match(e->all, e->none, w->alive[slot], w->tags[slot]))
+            out[n++] = ljs__world_handle(w, slot);
+    }
+    memcpy(out + n, e->ids + i, sizeof *out * (e->n - i));
+    n += e->n - i;
+    uint32_t out_cap = e->spare_cap;
+    e->spare = e->ids;
+    e->spare_cap = e->cap;
     e->ids = out;
+    e->cap = out_cap;
     e->n = n;
-    e->cap = e->n + nt + 1;
     e->ntouched = 0;
     q->deltas++;
     return 0;
 }
 
-/* Route the world's change log to the entries it can affect. */
+/* Route the world's change log to the entries it can affect. A change that
+ * keeps the entity alive and flips no tag an entry mentions cannot affect
+ * it: one AND over a packed array rules most pairs out (bench: query). */
 static void route_changes(ljs__qcache_t *q, ljs__world_t *w)
 {
-    for (uint32_t c = 0; c < w->nchanges; c++) {
-        const ljs__tagchange_t *ch = &w->changes[c];
-        for (uint32_t i = 0; i < q->cap; i++) {
-            ljs__qentry_t *e = &q->e[i];
-            if (!e->used)
-                continue;
-            if (ljs__query_match(e->all, e->none, ch->old_alive, ch->old_tags) ||
-                ljs__query_match(e->all, e->none, ch->new_alive, ch->new_tags)) {
+    uint64_t mention[256];
+    uint32_t idx[256];
+    for (uint32_t base = 0; base < q->cap; base += 256) {
+        uint32_t m = 0;
+        for (uint32_t i = base; i < q->cap && i < base + 256; i++)
+            if (q->e[i].used) {
+                mention[m] = q->e[i].all | q->e[i].none;
+                idx[m++] = i;
+            }
+        for (uint32_t c = 0; c < w->nchanges; c++) {
+            const ljs__tagchange_t *ch = &w->changes[c];
+            uint64_t diff = ch->old_tags ^ ch->new_tags;
+            int same_life = ch->old_alive == ch->new_alive;
+            for (uint32_t j = 0; j < m; j++) {
+                if (same_life && !(diff & mention[j]))
+                    continue;
+                ljs__qentry_t *e = &q->e[idx[j]];
+                if (!ljs__query_match(e->all, e->none, ch->old_alive, ch->old_tags) &&
+                    !ljs__query_match(e->all, e->none, ch->new_alive, ch->new_tags))
+                    continue;
                 if (touch(e, ch->slot) != 0)
                     e->ntouched = UINT32_MAX; /* out of memory: rescan it */
             }

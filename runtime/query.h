@@ -21,6 +21,8 @@ typedef struct ljs__qentry_s {
     uint64_t all, none;
     uint64_t *ids; /* sorted by slot (the low 32 bits) */
     uint32_t n, cap;
+    uint64_t *spare; /* the other buffer of the delta merge */
+    uint32_t spare_cap;
     uint32_t *touched; /* slots changed since the last sync */
     uint32_t ntouched, tcap;
     atomic_uint_fast64_t last_used; /* frame of the last lookup (LRU) */
