@@ -148,8 +148,11 @@ int bench_query(const bench_ctx_t *ctx)
             for (int r = 0; r < reps && rc == 0; r++) {
                 world_t a, b;
                 uint64_t ca = 0, cb = 0;
+                memset(&b, 0, sizeof b);
                 if (world_make(&a, sizes[si], 0) != 0 || world_make(&b, sizes[si], 128) != 0) {
                     fprintf(stderr, "bench query: cannot build the world\n");
+                    world_free(&a);
+                    world_free(&b);
                     return 1;
                 }
                 scan[r] = run(&a, sigs, churn, frames, &ca);

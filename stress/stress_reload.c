@@ -25,6 +25,15 @@
  *    lost); then some get broken versions, which must each be reported while
  *    the last valid version keeps running; then fixed, which must run again;
  *  - per-state memory does not grow without bound (see check_memory).
+ * TORN MODULES: an in-place save truncates the file, then writes it, and a
+ * reload triggered meanwhile (by an earlier event of the same file, with a
+ * small debounce) can read it half-written. For a script that is harmless
+ * (any strict prefix is a syntax error or returns no table: refused), but a
+ * prefix of a module that is empty or only a comment is a valid chunk
+ * returning nothing, so require() gives `true` and s0 runs with it until the
+ * write's own IN_CLOSE_WRITE reloads it again. s0 tolerates that (mver = 0)
+ * and such frames are counted and printed, not failed; the final rounds
+ * still require the last valid module to run.
  * The process exits 0 only if every invariant held; otherwise 1 with the
  * failures listed. Run it under -DLJS_SANITIZE=thread/address too: the
  * short mode is a CTest test (label stress-short).
@@ -128,7 +137,13 @@ static void fail(const char *fmt, ...)
  * Files and versions
  * ======================================================================== */
 
-typedef enum broken_e { BROKEN_SYNTAX, BROKEN_CHUNK_ERROR, BROKEN_NOT_TABLE, BROKEN_FIELD_TYPE, NBROKEN } broken_t;
+typedef enum broken_e {
+    BROKEN_SYNTAX,
+    BROKEN_CHUNK_ERROR,
+    BROKEN_NOT_TABLE,
+    BROKEN_FIELD_TYPE,
+    NBROKEN
+} broken_t;
 
 /* Writer-side bookkeeping. During the run only the writer thread writes it;
  * the owner reads the atomics for progress and valid_of[] for the checks,
@@ -221,7 +236,7 @@ static void make_source(files_t *fs, int f, uint32_t v, int valid, broken_t how,
              "  end,\n"
              "}\n",
              f, v, padding, v, f == 0 ? "local M = require('lib.m')\n" : "", f, f == 0 ? ", mver = 0" : "",
-             f == 0 ? "    self.mver = M.ver\n" : "");
+             f == 0 ? "    self.mver = type(M) == 'table' and M.ver or 0\n" : "");
 }
 
 /* Write a new version of file f. Returns its version number, 0 when the
@@ -245,7 +260,8 @@ static long write_version(files_t *fs, int f, int valid, broken_t how, int atomi
         atomic_store_explicit(&fs->last_valid[f], v, memory_order_relaxed);
     atomic_fetch_add_explicit(&fs->writes, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(valid ? &fs->valid_writes : &fs->broken_writes, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(atomic_save ? &fs->rename_writes : &fs->inplace_writes, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(atomic_save ? &fs->rename_writes : &fs->inplace_writes, 1,
+                              memory_order_relaxed);
     return (long)v;
 }
 
@@ -293,6 +309,8 @@ typedef struct world_s {
     int64_t running_module;    /* module version seen by s0 */
     uint64_t frames;           /* frames run since the entities were created */
     uint64_t console_errors, console_other;
+    uint64_t torn_module_frames; /* frames s0 ran with a half-written module */
+    int module_now_torn;
     int reported_console;
 } world_t;
 
@@ -342,7 +360,8 @@ static int frame(world_t *w)
         snprintf(what, sizeof what, "script s%d", s);
         for (int k = 0; k < ENTS_PER_SCRIPT; k++) {
             int64_t ver, n, mver = 0;
-            if (get_int(w, w->ent[s][k], "ver", &ver) != LJS_OK || get_int(w, w->ent[s][k], "n", &n) != LJS_OK ||
+            if (get_int(w, w->ent[s][k], "ver", &ver) != LJS_OK ||
+                get_int(w, w->ent[s][k], "n", &n) != LJS_OK ||
                 (s == 0 && get_int(w, w->ent[s][k], "mver", &mver) != LJS_OK))
                 return -1;
             if (k == 0) {
@@ -351,8 +370,8 @@ static int frame(world_t *w)
             } else if (ver != first || mver != first_m) {
                 fail("frame %llu ran two versions of s%d: entity 0 has ver %lld mver %lld, entity %d has ver "
                      "%lld mver %lld",
-                     (unsigned long long)w->frames, s, (long long)first, (long long)first_m, k, (long long)ver,
-                     (long long)mver);
+                     (unsigned long long)w->frames, s, (long long)first, (long long)first_m, k,
+                     (long long)ver, (long long)mver);
                 return -1;
             }
             if ((uint64_t)n != w->frames) {
@@ -366,13 +385,17 @@ static int frame(world_t *w)
             fail("frame %llu: s%d went back from version %lld to %lld", (unsigned long long)w->frames, s,
                  (long long)w->running[s], (long long)first);
         w->running[s] = first;
-        if (s == 0) {
+        if (s == 0 && first_m == 0) {
+            w->torn_module_frames++; /* see TORN MODULES in the header */
+        } else if (s == 0) {
             check_valid(w, first_m, MODULE, "module lib/m.lua (seen by s0)");
             if (first_m < w->running_module)
-                fail("frame %llu: the module went back from version %lld to %lld", (unsigned long long)w->frames,
-                     (long long)w->running_module, (long long)first_m);
+                fail("frame %llu: the module went back from version %lld to %lld",
+                     (unsigned long long)w->frames, (long long)w->running_module, (long long)first_m);
             w->running_module = first_m;
         }
+        if (s == 0)
+            w->module_now_torn = first_m == 0;
     }
     ljs_stats_t st;
     if (ljs_stats_get(w->rt, &st) == LJS_OK && st.script_errors != 0) {
@@ -436,7 +459,9 @@ static void mem_sample(const world_t *w, memwin_t *m, uint32_t nworkers)
  * the first cycles. The issue's target is 5% after a full GC; without a GC
  * call, Lua's incremental collector leaves up to a cycle's worth of garbage
  * (LUAI_GCPAUSE: up to 2x the live size) at any sample, so 5% would be
- * noise. Tighten this when managed GC lands. */
+ * noise. The states here are small (~30 KiB), so one version not yet
+ * collected is already 10-20% of one: growth counts only past 32 KiB too.
+ * Tighten this when managed GC lands. */
 static void check_memory(const world_t *w, const memwin_t *early, const memwin_t *late, uint32_t nworkers)
 {
     for (uint32_t i = 0; i < nworkers && i < 256; i++) {
@@ -447,8 +472,8 @@ static void check_memory(const world_t *w, const memwin_t *early, const memwin_t
         printf("memory: worker %u: early %.1f KiB, late %.1f KiB (%+.1f%%), now %.1f KiB, peak %.1f KiB\n", i,
                (double)early->min[i] / 1024.0, (double)late->min[i] / 1024.0, growth * 100.0,
                (double)sm.current_bytes / 1024.0, (double)sm.peak_bytes / 1024.0);
-        if (growth > 0.25)
-            fail("worker %u: state memory grew %.1f%% (early %llu bytes, late %llu bytes; bound 25%%)", i,
+        if (growth > 0.25 && late->min[i] > early->min[i] + (uint64_t)32 * 1024)
+            fail("worker %u: state memory grew %.1f%% (early %llu B, late %llu B; bound: 25%% and 32 KiB)", i,
                  growth * 100.0, (unsigned long long)early->min[i], (unsigned long long)late->min[i]);
         if (sm.failed_allocs != 0)
             fail("worker %u: %llu allocations refused by the state limit", i,
@@ -500,7 +525,7 @@ static int setup(world_t *w, const opts_t *o)
         return -1;
     }
     for (int s = 0; s < NSCRIPTS; s++) {
-        if ((rc = ljs_script_load(w->rt, fs->path[s], &w->script[s])) != LJS_OK) {
+        if (ljs_script_load(w->rt, fs->path[s], &w->script[s]) != LJS_OK) {
             fprintf(stderr, "stress-reload: loading %s: %s\n", fs->path[s], ljs_last_error());
             return -1;
         }
@@ -532,8 +557,8 @@ static void progress(const world_t *w, double t)
            t, (unsigned long long)w->frames, atomic_load(&fs->writes), atomic_load(&fs->valid_writes),
            atomic_load(&fs->broken_writes), atomic_load(&fs->inplace_writes), atomic_load(&fs->rename_writes),
            (unsigned long long)st.reloads, (unsigned long long)st.reload_errors,
-           (unsigned long long)st.watch_events, (unsigned long long)st.watch_overflows, (long long)w->running[0],
-           (long long)w->running_module, (double)sm.current_bytes / 1024.0);
+           (unsigned long long)st.watch_events, (unsigned long long)st.watch_overflows,
+           (long long)w->running[0], (long long)w->running_module, (double)sm.current_bytes / 1024.0);
     fflush(stdout);
 }
 
@@ -545,7 +570,7 @@ static void check_after_writer(const world_t *w)
     const files_t *fs = w->fs;
     int pair_exact = fs->last_was_valid[0] && fs->last_was_valid[MODULE];
     for (int f = 0; f < NFILES; f++) {
-        int64_t running = f == MODULE ? w->running_module : w->running[f];
+        int64_t running = f != MODULE ? w->running[f] : w->module_now_torn ? 0 : w->running_module;
         int64_t want = (int64_t)atomic_load(&fs->last_valid[f]);
         int exact = (f == 0 || f == MODULE) ? pair_exact : fs->last_was_valid[f];
         if (exact && running != want)
@@ -561,7 +586,7 @@ static void check_after_writer(const world_t *w)
 static void check_all_run_last_valid(const world_t *w, const char *when)
 {
     for (int f = 0; f < NFILES; f++) {
-        int64_t running = f == MODULE ? w->running_module : w->running[f];
+        int64_t running = f != MODULE ? w->running[f] : w->module_now_torn ? 0 : w->running_module;
         int64_t want = (int64_t)atomic_load(&w->fs->last_valid[f]);
         if (running != want)
             fail("%s: %s runs version %lld, expected its last valid version %lld", when, w->fs->path[f],
@@ -681,10 +706,12 @@ static int parse_args(int argc, char **argv, opts_t *o)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.short_mode = 0, .seconds = 30.0, .workers = 4, .seed = 20240605, .cache = 1, .debounce_ms = 0};
+    opts_t o = {
+        .short_mode = 0, .seconds = 30.0, .workers = 4, .seed = 20240605, .cache = 1, .debounce_ms = 0};
     if (parse_args(argc, argv, &o) != 0) {
-        fprintf(stderr, "usage: ljs-stress-reload [--short] [--seconds S] [--workers N] [--seed N] [--cache 0|1] "
-                        "[--debounce MS]\n");
+        fprintf(stderr,
+                "usage: ljs-stress-reload [--short] [--seconds S] [--workers N] [--seed N] [--cache 0|1] "
+                "[--debounce MS]\n");
         return 2;
     }
     static files_t fs;
@@ -704,8 +731,8 @@ int main(int argc, char **argv)
     atomic_init(&wr.stop, 0);
     printf("stress-reload: seed %llu, %.1f s, %u workers, %d scripts x %d entities + 1 module, cache %u, "
            "debounce %u ms%s\n",
-           (unsigned long long)o.seed, o.seconds, o.workers, NSCRIPTS, ENTS_PER_SCRIPT, o.cache, o.debounce_ms,
-           UNDER_SANITIZER ? ", sanitizer build" : "");
+           (unsigned long long)o.seed, o.seconds, o.workers, NSCRIPTS, ENTS_PER_SCRIPT, o.cache,
+           o.debounce_ms, UNDER_SANITIZER ? ", sanitizer build" : "");
     int rc = setup(&w, &o);
     if (rc == 0 && frame(&w) != 0)
         rc = -1;
@@ -751,13 +778,13 @@ int main(int argc, char **argv)
         if (ljs_stats_get(w.rt, &st) == LJS_OK)
             printf("result: %llu frames, %lu writes (%lu valid, %lu broken; %lu in place, %lu renamed), %llu "
                    "reloads, %llu refused, %llu watch events, %llu overflows, %llu compiles, %llu console "
-                   "errors\n",
+                   "errors, %llu frames with a torn module\n",
                    (unsigned long long)w.frames, atomic_load(&fs.writes), atomic_load(&fs.valid_writes),
                    atomic_load(&fs.broken_writes), atomic_load(&fs.inplace_writes),
                    atomic_load(&fs.rename_writes), (unsigned long long)st.reloads,
                    (unsigned long long)st.reload_errors, (unsigned long long)st.watch_events,
                    (unsigned long long)st.watch_overflows, (unsigned long long)cs.compiles,
-                   (unsigned long long)w.console_errors);
+                   (unsigned long long)w.console_errors, (unsigned long long)w.torn_module_frames);
         if (st.reloads == 0 || atomic_load(&fs.writes) < 100)
             fail("too little happened (%llu reloads, %lu writes): the test proves nothing",
                  (unsigned long long)st.reloads, atomic_load(&fs.writes));
