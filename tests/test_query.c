@@ -297,12 +297,83 @@ static void test_query_tag_posts_from_threads_are_applied_in_order(void **state)
     ljs_runtime_destroy(rt);
 }
 
+/* Random tag posts from several threads while frames run: after every
+ * frame, every cached query equals a brute-force check of every entity. */
+typedef struct chaos_s {
+    ljs_runtime_t *rt;
+    const ljs_entity_t *e;
+    int n;
+    uint64_t seed;
+    int posts;
+} chaos_t;
+
+static void *chaos_poster(void *arg)
+{
+    chaos_t *c = arg;
+    for (int i = 0; i < c->posts; i++) {
+        uint64_t r = rng(&c->seed);
+        ljs_entity_tag_post(c->rt, c->e[r % (uint64_t)c->n], tags[(r >> 32) % NTAGS], (int)((r >> 40) & 1));
+    }
+    return NULL;
+}
+
+static void check_against_world(ljs_runtime_t *rt, const ljs_entity_t *e, int n)
+{
+    for (size_t k = 0; k < NSIGS; k++) {
+        ljs_query_t q = {sigs[k].all, sigs[k].nall, sigs[k].none, sigs[k].nnone};
+        const ljs_entity_t *got;
+        size_t ng, nw = 0;
+        assert_int_equal(ljs_query(rt, &q, &got, &ng), LJS_OK);
+        for (int i = 0; i < n; i++) {
+            int ok = ljs_entity_alive(rt, e[i]);
+            for (size_t a = 0; ok && a < sigs[k].nall; a++)
+                ok = ljs_entity_has_tag(rt, e[i], sigs[k].all[a]);
+            for (size_t b = 0; ok && b < sigs[k].nnone; b++)
+                ok = !ljs_entity_has_tag(rt, e[i], sigs[k].none[b]);
+            if (ok) {
+                /* e[] was created in slot order, so results follow it. */
+                if (nw >= ng || got[nw].id != e[i].id)
+                    fail_msg("signature %zu: entity %d missing or out of order", k, i);
+                nw++;
+            }
+        }
+        assert_int_equal(nw, ng);
+    }
+}
+
+static void test_query_random_posts_from_threads_keep_every_query_exact(void **state)
+{
+    enum { THREADS = 3, N = 300 };
+    ljs_runtime_t *rt = runtime(2, 128);
+    ljs_entity_t e[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ljs_entity_create(rt, &e[i]), LJS_OK);
+    for (int t = 0; t < NTAGS; t++)
+        assert_int_equal(ljs_entity_tag(rt, e[0], tags[t], 1), LJS_OK);
+    pthread_t th[THREADS];
+    chaos_t c[THREADS];
+    for (int k = 0; k < THREADS; k++) {
+        c[k] = (chaos_t){rt, e, N, 0xc4a05u + (uint64_t)k, 20000 / LJS_TEST_SCALE};
+        assert_int_equal(pthread_create(&th[k], NULL, chaos_poster, &c[k]), 0);
+    }
+    for (int f = 0; f < 60; f++) {
+        assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+        check_against_world(rt, e, N);
+    }
+    for (int k = 0; k < THREADS; k++)
+        pthread_join(th[k], NULL);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    check_against_world(rt, e, N);
+    ljs_runtime_destroy(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_cached_results_equal_a_scan_under_random_churn),
         cmocka_unit_test(test_query_from_scripts_matches_the_host_view),
         cmocka_unit_test(test_query_tag_posts_from_threads_are_applied_in_order),
+        cmocka_unit_test(test_query_random_posts_from_threads_keep_every_query_exact),
     };
     return cmocka_run_group_tests_name("query", tests, NULL, NULL);
 }
