@@ -433,6 +433,17 @@ typedef struct ljs_script_stats_s {
 LJS_API int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out);
 
 /* ========================================================================
+ * Hot reload
+ * ======================================================================== */
+
+/* Pause (on = 0) or resume hot reload. While paused, changed files wait;
+ * resuming rescans every watched file and reloads what changed. Reloads and
+ * reload errors are counted in ljs_stats_t and logged to the console.
+ * Thread: owner, not during ljs_frame. Returns LJS_OK, LJS_EINVAL (the
+ * runtime was created with LJS_WATCH=0), LJS_EBUSY. */
+LJS_API int ljs_watch_set(ljs_runtime_t *rt, int on);
+
+/* ========================================================================
  * Bytecode cache
  * ======================================================================== */
 

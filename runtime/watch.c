@@ -7,6 +7,7 @@
  * subdirectories); it is a leaf lock. */
 #include "runtime/watch.h"
 
+#include "runtime/error.h"
 #include "runtime/require.h"
 #include "runtime/runtime.h"
 
@@ -67,6 +68,7 @@ struct ljs__watch_s {
     known_t *known;
     size_t nknown, known_cap;
     double last_poll_ms;
+    int paused; /* ljs_watch_set(rt, 0): changes wait until resumed */
     uint64_t events, overflows;
 };
 
@@ -403,6 +405,12 @@ void ljs__watch_frame(ljs__watch_t *w)
         return;
     double now = now_ms();
     struct ljs__wrec rec;
+    if (w->paused) {
+        /* Keep the ring from overflowing; resuming rescans everything. */
+        while (ck_ring_dequeue_spsc_wrec(&w->ring, w->buf, &rec))
+            w->events++;
+        return;
+    }
     while (ck_ring_dequeue_spsc_wrec(&w->ring, w->buf, &rec)) {
         w->events++;
         mark(w, rec.path, now);
@@ -492,6 +500,23 @@ void ljs__watch_destroy(ljs__watch_t *w)
     free(w->buf);
     pthread_mutex_destroy(&w->lock);
     free(w);
+}
+
+int ljs_watch_set(ljs_runtime_t *rt, int on)
+{
+    ljs__watch_t *w = rt != NULL ? rt->watch : NULL;
+    if (w == NULL || atomic_load(&w->mode) == 0)
+        return ljs__error(LJS_EINVAL,
+                          "ljs_watch_set: watching is off (LJS_WATCH=0 when the runtime was created)");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_watch_set: not allowed while a frame is running");
+    if (w->paused && on) {
+        /* Whatever changed meanwhile: rescan (hashes decide what reloads). */
+        mark_all(w, now_ms());
+        w->last_poll_ms = 0;
+    }
+    w->paused = !on;
+    return LJS_OK;
 }
 
 uint32_t ljs__watch_mode(const ljs__watch_t *w)

@@ -177,6 +177,30 @@ static void test_watch_ring_overflow_loses_no_change(void **state)
     destroy(fx);
 }
 
+static void test_watch_can_be_paused_and_resumed(void **state)
+{
+    fixture_t *fx = make(1, 1024);
+    write_inplace(path_of(fx, "q.lua"), version(1));
+    ljs_entity_t e = spawn(fx, "q.lua");
+    assert_true(frames_until(fx, e, 1));
+    assert_int_equal(ljs_watch_set(fx->rt, 0), LJS_OK);
+    write_atomic(path_of(fx, "q.lua"), version(2));
+    for (int i = 0; i < 20; i++) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        assert_int_equal(ljs_frame(fx->rt, 0.0), LJS_OK);
+    }
+    double v;
+    assert_int_equal(ljs_field_get_number(fx->rt, e, "v", &v), LJS_OK);
+    assert_true(v == 1.0); /* paused: the change waits */
+    assert_int_equal(ljs_watch_set(fx->rt, 1), LJS_OK);
+    assert_true(frames_until(fx, e, 2)); /* resumed: rescanned and reloaded */
+    destroy(fx);
+    fx = make(0, 1024);
+    assert_int_equal(ljs_watch_set(fx->rt, 1), LJS_EINVAL);
+    destroy(fx);
+}
+
 static void test_watch_polling_fallback_and_off(void **state)
 {
     fixture_t *fx = make(2, 1024);
@@ -213,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_watch_follows_every_editor_pattern),
         cmocka_unit_test(test_watch_broken_then_fixed_and_modules_in_new_subdirectories),
         cmocka_unit_test(test_watch_ring_overflow_loses_no_change),
+        cmocka_unit_test(test_watch_can_be_paused_and_resumed),
         cmocka_unit_test(test_watch_polling_fallback_and_off),
     };
     return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
