@@ -107,11 +107,18 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, query_cache, "LJS_QUERY_CACHE", 128, 0, 65536,                                           \
       "cached query signatures (0 = every query scans)")                                                 \
     X(uint32_t, entity_ring, "LJS_ENTITY_RING", 4096, 4, 1048576,                                        \
-      "tag-post ring slots (power of 2 rounded up)")
+      "tag-post ring slots (power of 2 rounded up)")                                                     \
+    X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 1000, 10, 1000000,                                     \
+      "managed GC time per state per frame, us")                                                         \
+    X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                               \
+      "managed GC: full collection past this many MiB (0 = off)")                                        \
+    X(uint32_t, gc_full_s, "LJS_GC_FULL_S", 30, 0, 86400,                                                \
+      "managed GC: full collection every this many seconds (0 = off)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
-#define LJS_CONFIG_STR_MAP(X) \
-    X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)")
+#define LJS_CONFIG_STR_MAP(X)                                                                   \
+    X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)") \
+    X(gc_mode, "LJS_GC_MODE", "managed", 16, "GC per state: managed, generational or incremental")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
@@ -467,6 +474,24 @@ typedef struct ljs_cache_stats_s {
 
 /* Thread: owner. Returns LJS_OK, LJS_EINVAL. */
 LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
+
+/* ========================================================================
+ * Garbage collection
+ * ======================================================================== */
+
+typedef struct ljs_gc_stats_s {
+    uint64_t steps;       /* LUA_GCSTEP calls made by the managed policy */
+    uint64_t cycles;      /* collection cycles completed */
+    uint64_t full;        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */
+    uint64_t behind;      /* frames where allocation outran LJS_GC_BUDGET_US */
+    double total_ms;      /* time spent in GC work after frames */
+    double max_frame_ms;  /* the most GC time one frame spent on this state */
+    uint64_t freed_bytes; /* bytes the GC work released */
+} ljs_gc_stats_t;
+
+/* GC counters of worker `worker`'s state. Thread: owner, between frames.
+ * Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out);
 
 /* ========================================================================
  * Tools

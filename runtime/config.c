@@ -121,5 +121,10 @@ int ljs_config_validate(const ljs_config_t *cfg)
                           (int)sizeof cfg->field);
     LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_CHECK)
 #undef LJS__CONFIG_STR_CHECK
+    if (strcmp(cfg->gc_mode, "managed") != 0 && strcmp(cfg->gc_mode, "generational") != 0 &&
+        strcmp(cfg->gc_mode, "incremental") != 0)
+        return ljs__error(LJS_EINVAL,
+                          "LJS_GC_MODE='%.16s': not a GC mode (accepted: managed, generational, incremental)",
+                          cfg->gc_mode);
     return LJS_OK;
 }

@@ -47,6 +47,7 @@ static int worker_start(void *ud, uint32_t w)
         return LJS_ELUA;
     }
     *(ljs__worker_t **)lua_getextraspace(wk->L) = wk;
+    ljs__gc_setup(wk);
     lua_pushcfunction(wk->L, ljs__api_open);
     if (lua_pcall(wk->L, 0, 0, 0) != LUA_OK) {
         lua_close(wk->L);

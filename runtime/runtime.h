@@ -6,6 +6,7 @@
 #include "runtime/alloc.h"
 #include "runtime/console.h"
 #include "runtime/event.h"
+#include "runtime/gc.h"
 #include "runtime/post.h"
 #include "runtime/query.h"
 #include "runtime/script.h"
@@ -54,6 +55,7 @@ typedef struct ljs__worker_s {
     } wanted[16];
     uint32_t nwanted;
     uint64_t qhits, qmisses;
+    ljs__gc_t gc;
     uint64_t updates;
     uint64_t delivered;
     uint64_t errors;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ljs.h>
 #include <stdlib.h>
 
 /* Sanitizers slow everything down 5-20x: scale loop counts with this. */
@@ -26,15 +27,16 @@
 static const unsigned ljs_test_worker_counts[] = {1, 2, 4, 8};
 #define LJS_TEST_NWORKER_COUNTS (sizeof ljs_test_worker_counts / sizeof ljs_test_worker_counts[0])
 
-/* Clear every LJS_* variable a test might inherit from the environment. */
+/* Clear every LJS_* variable a test might inherit from the environment
+ * (generated from the config tables, so a new knob is never missed). */
 static inline void ljs_test_clear_env(void)
 {
-    static const char *const vars[] = {
-        "LJS_WORKERS",       "LJS_STATE_MEM_MB",      "LJS_SPIN",  "LJS_BATCH",          "LJS_CONSOLE_LINES",
-        "LJS_SCRIPT_BUDGET", "LJS_SCRIPT_TIMEOUT_MS", "LJS_CACHE", "LJS_STRIP_BYTECODE", "LJS_CACHE_MAX_MB",
-        "LJS_CACHE_DIR"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
+#define LJS__TEST_UNSET(type, field, env, def, lo, hi, help) unsetenv(env);
+    LJS_CONFIG_MAP(LJS__TEST_UNSET)
+#undef LJS__TEST_UNSET
+#define LJS__TEST_UNSET_STR(field, env, def, maxlen, help) unsetenv(env);
+    LJS_CONFIG_STR_MAP(LJS__TEST_UNSET_STR)
+#undef LJS__TEST_UNSET_STR
 }
 
 #endif

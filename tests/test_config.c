@@ -89,6 +89,26 @@ static void test_config_code_overrides_env_and_is_validated(void **state)
     ljs_test_clear_env();
 }
 
+static void test_config_string_knobs_are_checked(void **state)
+{
+    ljs_config_t cfg;
+    ljs_runtime_t *rt = NULL;
+    setenv("LJS_GC_MODE", "aggressive", 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_EINVAL);
+    assert_null(rt);
+    assert_non_null(strstr(ljs_last_error(), "LJS_GC_MODE"));
+    assert_non_null(strstr(ljs_last_error(), "managed, generational, incremental"));
+    char longdir[700];
+    memset(longdir, 'd', sizeof longdir - 1);
+    longdir[sizeof longdir - 1] = '\0';
+    setenv("LJS_CACHE_DIR", longdir, 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_EINVAL);
+    assert_non_null(strstr(ljs_last_error(), "LJS_CACHE_DIR"));
+    ljs_test_clear_env();
+    unsetenv("LJS_GC_MODE");
+}
+
 static void test_config_error_names_and_texts_come_from_one_table(void **state)
 {
     assert_string_equal(ljs_errname(LJS_EINVAL), "LJS_EINVAL");
@@ -106,6 +126,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_bad_env_values_are_rejected_with_name_and_range, setup),
         cmocka_unit_test_setup(test_config_workers_zero_is_rejected, setup),
         cmocka_unit_test_setup(test_config_code_overrides_env_and_is_validated, setup),
+        cmocka_unit_test_setup(test_config_string_knobs_are_checked, setup),
         cmocka_unit_test_setup(test_config_error_names_and_texts_come_from_one_table, setup),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

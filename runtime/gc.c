@@ -1,0 +1,134 @@
+/* gc.c - per-state GC policy (see gc.h).
+ *
+ * 5.4.4 pitfalls from NOTES-gc.md, each handled here:
+ * 1. debt piles up while the collector is stopped: RESTART then STOP
+ *    before stepping resets it, so the first step is not a whole cycle;
+ * 2. step size is not time: stepmul 1 keeps LUA_GCSTEP(32) short;
+ * 4. after a cycle ends, further steps are no-ops: stop when one returns 1. */
+#include "runtime/gc.h"
+
+#include "runtime/runtime.h"
+
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void ljs__gc_setup(ljs__worker_t *w)
+{
+    lua_State *L = w->L;
+    const char *mode = w->rt->cfg.gc_mode;
+    memset(&w->gc, 0, sizeof w->gc);
+    w->gc.last_full_ms = now_ms();
+    if (!strcmp(mode, "generational")) {
+        lua_gc(L, LUA_GCGEN, 0, 0);
+    } else if (!strcmp(mode, "incremental")) {
+        lua_gc(L, LUA_GCINC, 0, 0, 0);
+    } else {
+        w->gc.managed = 1;
+        lua_gc(L, LUA_GCINC, 0, 1, 0); /* stepmul 1: short steps */
+        lua_gc(L, LUA_GCSTOP);
+    }
+}
+
+static size_t current(const ljs__worker_t *w)
+{
+    return atomic_load_explicit(&w->alloc.current, memory_order_relaxed);
+}
+
+/* Budget for this frame: the configured one, raised in proportion to how
+ * far memory has grown past what the last cycle left live, so the
+ * collector keeps up with allocation (capped at 8x, and reported). */
+static double budget_ms(ljs__worker_t *w)
+{
+    double b = w->rt->cfg.gc_budget_us / 1000.0;
+    size_t live = w->gc.live_after_cycle, cur = current(w);
+    if (live > 0 && cur > live * 2) {
+        double k = (double)cur / (double)(live * 2);
+        b *= k > 8.0 ? 8.0 : k;
+        w->gc.st.behind++;
+    }
+    return b;
+}
+
+static void full_collect(ljs__worker_t *w)
+{
+    lua_gc(w->L, LUA_GCRESTART);
+    lua_gc(w->L, LUA_GCCOLLECT);
+    lua_gc(w->L, LUA_GCSTOP);
+    w->gc.st.full++;
+    w->gc.st.cycles++;
+    w->gc.live_after_cycle = current(w);
+    w->gc.last_full_ms = now_ms();
+}
+
+/* Affine job: this state's GC work for the frame. */
+static void gc_job(void *arg, uint32_t worker)
+{
+    ljs_runtime_t *rt = arg;
+    ljs__worker_t *w = &rt->workers[worker];
+    const ljs_config_t *cfg = &rt->cfg;
+    double t0 = now_ms();
+    size_t before = current(w);
+    /* At most one state collects fully per frame: the one whose turn it is. */
+    int turn = rt->frame % rt->nworkers == worker;
+    int want_full = (cfg->gc_full_mb && before > ((size_t)cfg->gc_full_mb << 20)) ||
+                    (cfg->gc_full_s && t0 - w->gc.last_full_ms > cfg->gc_full_s * 1000.0);
+    if (turn && want_full) {
+        full_collect(w);
+    } else {
+        double b = budget_ms(w);
+        lua_gc(w->L, LUA_GCRESTART); /* pitfall 1: reset the debt */
+        lua_gc(w->L, LUA_GCSTOP);
+        for (;;) {
+            w->gc.st.steps++;
+            if (lua_gc(w->L, LUA_GCSTEP, 32)) { /* pitfall 4: a cycle ended */
+                w->gc.st.cycles++;
+                w->gc.live_after_cycle = current(w);
+                break;
+            }
+            if (now_ms() - t0 >= b)
+                break;
+        }
+        lua_gc(w->L, LUA_GCSTOP);
+    }
+    double ms = now_ms() - t0;
+    size_t after = current(w);
+    w->gc.st.total_ms += ms;
+    if (ms > w->gc.st.max_frame_ms)
+        w->gc.st.max_frame_ms = ms;
+    if (after < before)
+        w->gc.st.freed_bytes += before - after;
+}
+
+void ljs__gc_frame(ljs_runtime_t *rt)
+{
+    if (!rt->workers[0].gc.managed)
+        return;
+    uint64_t behind = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        behind += rt->workers[i].gc.st.behind;
+    ljs__sched_run_on_all(rt->sched, gc_job, rt);
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        behind -= rt->workers[i].gc.st.behind;
+    if (behind != 0 && !rt->workers[0].gc.warned) {
+        rt->workers[0].gc.warned = 1;
+        ljs__console_log(&rt->console, LJS_LOG_WARN, rt->frame, 0, "",
+                         "GC: allocation outran LJS_GC_BUDGET_US=%u; the budget was raised for this frame "
+                         "(counted in ljs_gc_stats().behind; raise LJS_GC_BUDGET_US)",
+                         rt->cfg.gc_budget_us);
+    }
+}
+
+int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out)
+{
+    if (rt == NULL || out == NULL || worker >= rt->nworkers)
+        return LJS_EINVAL;
+    *out = rt->workers[worker].gc.st;
+    return LJS_OK;
+}

@@ -1,0 +1,36 @@
+/* gc.h - the GC policy of each worker's Lua state (LJS_GC_MODE).
+ *
+ * managed (default): automatic collection is stopped; after each frame's
+ * commit every state runs GC steps as an affine job on its own worker,
+ * within LJS_GC_BUDGET_US, a budget raised when the state's memory runs
+ * ahead of what the last cycle left live (a fixed budget below the garbage
+ * rate lets memory run away: NOTES-gc.md), with a full collection past
+ * LJS_GC_FULL_MB or every LJS_GC_FULL_S seconds, one state per frame.
+ * generational / incremental: Lua's own collector, untouched. */
+#ifndef LJS_RUNTIME_GC_H
+#define LJS_RUNTIME_GC_H
+
+#include "jobs/sched.h"
+
+#include <ljs.h>
+#include <lua.h>
+
+struct ljs_runtime_s;
+struct ljs__worker_s;
+
+/* Per-state policy state and counters (owned by the worker). */
+typedef struct ljs__gc_s {
+    int managed;
+    size_t live_after_cycle; /* bytes when the last cycle ended */
+    double last_full_ms;
+    ljs_gc_stats_t st;
+    int warned;
+} ljs__gc_t;
+
+/* Set the state's collector up per cfg.gc_mode. Thread: same-worker. */
+LJS_HIDDEN void ljs__gc_setup(struct ljs__worker_s *w);
+
+/* After a frame: GC work on every state (managed mode). Thread: owner. */
+LJS_HIDDEN void ljs__gc_frame(struct ljs_runtime_s *rt);
+
+#endif
