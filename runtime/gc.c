@@ -79,9 +79,14 @@ static void gc_job(void *arg, uint32_t worker)
     int turn = rt->frame % rt->nworkers == worker;
     int want_full = (cfg->gc_full_mb && before > ((size_t)cfg->gc_full_mb << 20)) ||
                     (cfg->gc_full_s && t0 - w->gc.last_full_ms > cfg->gc_full_s * 1000.0);
+    /* Like Lua's own pause: no new cycle until memory has doubled since the
+     * last one ended, so an idle heap costs nothing per frame. */
+    int idle = !w->gc.in_cycle && w->gc.live_after_cycle > 0 && before < w->gc.live_after_cycle * 2;
     if (turn && want_full) {
         full_collect(w);
-    } else {
+        w->gc.in_cycle = 0;
+    } else if (!idle) {
+        w->gc.in_cycle = 1;
         double b = budget_ms(w);
         lua_gc(w->L, LUA_GCRESTART); /* pitfall 1: reset the debt */
         lua_gc(w->L, LUA_GCSTOP);
@@ -90,6 +95,7 @@ static void gc_job(void *arg, uint32_t worker)
             if (lua_gc(w->L, LUA_GCSTEP, 32)) { /* pitfall 4: a cycle ended */
                 w->gc.st.cycles++;
                 w->gc.live_after_cycle = current(w);
+                w->gc.in_cycle = 0;
                 break;
             }
             if (now_ms() - t0 >= b)

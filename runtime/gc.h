@@ -22,6 +22,7 @@ struct ljs__worker_s;
 typedef struct ljs__gc_s {
     int managed;
     size_t live_after_cycle; /* bytes when the last cycle ended */
+    int in_cycle;            /* a cycle is under way (steps continue it) */
     double last_full_ms;
     ljs_gc_stats_t st;
     int warned;
