@@ -6,6 +6,8 @@
  * integer keys ascending first, then string keys in byte order. */
 #include "runtime/event.h"
 
+#include "runtime/sort.h"
+
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,11 +113,11 @@ static int cmp_by_sender(const void *x, const void *y)
 
 void ljs__msgbuf_sort(ljs__msgbuf_t *b, int by_target)
 {
-    /* (sender, seq) is unique per message, so the order is total and qsort's
+    /* (sender, seq) is unique per message, so the order is total and the sort's
      * instability cannot matter. Entities sort by slot index first, which is
      * the order ljs-run's digest and the update phase use. */
     if (b->n > 1)
-        qsort(b->msgs, b->n, sizeof *b->msgs, by_target ? cmp_by_target : cmp_by_sender);
+        ljs__sort(b->msgs, b->n, sizeof *b->msgs, by_target ? cmp_by_target : cmp_by_sender);
 }
 
 /* ---- encoding from Lua ------------------------------------------------ */
@@ -204,7 +206,7 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
         lua_pop(L, 1);
     }
     /* cppcheck-suppress uninitvar ; keys[0..n) are all set by the loop above */
-    qsort(keys, n, sizeof *keys, cmp_key);
+    ljs__sort(keys, n, sizeof *keys, cmp_key);
     if (put_u8(b, 't') || put(b, &n, 4))
         oom(L);
     for (uint32_t k = 0; k < n; k++) {

@@ -10,6 +10,7 @@
 #include "runtime/error.h"
 #include "runtime/exec.h"
 #include "runtime/runtime.h"
+#include "runtime/sort.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,7 @@ static void update_phase(ljs_runtime_t *rt, double dt)
         if (!s->used || !s->has_update || s->nents == 0)
             continue;
         if (s->ents_dirty) {
-            qsort(s->ents, s->nents, sizeof *s->ents, cmp_u32);
+            ljs__sort(s->ents, s->nents, sizeof *s->ents, cmp_u32);
             s->ents_dirty = 0;
         }
         ljs__phase_t ph = {rt, id, dt, NULL, NULL};
@@ -81,10 +82,16 @@ static int deliverable(const ljs_runtime_t *rt, const ljs__msgbuf_t *ev, const l
  * events all run in order on one worker. */
 static int group_events(ljs_runtime_t *rt, const ljs__msgbuf_t *ev, uint32_t **groups, uint32_t *ngroups)
 {
-    uint32_t *g = malloc((ev->n + 1) * sizeof *g);
+    /* The array is kept between frames: no allocation in steady state. */
+    if (ev->n + 1 > rt->groups_cap) {
+        uint32_t *p = realloc(rt->groups, (ev->n + 1) * sizeof *p);
+        if (p == NULL)
+            return LJS_ENOMEM;
+        rt->groups = p;
+        rt->groups_cap = (uint32_t)ev->n + 1;
+    }
+    uint32_t *g = rt->groups;
     uint32_t n = 0;
-    if (g == NULL)
-        return LJS_ENOMEM;
     for (size_t i = 0; i < ev->n; i++) {
         if (i == 0 || ev->msgs[i].target != ev->msgs[i - 1].target)
             g[n++] = (uint32_t)i;
@@ -118,7 +125,6 @@ static int event_phase(ljs_runtime_t *rt)
         uint32_t grain = rt->cfg.batch / 4 ? rt->cfg.batch / 4 : 1;
         ljs__sched_parallel_for(rt->sched, ngroups, grain, ljs__exec_events, &ph);
     }
-    free(groups);
     /* Keep the larger buffer's capacity for the next frame. */
     ljs__msgbuf_clear(&ev);
     if (rt->events.n == 0 && rt->events.nbytes == 0) {

@@ -2,6 +2,7 @@
 #include "runtime/query.h"
 
 #include "runtime/runtime.h"
+#include "runtime/sort.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +125,7 @@ static uint32_t lower_bound(const uint64_t *ids, uint32_t lo, uint32_t n, uint32
  * sync in steady state. */
 static int apply_delta(ljs__qcache_t *q, const ljs__world_t *w, ljs__qentry_t *e)
 {
-    qsort(e->touched, e->ntouched, sizeof *e->touched, cmp_u32);
+    ljs__sort(e->touched, e->ntouched, sizeof *e->touched, cmp_u32);
     uint32_t nt = 0;
     for (uint32_t i = 0; i < e->ntouched; i++) /* dedupe */
         if (nt == 0 || e->touched[nt - 1] != e->touched[i])

@@ -193,6 +193,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     free(rt->scripts);
     ljs__msgbuf_fini(&rt->events);
     ljs__msgbuf_fini(&rt->commands);
+    free(rt->groups);
     ljs__world_fini(&rt->world);
     ljs__query_fini(&rt->queries);
     ljs__posts_destroy(rt->posts);

@@ -83,6 +83,8 @@ struct ljs_runtime_s {
     /* Events waiting for the next event phase, and host sequence. */
     ljs__msgbuf_t events;
     ljs__msgbuf_t commands;
+    uint32_t *groups; /* event phase: start of each target's events */
+    uint32_t groups_cap;
     uint32_t host_seq;
     uint64_t events_sent;
     uint64_t events_dropped;
