@@ -113,7 +113,9 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                               \
       "managed GC: full collection past this many MiB (0 = off)")                                        \
     X(uint32_t, gc_full_s, "LJS_GC_FULL_S", 30, 0, 86400,                                                \
-      "managed GC: full collection every this many seconds (0 = off)")
+      "managed GC: full collection every this many seconds (0 = off)")                                   \
+    X(uint32_t, unload_grace, "LJS_UNLOAD_GRACE", 600, 0, 1000000,                                       \
+      "frames an unpinned script may sit unused before it unloads (0 = never)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
 #define LJS_CONFIG_STR_MAP(X)                                                                   \
@@ -282,6 +284,12 @@ LJS_API int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *o
  * state. Fields it declared stay (other scripts or the host may use them).
  * Thread: owner, not during ljs_frame. Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_unload(ljs_runtime_t *rt, ljs_script_t s);
+
+/* Pin (the default for scripts the host loads) or unpin a script. An
+ * unpinned script that no entity uses for LJS_UNLOAD_GRACE frames is
+ * unloaded from every state and from the bytecode cache, and its handle
+ * goes stale (LJS_ENOENT). Thread: owner. Returns LJS_OK, LJS_ENOENT. */
+LJS_API int ljs_script_pin(ljs_runtime_t *rt, ljs_script_t s, int pinned);
 
 /* Find a loaded script by name. Thread: owner. Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out);
@@ -488,6 +496,11 @@ typedef struct ljs_gc_stats_s {
     double max_frame_ms;  /* the most GC time one frame spent on this state */
     uint64_t freed_bytes; /* bytes the GC work released */
 } ljs_gc_stats_t;
+
+/* A full collection of every worker's state, now (each on its own worker).
+ * Thread: owner, not during ljs_frame. Blocks: yes. Returns LJS_OK,
+ * LJS_EINVAL, LJS_EBUSY. */
+LJS_API int ljs_gc_collect(ljs_runtime_t *rt);
 
 /* GC counters of worker `worker`'s state. Thread: owner, between frames.
  * Returns LJS_OK, LJS_EINVAL. */

@@ -238,6 +238,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__frame_commit(rt);
     rt->in_frame = 0;
     apply_commands(rt);
+    ljs__script_unload_idle(rt);
     ljs__gc_frame(rt); /* GC work per state, on its own worker */
     double t3 = now_ms();
     rt->last.last_update_ms = t1 - t0;

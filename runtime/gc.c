@@ -138,3 +138,34 @@ int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out)
     *out = rt->workers[worker].gc.st;
     return LJS_OK;
 }
+
+/* Collect until memory stops shrinking: Lua halves its string table at
+ * most once per cycle, so after many strings died one cycle is not enough
+ * to give the memory back (measured: 300 KB -> 180 -> 110 -> 80 ...). */
+static void collect_job(void *arg, uint32_t worker)
+{
+    ljs_runtime_t *rt = arg;
+    ljs__worker_t *w = &rt->workers[worker];
+    for (int i = 0; i < 16; i++) {
+        size_t before = current(w);
+        lua_gc(w->L, LUA_GCRESTART);
+        lua_gc(w->L, LUA_GCCOLLECT);
+        if (w->gc.managed)
+            lua_gc(w->L, LUA_GCSTOP);
+        w->gc.st.full++;
+        if (current(w) + before / 64 >= before)
+            break;
+    }
+    w->gc.live_after_cycle = current(w);
+    w->gc.in_cycle = 0;
+}
+
+int ljs_gc_collect(ljs_runtime_t *rt)
+{
+    if (rt == NULL)
+        return LJS_EINVAL;
+    if (rt->in_frame)
+        return LJS_EBUSY;
+    ljs__sched_run_on_all(rt->sched, collect_job, rt);
+    return LJS_OK;
+}

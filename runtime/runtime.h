@@ -113,6 +113,10 @@ LJS_HIDDEN int ljs__script_reload(struct ljs_runtime_s *rt, uint32_t id, int for
  * Thread: owner, between phases. */
 LJS_HIDDEN void ljs__script_forget_module(struct ljs_runtime_s *rt, const char *path);
 
+/* Unload unpinned scripts no entity used for LJS_UNLOAD_GRACE frames.
+ * Thread: owner, after a frame's phases. */
+LJS_HIDDEN void ljs__script_unload_idle(struct ljs_runtime_s *rt);
+
 /* Copy this frame's field writes to the committed buffer. Thread: owner. */
 LJS_HIDDEN void ljs__frame_commit(struct ljs_runtime_s *rt);
 

@@ -19,6 +19,8 @@
 
 typedef struct ljs__script_s {
     int used;
+    int pinned;           /* never unloaded for lack of entities */
+    uint32_t idle_frames; /* frames in a row with no entity */
     char *path;
     char *name;
     char *source;

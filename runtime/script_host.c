@@ -242,6 +242,7 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
     rc = load_version(rt, id, path, name);
     if (rc == LJS_OK) {
         rt->scripts[id].used = 1;
+        rt->scripts[id].pinned = 1;
         ljs__watch_script(rt->watch, id);
         if (out != NULL)
             out->id = id;
@@ -322,6 +323,7 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force, int *reloaded)
         return rc; /* broken new version: the old one keeps running */
     swap_slots(rt, id, tmp);
     rt->scripts[id].used = 1;
+    rt->scripts[id].pinned = rt->scripts[tmp].pinned;
     rt->scripts[tmp].used = 0;
     adopt_bindings(rt, &rt->scripts[id], &rt->scripts[tmp]);
     release_job_t rel = {rt, tmp, NULL};
@@ -511,4 +513,40 @@ int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t
     }
     out->entities = sc->nents;
     return LJS_OK;
+}
+
+int ljs_script_pin(ljs_runtime_t *rt, ljs_script_t s, int pinned)
+{
+    ljs__script_t *sc = live_script(rt, s);
+    if (sc == NULL)
+        return ljs__error(LJS_ENOENT, "ljs_script_pin: no such script");
+    sc->pinned = pinned != 0;
+    sc->idle_frames = 0;
+    return LJS_OK;
+}
+
+void ljs__script_unload_idle(ljs_runtime_t *rt)
+{
+    if (rt->cfg.unload_grace == 0)
+        return;
+    for (uint32_t id = 0; id < rt->nscripts; id++) {
+        ljs__script_t *s = &rt->scripts[id];
+        if (!s->used || s->pinned || s->nents > 0) {
+            s->idle_frames = 0;
+            continue;
+        }
+        if (++s->idle_frames < rt->cfg.unload_grace)
+            continue;
+        char path[1024], name[256];
+        snprintf(path, sizeof path, "%s", s->path);
+        snprintf(name, sizeof name, "%s", s->name);
+        ljs_script_t h = {id};
+        if (ljs_script_unload(rt, h) == LJS_OK) {
+            if (rt->cfg.cache)
+                ljs__cache_forget(path);
+            ljs__console_log(&rt->console, LJS_LOG_INFO, rt->frame, 0, name,
+                             "unloaded %s: no entity used it for %u frames (LJS_UNLOAD_GRACE)", path,
+                             rt->cfg.unload_grace);
+        }
+    }
 }
