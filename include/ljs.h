@@ -108,7 +108,7 @@ LJS_API const char *ljs_last_error(void);
       "cached query signatures (0 = every query scans)")                                                 \
     X(uint32_t, entity_ring, "LJS_ENTITY_RING", 4096, 4, 1048576,                                        \
       "tag-post ring slots (power of 2 rounded up)")                                                     \
-    X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 1000, 10, 1000000,                                     \
+    X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 4000, 10, 1000000,                                     \
       "managed GC time per state per frame, us")                                                         \
     X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                               \
       "managed GC: full collection past this many MiB (0 = off)")                                        \

@@ -86,6 +86,8 @@ static void gc_job(void *arg, uint32_t worker)
         full_collect(w);
         w->gc.in_cycle = 0;
     } else if (!idle) {
+        if (!w->gc.in_cycle)
+            w->gc.cycle_start = before;
         w->gc.in_cycle = 1;
         double b = budget_ms(w);
         lua_gc(w->L, LUA_GCRESTART); /* pitfall 1: reset the debt */
@@ -94,7 +96,13 @@ static void gc_job(void *arg, uint32_t worker)
             w->gc.st.steps++;
             if (lua_gc(w->L, LUA_GCSTEP, 32)) { /* pitfall 4: a cycle ended */
                 w->gc.st.cycles++;
-                w->gc.live_after_cycle = current(w);
+                /* What a cycle leaves includes everything allocated while it
+                 * ran (new objects survive it), so on a slow cycle memory at
+                 * its end overstates the live heap; at its start it holds
+                 * the garbage it then freed. Both bound live from above: take
+                 * the smaller, or the pause threshold ratchets up (bench: gc). */
+                size_t end = current(w);
+                w->gc.live_after_cycle = end < w->gc.cycle_start ? end : w->gc.cycle_start;
                 w->gc.in_cycle = 0;
                 break;
             }

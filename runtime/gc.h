@@ -23,6 +23,7 @@ typedef struct ljs__gc_s {
     int managed;
     size_t live_after_cycle; /* bytes when the last cycle ended */
     int in_cycle;            /* a cycle is under way (steps continue it) */
+    size_t cycle_start;      /* bytes when the current cycle began */
     double last_full_ms;
     ljs_gc_stats_t st;
     int warned;
