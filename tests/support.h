@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <ljs.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Sanitizers slow everything down 5-20x: scale loop counts with this. */
@@ -37,6 +38,23 @@ static inline void ljs_test_clear_env(void)
 #define LJS__TEST_UNSET_STR(field, env, def, maxlen, help) unsetenv(env);
     LJS_CONFIG_STR_MAP(LJS__TEST_UNSET_STR)
 #undef LJS__TEST_UNSET_STR
+}
+
+/* Remove a test's temporary directory and everything in it. */
+static inline void ljs_test_rmtree(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Write `src` to `path`, replacing it (an in-place write). */
+static inline void ljs_test_write(const char *path, const char *src)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(src, f);
+    assert_int_equal(fclose(f), 0);
 }
 
 #endif

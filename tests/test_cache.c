@@ -8,11 +8,13 @@
 #include <ljs.h>
 #include <lualib.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct fixture_s {
@@ -34,19 +36,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
-    assert_int_equal(system(cmd), 0);
+    ljs_test_rmtree(fx->dir);
     free(fx);
     return 0;
-}
-
-static void write_src(const char *path, const char *src)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(src, f);
-    fclose(f);
 }
 
 static ljs_runtime_t *runtime(unsigned workers, int cache, int strip)
@@ -88,7 +80,7 @@ static ljs_cache_stats_t stats(ljs_runtime_t *rt)
 static void test_cache_compiles_once_and_hits_after(void **state)
 {
     fixture_t *fx = *state;
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 1 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 1 end }\n");
     ljs_runtime_t *rt = runtime(4, 1, 0);
     ljs_cache_stats_t a = stats(rt);
     for (int i = 0; i < 5; i++)
@@ -108,11 +100,11 @@ static void test_cache_same_size_same_mtime_edit_is_recompiled(void **state)
 {
     fixture_t *fx = *state;
     struct stat st;
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 1 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 1 end }\n");
     assert_int_equal(stat(fx->path, &st), 0);
     ljs_runtime_t *rt = runtime(2, 1, 0);
     assert_true(run_probe(rt, fx->path) == 1.0);
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 2 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 2 end }\n");
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     assert_int_equal(utimensat(AT_FDCWD, fx->path, times, 0), 0);
     struct stat st2;
@@ -133,13 +125,13 @@ static void test_cache_syntax_error_is_not_cached_and_keeps_file_line(void **sta
 {
     fixture_t *fx = *state;
     ljs_script_t s;
-    write_src(fx->path, "return {\n  update = function(self)\n    x = = 1\n  end }\n");
+    ljs_test_write(fx->path, "return {\n  update = function(self)\n    x = = 1\n  end }\n");
     ljs_runtime_t *rt = runtime(2, 1, 0);
     ljs_cache_stats_t a = stats(rt);
     assert_int_equal(ljs_script_load(rt, fx->path, &s), LJS_ESCRIPT);
     assert_non_null(strstr(ljs_last_error(), "probe.lua:3:"));
     assert_int_equal(stats(rt).compiles, a.compiles);
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 3 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 3 end }\n");
     assert_true(run_probe(rt, fx->path) == 3.0);
     ljs_runtime_destroy(rt);
 }
@@ -155,8 +147,8 @@ static void collect(void *ud, const ljs_log_line_t *l)
 static void test_cache_debug_info_kept_by_default_and_stripped_on_request(void **state)
 {
     fixture_t *fx = *state;
-    write_src(fx->path,
-              "return { fields = { v = 0.0 },\n  update = function(self)\n    error('boom')\n  end }\n");
+    ljs_test_write(fx->path,
+                   "return { fields = { v = 0.0 },\n  update = function(self)\n    error('boom')\n  end }\n");
     for (int strip = 0; strip <= 1; strip++) {
         ljs_runtime_t *rt = runtime(2, 1, strip);
         char buf[4096] = "";
@@ -173,7 +165,7 @@ static void test_cache_debug_info_kept_by_default_and_stripped_on_request(void *
 static void test_cache_is_shared_by_runtimes_and_can_be_switched_off(void **state)
 {
     fixture_t *fx = *state;
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 4 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 4 end }\n");
     ljs_runtime_t *a = runtime(2, 1, 0), *b = runtime(2, 1, 0), *off = runtime(2, 0, 0);
     ljs_cache_stats_t s0 = stats(a);
     assert_true(run_probe(a, fx->path) == 4.0);
@@ -221,7 +213,7 @@ static void test_cache_dir_gives_a_warm_start_in_a_new_cache(void **state)
     fixture_t *fx = *state;
     char dir[160];
     snprintf(dir, sizeof dir, "%s/bc", fx->dir);
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 5 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 5 end }\n");
     ljs_runtime_t *rt = disk_runtime(dir, 64);
     assert_true(run_probe(rt, fx->path) == 5.0);
     ljs_cache_stats_t a = stats(rt);
@@ -273,7 +265,7 @@ static void test_cache_dir_rejects_every_mutated_file_and_rebuilds(void **state)
     fixture_t *fx = *state;
     char dir[160], file[512];
     snprintf(dir, sizeof dir, "%s/bc", fx->dir);
-    write_src(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 6 end }\n");
+    ljs_test_write(fx->path, "return { fields = { v = 0.0 }, update = function(self) self.v = 6 end }\n");
     ljs_runtime_t *rt = disk_runtime(dir, 64);
     assert_true(run_probe(rt, fx->path) == 6.0);
     ljs_runtime_destroy(rt);
@@ -385,11 +377,20 @@ static void test_cache_readers_race_thousands_of_snapshot_swaps(void **state)
     atomic_store(&r.published, 1);
     for (int i = 0; i < READERS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, reader, &r), 0);
+    /* Make sure the readers really race the writer, even on a loaded
+     * machine (CI runs tests in parallel): wait for their first reads, and
+     * let them run between batches of swaps. */
+    for (int spins = 0; atomic_load(&r.reads) < READERS && spins < 10000; spins++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     for (int v = 2; v <= versions; v++) {
         atomic_store(&r.published, v); /* before the swap: readers may see v */
         publish_version(L, v);
-        if (v % 64 == 0)
+        if (v % 64 == 0) {
             ljs__cache_poll();
+            sched_yield();
+        }
     }
     atomic_store(&r.stop, 1);
     for (int i = 0; i < READERS; i++)

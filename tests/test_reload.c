@@ -58,10 +58,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    char cmd[128];
     ljs_runtime_destroy(fx->rt);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
-    assert_int_equal(system(cmd), 0);
+    ljs_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }

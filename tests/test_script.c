@@ -24,10 +24,7 @@ static const char *script_path(fixture_t *fx, const char *name)
 
 static void write_script(fixture_t *fx, const char *name, const char *src)
 {
-    FILE *f = fopen(script_path(fx, name), "w");
-    assert_non_null(f);
-    fputs(src, f);
-    fclose(f);
+    ljs_test_write(script_path(fx, name), src);
 }
 
 static ljs_script_t load(fixture_t *fx, const char *name, const char *src)
@@ -88,10 +85,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    char cmd[128];
     ljs_runtime_destroy(fx->rt);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
-    assert_int_equal(system(cmd), 0);
+    ljs_test_rmtree(fx->dir);
     free(fx);
     return 0;
 }

@@ -35,10 +35,8 @@ static fixture_t *make(uint32_t watch, uint32_t ring)
 
 static void destroy(fixture_t *fx)
 {
-    char cmd[128];
     ljs_runtime_destroy(fx->rt);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
-    assert_int_equal(system(cmd), 0);
+    ljs_test_rmtree(fx->dir);
     free(fx);
 }
 
@@ -51,19 +49,11 @@ static const char *path_of(fixture_t *fx, const char *rel)
     return path[k];
 }
 
-static void write_inplace(const char *path, const char *src)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(src, f);
-    fclose(f);
-}
-
 static void write_atomic(const char *path, const char *src)
 {
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.swp", path); /* not .lua: ignored itself */
-    write_inplace(tmp, src);
+    ljs_test_write(tmp, src);
     assert_int_equal(rename(tmp, path), 0);
 }
 
@@ -104,19 +94,19 @@ static int frames_until(fixture_t *fx, ljs_entity_t e, double want)
 static void test_watch_follows_every_editor_pattern(void **state)
 {
     fixture_t *fx = make(1, 1024);
-    write_inplace(path_of(fx, "a.lua"), version(1));
+    ljs_test_write(path_of(fx, "a.lua"), version(1));
     ljs_entity_t e = spawn(fx, "a.lua");
     assert_true(frames_until(fx, e, 1));
     ljs_stats_t st;
     assert_int_equal(ljs_stats_get(fx->rt, &st), LJS_OK);
     assert_int_equal(st.watch_mode, 1);
-    write_inplace(path_of(fx, "a.lua"), version(2)); /* in-place write */
+    ljs_test_write(path_of(fx, "a.lua"), version(2)); /* in-place write */
     assert_true(frames_until(fx, e, 2));
     write_atomic(path_of(fx, "a.lua"), version(3)); /* temp + rename over */
     assert_true(frames_until(fx, e, 3));
     assert_int_equal(unlink(path_of(fx, "a.lua")), 0); /* delete: keeps running */
     assert_true(frames_until(fx, e, 3));
-    write_inplace(path_of(fx, "a.lua"), version(4)); /* re-create */
+    ljs_test_write(path_of(fx, "a.lua"), version(4)); /* re-create */
     assert_true(frames_until(fx, e, 4));
     assert_int_equal(ljs_stats_get(fx->rt, &st), LJS_OK);
     assert_true(st.reloads >= 3);
@@ -127,7 +117,7 @@ static void test_watch_follows_every_editor_pattern(void **state)
 static void test_watch_broken_then_fixed_and_modules_in_new_subdirectories(void **state)
 {
     fixture_t *fx = make(1, 1024);
-    write_inplace(path_of(fx, "b.lua"), version(1));
+    ljs_test_write(path_of(fx, "b.lua"), version(1));
     ljs_entity_t e = spawn(fx, "b.lua");
     assert_true(frames_until(fx, e, 1));
     write_atomic(path_of(fx, "b.lua"), "return { update = function(self) self.v = = 2 end }\n");
@@ -142,7 +132,7 @@ static void test_watch_broken_then_fixed_and_modules_in_new_subdirectories(void 
     /* Fixed, and now requiring a module in a subdirectory made after the
      * watch started: the watcher must follow it there. */
     assert_int_equal(mkdir(path_of(fx, "lib"), 0700), 0);
-    write_inplace(path_of(fx, "lib/k.lua"), "return 5\n");
+    ljs_test_write(path_of(fx, "lib/k.lua"), "return 5\n");
     write_atomic(path_of(fx, "b.lua"),
                  "local K = require('lib.k')\n"
                  "return { fields = { v = 0.0 }, update = function(self) self.v = K end }\n");
@@ -161,7 +151,7 @@ static void test_watch_ring_overflow_loses_no_change(void **state)
     char name[32];
     for (int i = 0; i < 12; i++) {
         snprintf(name, sizeof name, "s%d.lua", i);
-        write_inplace(path_of(fx, name), version(1));
+        ljs_test_write(path_of(fx, name), version(1));
         e[i] = spawn(fx, name);
     }
     assert_int_equal(ljs_frame(fx->rt, 0.0), LJS_OK);
@@ -180,7 +170,7 @@ static void test_watch_ring_overflow_loses_no_change(void **state)
 static void test_watch_can_be_paused_and_resumed(void **state)
 {
     fixture_t *fx = make(1, 1024);
-    write_inplace(path_of(fx, "q.lua"), version(1));
+    ljs_test_write(path_of(fx, "q.lua"), version(1));
     ljs_entity_t e = spawn(fx, "q.lua");
     assert_true(frames_until(fx, e, 1));
     assert_int_equal(ljs_watch_set(fx->rt, 0), LJS_OK);
@@ -204,11 +194,11 @@ static void test_watch_can_be_paused_and_resumed(void **state)
 static void test_watch_polling_fallback_and_off(void **state)
 {
     fixture_t *fx = make(2, 1024);
-    write_inplace(path_of(fx, "p.lua"), version(1));
+    ljs_test_write(path_of(fx, "p.lua"), version(1));
     ljs_entity_t e = spawn(fx, "p.lua");
     assert_true(frames_until(fx, e, 1));
     sleep(1); /* a new mtime second, whatever the file system's granularity */
-    write_inplace(path_of(fx, "p.lua"), version(2));
+    ljs_test_write(path_of(fx, "p.lua"), version(2));
     assert_true(frames_until(fx, e, 2));
     ljs_stats_t st;
     assert_int_equal(ljs_stats_get(fx->rt, &st), LJS_OK);
@@ -216,10 +206,10 @@ static void test_watch_polling_fallback_and_off(void **state)
     destroy(fx);
 
     fx = make(0, 1024);
-    write_inplace(path_of(fx, "o.lua"), version(1));
+    ljs_test_write(path_of(fx, "o.lua"), version(1));
     e = spawn(fx, "o.lua");
     assert_true(frames_until(fx, e, 1));
-    write_inplace(path_of(fx, "o.lua"), version(2));
+    ljs_test_write(path_of(fx, "o.lua"), version(2));
     for (int i = 0; i < 20; i++) {
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
