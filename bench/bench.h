@@ -51,6 +51,7 @@ int bench_frame(const bench_ctx_t *ctx);
 int bench_cache(const bench_ctx_t *ctx);
 int bench_watch(const bench_ctx_t *ctx);
 int bench_query(const bench_ctx_t *ctx);
+int bench_pool(const bench_ctx_t *ctx);
 int bench_gc(const bench_ctx_t *ctx);
 
 #endif

@@ -29,6 +29,7 @@ static const bench_case_t cases[] = {
      "hot reload: idle CPU of stat() polling vs the inotify watcher; save-to-run latency"},
     {"query", bench_query,
      "entity queries: 50 per frame, uncached scans vs the delta-maintained cache, with churn"},
+    {"pool", bench_pool, "event payloads: tables from a per-state pool vs a new table per event"},
     {"gc", bench_gc, "GC: Lua's incremental and generational vs the managed per-frame policy, frame times"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -115,7 +115,9 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, gc_full_s, "LJS_GC_FULL_S", 30, 0, 86400,                                                \
       "managed GC: full collection every this many seconds (0 = off)")                                   \
     X(uint32_t, unload_grace, "LJS_UNLOAD_GRACE", 600, 0, 1000000,                                       \
-      "frames an unpinned script may sit unused before it unloads (0 = never)")
+      "frames an unpinned script may sit unused before it unloads (0 = never)")                          \
+    X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                               \
+      "reuse event payload tables from a per-state pool (0 = a new table per event)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
 #define LJS_CONFIG_STR_MAP(X)                                                                   \
@@ -173,10 +175,11 @@ LJS_API const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt);
  * ======================================================================== */
 
 typedef struct ljs_state_memory_s {
-    uint64_t current_bytes; /* live bytes of this worker's Lua state */
-    uint64_t peak_bytes;    /* highest current_bytes seen */
-    uint64_t limit_bytes;   /* LJS_STATE_MEM_MB in bytes */
-    uint64_t failed_allocs; /* allocations refused by the limit */
+    uint64_t current_bytes;   /* live bytes of this worker's Lua state */
+    uint64_t peak_bytes;      /* highest current_bytes seen */
+    uint64_t limit_bytes;     /* LJS_STATE_MEM_MB in bytes */
+    uint64_t failed_allocs;   /* allocations refused by the limit */
+    uint64_t allocated_bytes; /* bytes ever allocated (growth only), for rates */
 } ljs_state_memory_t;
 
 /* Memory counters of worker `worker`'s Lua state (0 .. workers-1).

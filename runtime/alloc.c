@@ -21,6 +21,7 @@ int ljs__alloc_init(ljs__alloc_t *a, size_t limit)
     atomic_init(&a->current, 0);
     atomic_init(&a->peak, 0);
     atomic_init(&a->failed, 0);
+    atomic_init(&a->allocated, 0);
 #ifdef LJS_USE_MIMALLOC
     a->heap = mi_heap_new();
     if (a->heap == NULL)
@@ -80,6 +81,10 @@ void *ljs__alloc_lua(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     cur = cur - old + nsize;
     atomic_store_explicit(&a->current, cur, memory_order_relaxed);
+    if (nsize > old)
+        atomic_store_explicit(&a->allocated,
+                              atomic_load_explicit(&a->allocated, memory_order_relaxed) + (nsize - old),
+                              memory_order_relaxed);
     if (cur > atomic_load_explicit(&a->peak, memory_order_relaxed))
         atomic_store_explicit(&a->peak, cur, memory_order_relaxed);
     return p;

@@ -16,11 +16,12 @@
 #include <stdint.h>
 
 typedef struct ljs__alloc_s {
-    void *heap;                  /* mi_heap_t *, NULL with the system allocator */
-    size_t limit;                /* bytes; an allocation past it fails */
-    atomic_size_t current;       /* live bytes */
-    atomic_size_t peak;          /* max of current */
-    atomic_uint_fast64_t failed; /* allocations refused by the limit */
+    void *heap;                     /* mi_heap_t *, NULL with the system allocator */
+    size_t limit;                   /* bytes; an allocation past it fails */
+    atomic_size_t current;          /* live bytes */
+    atomic_size_t peak;             /* max of current */
+    atomic_uint_fast64_t failed;    /* allocations refused by the limit */
+    atomic_uint_fast64_t allocated; /* bytes ever requested (growth only) */
 } ljs__alloc_t;
 
 /* Create the heap. Thread: same-worker. Returns LJS_OK or LJS_ENOMEM. */

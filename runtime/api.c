@@ -422,6 +422,7 @@ int ljs__api_open(lua_State *L)
     lua_pushliteral(L, "ljs.query");
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
+    ljs__msg_pool_init(L); /* reused event payload tables (event.c) */
     /* Modules loaded in this state, by path (require.c). */
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "ljs.modules");

@@ -366,7 +366,7 @@ static const unsigned char *payload_start(const ljs__msgbuf_t *b, const ljs__msg
     return p + strlen((const char *)p) + 1;
 }
 
-void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m)
+void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled)
 {
     const unsigned char *p = payload_start(b, m);
     ljs_type_t t;
@@ -380,12 +380,64 @@ void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m)
     uint32_t cnt;
     memcpy(&cnt, p + 1, 4);
     p += 5;
-    lua_createtable(L, 0, (int)cnt);
+    if (pooled)
+        ljs__msg_pool_get(L);
+    else
+        lua_createtable(L, 0, (int)cnt);
     for (uint32_t k = 0; k < cnt; k++) {
         read_value(L, &p, &t, &n, &i, &s); /* key */
         read_value(L, &p, &t, &n, &i, &s); /* value */
         lua_rawset(L, -3);
     }
+}
+
+/* The pool is an array in the registry; a table's hash part keeps its size
+ * when cleared, so a reused payload table refills without allocating. */
+#define POOL_MAX 64
+static const char pool_key; /* registry key of the pool (light userdata) */
+
+void ljs__msg_pool_init(lua_State *L)
+{
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pool_key);
+}
+
+void ljs__msg_pool_get(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n > 0) {
+        lua_rawgeti(L, -1, n);
+        lua_pushnil(L);
+        lua_rawseti(L, -3, n);
+    } else {
+        lua_createtable(L, 0, 4);
+    }
+    lua_remove(L, -2);
+}
+
+void ljs__msg_pool_put(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_getmetatable(L, idx)) { /* a handler may have given it one */
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_setmetatable(L, idx);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, idx); /* clearing an existing key during traversal is allowed */
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &pool_key);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n < POOL_MAX) {
+        lua_pushvalue(L, idx);
+        lua_rawseti(L, -2, n + 1);
+    }
+    lua_pop(L, 1);
 }
 
 void ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud)

@@ -58,8 +58,17 @@ LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const 
 /* The message's name (NUL-terminated inside the buffer). */
 LJS_HIDDEN const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m);
 
-/* Push the decoded payload onto L. Lua: may raise (memory only). */
-LJS_HIDDEN void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m);
+/* Push the decoded payload onto L; with `pooled`, a table payload reuses a
+ * table from the state's pool (ljs__msg_pool_put gives it back). Lua: may
+ * raise (memory only). */
+LJS_HIDDEN void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled);
+
+/* Take an empty table from the state's payload pool (or a new one) / clear
+ * the table at idx and return it to the pool (bounded). Lua: may raise
+ * (memory only). */
+LJS_HIDDEN void ljs__msg_pool_init(lua_State *L);
+LJS_HIDDEN void ljs__msg_pool_get(lua_State *L);
+LJS_HIDDEN void ljs__msg_pool_put(lua_State *L, int idx);
 
 /* Walk a payload table's entries without Lua (for spawn fields): calls fn
  * for each key that is a string with its scalar value. */

@@ -190,14 +190,22 @@ static int run_events(lua_State *L)
             continue;
         b->w->delivered++;
         b->w->sstat[b->ph->script].calls++;
+        int pooled = (int)b->ph->rt->cfg.pool;
         begin_call(b->w, m->target, (uint32_t)slot);
+        /* The payload sits below the call so a pooled table can be given
+         * back after the handler returns: it is valid during the call only. */
+        ljs__msg_decode(L, ev, m, pooled);
+        int payload = lua_gettop(L);
         lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->handler_refs[h]);
         lua_pushinteger(L, (lua_Integer)m->target);
-        ljs__msg_decode(L, ev, m);
+        lua_pushvalue(L, payload);
         lua_pushinteger(L, (lua_Integer)m->sender);
         push_fields(L, world, s->field_ids, s->nfields, (uint32_t)slot);
         lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
         store_results(L, b, s->field_ids, s->nfields, (uint32_t)slot, 0);
+        if (pooled && lua_istable(L, payload))
+            ljs__msg_pool_put(L, payload);
+        lua_settop(L, payload - 1);
     }
     return 0;
 }

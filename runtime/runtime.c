@@ -218,6 +218,7 @@ int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_
     out->peak_bytes = atomic_load_explicit(&a->peak, memory_order_relaxed);
     out->limit_bytes = a->limit;
     out->failed_allocs = atomic_load_explicit(&a->failed, memory_order_relaxed);
+    out->allocated_bytes = atomic_load_explicit(&a->allocated, memory_order_relaxed);
     return LJS_OK;
 }
 

@@ -410,6 +410,32 @@ static void test_script_events_from_scripts_follow_the_phase_rules(void **state)
     assert_int_equal(fx->console_errors, 0);
 }
 
+/* Payload tables come from a pool: each handler call sees exactly its own
+ * event's keys, even after an earlier handler added keys or a metatable. */
+static void test_script_pooled_payloads_never_leak_between_events(void **state)
+{
+    fixture_t *fx = *state;
+    ljs_script_t s =
+        load(fx, "pooled",
+             "return { fields = { bad = 0, got = 0 },\n"
+             "  on_e = function(self, p)\n"
+             "    local n = 0\n"
+             "    for k in pairs(p) do n = n + 1 end\n"
+             "    if n ~= 1 or getmetatable(p) ~= nil or p.extra ~= nil then self.bad = self.bad + 1 end\n"
+             "    p.extra = true\n"
+             "    setmetatable(p, { __index = function() return 1 end })\n"
+             "    self.got = self.got + 1\n"
+             "  end }\n");
+    ljs_entity_t e = spawn_with(fx, s);
+    for (int i = 0; i < 50; i++) {
+        ljs_kv_t kv = {i % 2 ? "a" : "b", LJS_TINTEGER, {.i = i}};
+        assert_int_equal(ljs_send(fx->rt, e, "e", &kv, 1), LJS_OK);
+    }
+    assert_int_equal(ljs_frame(fx->rt, 0.0), LJS_OK);
+    assert_true(num(fx, e, "got") == 50);
+    assert_true(num(fx, e, "bad") == 0);
+}
+
 /* Reads of other entities see the last committed frame, own reads see own
  * writes at once. */
 static void test_script_reads_of_others_are_double_buffered(void **state)
@@ -574,6 +600,7 @@ int main(void)
         T(test_script_event_to_destroyed_entity_is_dropped_and_counted),
         T(test_script_events_from_scripts_follow_the_phase_rules),
         T(test_script_reads_of_others_are_double_buffered),
+        T(test_script_pooled_payloads_never_leak_between_events),
         T(test_script_spawn_and_destroy_apply_at_frame_end),
         T(test_script_query_rand_and_frame_are_available),
         T(test_script_unload_and_detach),
