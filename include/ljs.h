@@ -312,7 +312,9 @@ LJS_API int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s);
  * no-op. Thread: owner, not during ljs_frame. Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s);
 
-/* Detach: the entity keeps its fields and tags. Returns LJS_OK, LJS_ENOENT. */
+/* Detach a script from an entity, which keeps its fields and tags.
+ * Thread: owner, not during ljs_frame. Blocks: no. Returns LJS_OK,
+ * LJS_ENOENT, LJS_EBUSY. */
 LJS_API int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s);
 
 /* ========================================================================
@@ -441,13 +443,14 @@ typedef struct ljs_stats_s {
 /* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
 LJS_API int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out);
 
-/* Per-script counters. Thread: owner, between frames. Returns LJS_OK,
- * LJS_ENOENT. */
 typedef struct ljs_script_stats_s {
     uint64_t calls;  /* update and handler calls */
     uint64_t errors; /* calls that raised */
     uint32_t entities;
 } ljs_script_stats_t;
+
+/* Per-script counters. Thread: owner, between frames. Blocks: no.
+ * Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out);
 
 /* ========================================================================
