@@ -42,6 +42,16 @@ void bench_figure(bench_result_t *r, const char *name, double value);
 void bench_ratio(bench_result_t *r, const char *name, double value);
 /* Print the result as a table (or a JSON line with ctx->json). */
 void bench_report(const bench_ctx_t *ctx, const bench_result_t *r);
+/* Make a fresh directory /tmp/ljs-bench-<what>-<random> into `out` (which
+ * holds at least 64 bytes). Returns 0, or -1 with the reason on stderr. */
+int bench_tmpdir(char *out, size_t n, const char *what);
+
+/* Write len bytes of text to path. Returns 0 or -1. */
+int bench_write(const char *path, const char *text, size_t len);
+
+/* splitmix64: a fixed-seed generator, so every run sees the same data. */
+uint64_t bench_rng(uint64_t *state);
+
 /* Keep the compiler from optimising a value away. */
 void bench_sink(uint64_t v);
 

@@ -153,23 +153,14 @@ static const char small_src[] = "local min, max = math.min, math.max\n"
                                 "  end,\n"
                                 "}\n";
 
-/* splitmix64 (Steele, Lea, Flood 2014). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static unsigned rng_below(uint64_t *s, unsigned n)
 {
-    return (unsigned)(rng_next(s) % n);
+    return (unsigned)(bench_rng(s) % n);
 }
 
 static const char *rng_pick(uint64_t *s, const char *const *words, size_t n)
 {
-    return words[rng_next(s) % n];
+    return words[bench_rng(s) % n];
 }
 
 #define PICK(s, words) rng_pick((s), (words), sizeof(words) / sizeof((words)[0]))
@@ -365,15 +356,6 @@ static void gen_script(sbuf_t *b, uint64_t seed, unsigned target_lines, const ch
            "  on_heal = function(self, payload, sender)\n"
            "    self.hp = min(100.0, self.hp + (tonumber(payload) or %u.0))\n  end,\n}\n",
            5 + rng_below(&g.rng, 20));
-}
-
-static int write_file(const char *path, const char *text, size_t len)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    int ok = fwrite(text, 1, len, f) == len;
-    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 /* ========================================================================
@@ -623,7 +605,7 @@ static int run_per_load(const bench_ctx_t *ctx, const char *dir, uint64_t nonce,
             }
             snprintf(path, sizeof path, "%s/%s_%s.lua", dir, sizes[si].name, v->label);
             snprintf(what, sizeof what, "%s %s", sizes[si].name, v->label);
-            if (src.oom || write_file(path, src.p, src.len) != 0) {
+            if (src.oom || bench_write(path, src.p, src.len) != 0) {
                 fprintf(stderr, "bench cache: cannot write %s\n", path);
                 rc = -1;
                 break;
@@ -704,7 +686,7 @@ static int project_write(const project_t *p, const char *salt, uint64_t *lines)
         uint64_t seed = 0x9000000u + i, r = seed;
         gen_script(&src, seed, 30 + rng_below(&r, 271), salt);
         project_path(p, i, path, sizeof path);
-        if (src.oom || write_file(path, src.p, src.len) != 0) {
+        if (src.oom || bench_write(path, src.p, src.len) != 0) {
             fprintf(stderr, "bench cache: cannot write %s\n", path);
             rc = -1;
         }
@@ -862,11 +844,9 @@ static void remove_files(const char *dir, unsigned nproject)
 
 int bench_cache(const bench_ctx_t *ctx)
 {
-    char dir[] = "/tmp/ljs-bench-cache-XXXXXX";
-    if (mkdtemp(dir) == NULL) {
-        perror("bench cache: mkdtemp");
+    char dir[64];
+    if (bench_tmpdir(dir, sizeof dir, "cache") != 0)
         return 1;
-    }
     /* Salts every source: a cache (even a later on-disk one) has never seen
      * them. */
     uint64_t nonce = bench_now_ns() ^ ((uint64_t)getpid() << 32);

@@ -311,16 +311,6 @@ static double baseline_sum(world_t *w, const char *field)
     return sum;
 }
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 static int ljs_world_create(world_t *w, const char *script_path, uint32_t n, unsigned workers)
 {
     ljs_config_t cfg;
@@ -641,11 +631,9 @@ int bench_frame(const bench_ctx_t *ctx)
     const uint32_t *sizes = ctx->quick ? quick_sizes : full_sizes;
     size_t nsizes = ctx->quick ? 1 : 2;
 
-    char dir[] = "/tmp/ljs-bench-frame-XXXXXX";
-    if (mkdtemp(dir) == NULL) {
-        perror("bench frame: mkdtemp");
+    char dir[64];
+    if (bench_tmpdir(dir, sizeof dir, "frame") != 0)
         return 1;
-    }
     static const struct {
         const char *file;
         const char *src;
@@ -657,7 +645,7 @@ int bench_frame(const bench_ctx_t *ctx)
     char path[512];
     for (size_t i = 0; i < sizeof files / sizeof files[0] && rc == 0; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i].file);
-        if (write_file(path, files[i].src) != 0) {
+        if (bench_write(path, files[i].src, strlen(files[i].src)) != 0) {
             fprintf(stderr, "bench frame: cannot write %s\n", path);
             rc = 1;
         }

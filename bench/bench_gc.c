@@ -98,16 +98,6 @@ typedef struct run_s {
     int64_t acc_sum;
 } run_t;
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 static void print_console(void *ud, const ljs_log_line_t *line)
 {
     const char *mode = ud;
@@ -412,15 +402,13 @@ int bench_gc(const bench_ctx_t *ctx)
         return 1;
     int reps = ctx->reps < MAX_REPS ? ctx->reps : MAX_REPS;
 
-    char dir[] = "/tmp/ljs-bench-gc-XXXXXX";
-    if (mkdtemp(dir) == NULL) {
-        perror("bench gc: mkdtemp");
+    char dir[64];
+    if (bench_tmpdir(dir, sizeof dir, "gc") != 0)
         return 1;
-    }
     char path[512], src[sizeof gc_src_fmt + 64];
     snprintf(path, sizeof path, "%s/garbage.lua", dir);
     snprintf(src, sizeof src, gc_src_fmt, sc->cache_n, sc->garbage, sc->churn);
-    int rc = write_file(path, src) == 0 ? 0 : 1;
+    int rc = bench_write(path, src, strlen(src)) == 0 ? 0 : 1;
     if (rc != 0)
         fprintf(stderr, "bench gc: cannot write %s\n", path);
 

@@ -76,15 +76,12 @@ static int run(const bench_ctx_t *ctx, const char *path, int pool, int entities,
 
 int bench_pool(const bench_ctx_t *ctx)
 {
-    char dir[] = "/tmp/ljs-bench-pool-XXXXXX", path[128];
-    if (mkdtemp(dir) == NULL)
+    char dir[64], path[128];
+    if (bench_tmpdir(dir, sizeof dir, "pool") != 0)
         return 1;
     snprintf(path, sizeof path, "%s/hitter.lua", dir);
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
+    if (bench_write(path, src, strlen(src)) != 0)
         return 1;
-    fputs(src, f);
-    fclose(f);
     int entities = ctx->quick ? 500 : 5000, frames = ctx->quick ? 20 : 100, rc = 0;
     double bpe[2][16], eps[2][16];
     int reps = ctx->reps < 16 ? ctx->reps : 16;

@@ -24,14 +24,6 @@ typedef struct sig_s {
     size_t nnone;
 } sig_t;
 
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* 50 signatures: one to three all-of tags, zero to two none-of tags. */
 static void make_sigs(sig_t *sigs)
 {
@@ -39,12 +31,12 @@ static void make_sigs(sig_t *sigs)
     for (int i = 0; i < NQUERIES; i++) {
         sig_t *s = &sigs[i];
         memset(s, 0, sizeof *s);
-        s->nall = 1 + rng(&seed) % 3;
+        s->nall = 1 + bench_rng(&seed) % 3;
         for (size_t k = 0; k < s->nall; k++)
-            s->all[k] = tag_names[rng(&seed) % NTAGS];
-        s->nnone = rng(&seed) % 3;
+            s->all[k] = tag_names[bench_rng(&seed) % NTAGS];
+        s->nnone = bench_rng(&seed) % 3;
         for (size_t k = 0; k < s->nnone; k++)
-            s->none[k] = tag_names[rng(&seed) % NTAGS];
+            s->none[k] = tag_names[bench_rng(&seed) % NTAGS];
     }
 }
 
@@ -77,7 +69,7 @@ static int world_make(world_t *w, uint32_t n, uint32_t cache)
         if (ljs_entity_create(w->rt, &w->e[i]) != LJS_OK)
             return -1;
         for (int t = 0; t < NTAGS; t++)
-            if (rng(&w->seed) % 1000 < tag_share[t]) {
+            if (bench_rng(&w->seed) % 1000 < tag_share[t]) {
                 ljs_entity_tag(w->rt, w->e[i], tag_names[t], 1);
                 w->bits[i] |= (uint8_t)(1u << t);
             }
@@ -96,7 +88,7 @@ static void world_free(world_t *w)
 static uint64_t frame(world_t *w, const sig_t *sigs, uint32_t churn)
 {
     for (uint32_t c = 0; c < churn; c++) {
-        uint64_t r = rng(&w->seed);
+        uint64_t r = bench_rng(&w->seed);
         uint32_t i = (uint32_t)(r % w->n), t = (uint32_t)((r >> 32) % NTAGS);
         w->bits[i] ^= (uint8_t)(1u << t);
         ljs_entity_tag(w->rt, w->e[i], tag_names[t], (w->bits[i] >> t) & 1);

@@ -3,7 +3,9 @@
 #include "bench.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 uint64_t bench_now_ns(void)
@@ -69,6 +71,34 @@ void bench_report(const bench_ctx_t *ctx, const bench_result_t *r)
             printf("| %s | %.3f |\n", r->ratios[i].name, r->ratios[i].value);
     }
     fflush(stdout);
+}
+
+int bench_tmpdir(char *out, size_t n, const char *what)
+{
+    /* mkdtemp replaces the six trailing X's of the template. */
+    snprintf(out, n, "/tmp/ljs-bench-%s-%.6s", what, "XXXXXXXX");
+    if (mkdtemp(out) == NULL) {
+        fprintf(stderr, "ljs-bench %s: cannot make a temporary directory: %s\n", what, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int bench_write(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    int ok = fwrite(text, 1, len, f) == len;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+uint64_t bench_rng(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 static volatile uint64_t sink;

@@ -94,15 +94,6 @@ static void sleep_until_ns(uint64_t t)
     }
 }
 
-/* splitmix64: the rename phases are the same every run. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* ========================================================================
  * Files
  * ======================================================================== */
@@ -136,11 +127,8 @@ static void script_src(char *buf, size_t n, long version)
 static int files_create(files_t *fs, unsigned n)
 {
     char src[160];
-    snprintf(fs->dir, sizeof fs->dir, "/tmp/ljs-bench-watch-XXXXXX");
-    if (mkdtemp(fs->dir) == NULL) {
-        perror("bench watch: mkdtemp");
+    if (bench_tmpdir(fs->dir, sizeof fs->dir, "watch") != 0)
         return -1;
-    }
     fs->n = 0;
     fs->f = calloc(n, sizeof *fs->f);
     if (fs->f == NULL) {
@@ -366,7 +354,7 @@ static int run_latency(const bench_ctx_t *ctx, ljs_runtime_t *rt, const files_t 
         if (ljs_frame(rt, 1.0 / 60.0) != LJS_OK)
             return -1;
         tick += FRAME_NS;
-        sleep_until_ns(tick - FRAME_NS + rng_next(&rng) % FRAME_NS);
+        sleep_until_ns(tick - FRAME_NS + bench_rng(&rng) % FRAME_NS);
         script_src(src, sizeof src, t + 1);
         if (write_text(tmp, src) != 0 || rename(tmp, fs->f[0].path) != 0) {
             fprintf(stderr, "bench watch: cannot save %s: %s\n", fs->f[0].path, strerror(errno));
