@@ -494,13 +494,15 @@ LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
  * ======================================================================== */
 
 typedef struct ljs_gc_stats_s {
-    uint64_t steps;       /* LUA_GCSTEP calls made by the managed policy */
+    uint64_t steps;       /* LUA_GCSTEP calls made by the managed policy (idle ones included) */
     uint64_t cycles;      /* collection cycles completed */
     uint64_t full;        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */
     uint64_t behind;      /* frames where allocation outran LJS_GC_BUDGET_US */
-    double total_ms;      /* time spent in GC work after frames */
-    double max_frame_ms;  /* the most GC time one frame spent on this state */
+    double total_ms;      /* time spent in GC work, after frames and while idle in them */
+    double max_frame_ms;  /* the most GC time one frame spent on this state after its phases */
     uint64_t freed_bytes; /* bytes the GC work released */
+    uint64_t idle_steps;  /* steps run while this worker had no batch to run during a frame */
+    double idle_ms;       /* time those took (counted against the same per-frame budget) */
 } ljs_gc_stats_t;
 
 /* A full collection of every worker's state, now (each on its own worker).

@@ -105,6 +105,7 @@ struct ljs__sched_s {
     uint32_t mask_words; /* words of sleep_mask in use */
     ljs__worker_start_fn on_start;
     ljs__worker_stop_fn on_stop;
+    ljs__worker_idle_fn on_idle;
     void *ud;
     worker_t *workers;
 
@@ -538,6 +539,10 @@ void ljs__sched_wait(ljs__sched_t *s, ljs__counter_t *c)
                 continue;
             }
             end_busy(w);
+            if (s->on_idle && s->on_idle(s->ud, w->index)) {
+                idle = 0;
+                continue;
+            }
         }
         wait_backoff(&idle);
     }
@@ -606,6 +611,10 @@ static void worker_loop(ljs__sched_t *s, worker_t *w)
         }
         flush_done(w);
         end_busy(w);
+        if (s->on_idle && s->on_idle(s->ud, w->index)) {
+            idle = 0;
+            continue;
+        }
         if (idle < s->spin) {
             idle++;
             if (idle % IDLE_YIELD_EVERY == 0)
@@ -730,6 +739,7 @@ static ljs__sched_t *alloc_sched(const ljs__sched_opts_t *opts)
     s->mask_words = (opts->workers + 63) / 64;
     s->on_start = opts->on_start;
     s->on_stop = opts->on_stop;
+    s->on_idle = opts->on_idle;
     s->ud = opts->ud;
     atomic_init(&s->stop, 0);
     for (uint32_t k = 0; k < MASK_WORDS; k++)

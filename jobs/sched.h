@@ -41,11 +41,18 @@ typedef void (*ljs__range_fn)(void *arg, uint32_t begin, uint32_t end, uint32_t 
 typedef int (*ljs__worker_start_fn)(void *ud, uint32_t worker);
 typedef void (*ljs__worker_stop_fn)(void *ud, uint32_t worker);
 
+/* Called on a worker's own thread when it finds no job, before it spins or
+ * parks (worker 0: while it waits in ljs__sched_wait). Returns non-zero if
+ * it did some work, so the worker looks for jobs again instead of parking.
+ * It must be short: a job published meanwhile waits for it. */
+typedef int (*ljs__worker_idle_fn)(void *ud, uint32_t worker);
+
 typedef struct ljs__sched_opts_s {
     uint32_t workers;              /* 1..LJS_SCHED_MAX_WORKERS, including worker 0 */
     uint32_t spin;                 /* idle polls before parking (0 = park at once) */
     ljs__worker_start_fn on_start; /* may be NULL */
     ljs__worker_stop_fn on_stop;   /* may be NULL */
+    ljs__worker_idle_fn on_idle;   /* may be NULL */
     void *ud;
 } ljs__sched_opts_t;
 

@@ -42,17 +42,29 @@ static int reserve_bytes(ljs__msgbuf_t *b, size_t more)
     return 0;
 }
 
-static int reserve_msg(ljs__msgbuf_t *b)
+static int reserve_msgs(ljs__msgbuf_t *b, size_t more)
 {
-    if (b->n < b->cap)
+    if (b->n + more <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap * 2 : 256;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more)
+        cap *= 2;
     ljs__msg_t *p = realloc(b->msgs, cap * sizeof *p);
     if (p == NULL)
         return -1;
     b->msgs = p;
     b->cap = cap;
     return 0;
+}
+
+static int reserve_msg(ljs__msgbuf_t *b)
+{
+    return reserve_msgs(b, 1);
+}
+
+int ljs__msgbuf_reserve(ljs__msgbuf_t *b, size_t msgs, size_t bytes)
+{
+    return reserve_msgs(b, msgs) || reserve_bytes(b, bytes) ? -1 : 0;
 }
 
 static int put(ljs__msgbuf_t *b, const void *p, size_t n)

@@ -35,6 +35,9 @@ typedef struct ljs__msgbuf_s {
 
 LJS_HIDDEN void ljs__msgbuf_fini(ljs__msgbuf_t *b);
 LJS_HIDDEN void ljs__msgbuf_clear(ljs__msgbuf_t *b);
+/* Make room for `msgs` more messages and `bytes` more payload bytes.
+ * Returns 0 or -1 (out of memory; the buffer is unchanged). */
+LJS_HIDDEN int ljs__msgbuf_reserve(ljs__msgbuf_t *b, size_t msgs, size_t bytes);
 
 /* Copy message `m` of `src` (and its bytes) to the end of `dst`. Returns 0
  * or -1 (out of memory). */

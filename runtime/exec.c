@@ -142,7 +142,7 @@ static int run_updates(lua_State *L)
 {
     batch_t *b = lua_touserdata(L, 1);
     lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->update_ref);
+    ljs__script_push_ref(L, b->inst->update_ref);
     for (; b->pos < b->end; b->pos++)
         update_one(L, b, b->s->ents[b->pos]);
     return 0;
@@ -155,7 +155,7 @@ static int run_reloads(lua_State *L)
     const ljs__script_t *s = b->s;
     const ljs__world_t *world = &b->ph->rt->world;
     lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->reload_ref);
+    ljs__script_push_ref(L, b->inst->reload_ref);
     for (; b->pos < b->end; b->pos++) {
         uint32_t slot = s->ents[b->pos];
         begin_call(b->w, ljs__world_handle(world, slot), slot);
@@ -196,7 +196,7 @@ static int run_events(lua_State *L)
          * back after the handler returns: it is valid during the call only. */
         ljs__msg_decode(L, ev, m, pooled);
         int payload = lua_gettop(L);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, b->inst->handler_refs[h]);
+        ljs__script_push_ref(L, b->inst->handler_refs[h]);
         lua_pushinteger(L, (lua_Integer)m->target);
         lua_pushvalue(L, payload);
         lua_pushinteger(L, (lua_Integer)m->sender);

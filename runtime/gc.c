@@ -67,7 +67,93 @@ static void full_collect(ljs__worker_t *w)
     w->gc.last_full_ms = now_ms();
 }
 
-/* Affine job: this state's GC work for the frame. */
+/* 1 if the state has GC work to do. Like Lua's own pause: no new cycle
+ * until memory has doubled since the last one ended, so an idle heap costs
+ * nothing per frame. */
+static int needs_work(const ljs__worker_t *w)
+{
+    size_t live = w->gc.live_after_cycle;
+    return w->gc.in_cycle || live == 0 || current(w) >= live * 2;
+}
+
+/* One short step with the collector stopped around it. Returns 1 if it
+ * finished a cycle. */
+static int step(ljs__worker_t *w)
+{
+    if (!w->gc.in_cycle)
+        w->gc.cycle_start = current(w);
+    w->gc.in_cycle = 1;
+    w->gc.st.steps++;
+    if (!lua_gc(w->L, LUA_GCSTEP, 32)) /* pitfall 4: 1 means a cycle ended */
+        return 0;
+    w->gc.st.cycles++;
+    /* What a cycle leaves includes everything allocated while it ran (new
+     * objects survive it), so on a slow cycle memory at its end overstates
+     * the live heap; at its start it holds the garbage it then freed. Both
+     * bound live from above: take the smaller, or the pause threshold
+     * ratchets up (bench: gc). */
+    size_t end = current(w);
+    w->gc.live_after_cycle = end < w->gc.cycle_start ? end : w->gc.cycle_start;
+    w->gc.in_cycle = 0;
+    return 1;
+}
+
+/* Reset the debt allocation piled up while the collector was stopped
+ * (pitfall 1), so the next step is short. */
+static void reset_debt(ljs__worker_t *w)
+{
+    lua_gc(w->L, LUA_GCRESTART);
+    lua_gc(w->L, LUA_GCSTOP);
+}
+
+static void account(ljs__worker_t *w, size_t before, double ms)
+{
+    size_t after = current(w);
+    w->gc.st.total_ms += ms;
+    if (after < before)
+        w->gc.st.freed_bytes += before - after;
+}
+
+static double idle_used(const ljs__worker_t *w, uint64_t frame)
+{
+    return w->gc.idle_frame == frame ? w->gc.idle_used_ms : 0.0;
+}
+
+void ljs__gc_idle_open(ljs_runtime_t *rt, uint64_t frame)
+{
+    if (rt->workers[0].gc.managed)
+        atomic_store_explicit(&rt->gc_idle_frame, frame, memory_order_release);
+}
+
+int ljs__gc_idle(void *ud, uint32_t worker)
+{
+    ljs_runtime_t *rt = ud;
+    /* acquire: pairs with the owner's open, after which the worker's state
+     * is its own until the gc job of the frame. */
+    uint64_t frame = atomic_load_explicit(&rt->gc_idle_frame, memory_order_acquire);
+    if (frame == 0)
+        return 0;
+    ljs__worker_t *w = &rt->workers[worker];
+    if (!needs_work(w) || idle_used(w, frame) >= rt->cfg.gc_budget_us / 1000.0)
+        return 0;
+    if (w->gc.idle_frame != frame) {
+        w->gc.idle_frame = frame;
+        w->gc.idle_used_ms = 0.0;
+    }
+    double t0 = now_ms();
+    size_t before = current(w);
+    reset_debt(w);
+    step(w);
+    double ms = now_ms() - t0;
+    w->gc.idle_used_ms += ms;
+    w->gc.st.idle_steps++;
+    w->gc.st.idle_ms += ms;
+    account(w, before, ms);
+    return 1;
+}
+
+/* Affine job: this state's GC work for the frame, less what it already did
+ * while idle during the frame. */
 static void gc_job(void *arg, uint32_t worker)
 {
     ljs_runtime_t *rt = arg;
@@ -79,45 +165,20 @@ static void gc_job(void *arg, uint32_t worker)
     int turn = rt->frame % rt->nworkers == worker;
     int want_full = (cfg->gc_full_mb && before > ((size_t)cfg->gc_full_mb << 20)) ||
                     (cfg->gc_full_s && t0 - w->gc.last_full_ms > cfg->gc_full_s * 1000.0);
-    /* Like Lua's own pause: no new cycle until memory has doubled since the
-     * last one ended, so an idle heap costs nothing per frame. */
-    int idle = !w->gc.in_cycle && w->gc.live_after_cycle > 0 && before < w->gc.live_after_cycle * 2;
     if (turn && want_full) {
         full_collect(w);
         w->gc.in_cycle = 0;
-    } else if (!idle) {
-        if (!w->gc.in_cycle)
-            w->gc.cycle_start = before;
-        w->gc.in_cycle = 1;
-        double b = budget_ms(w);
-        lua_gc(w->L, LUA_GCRESTART); /* pitfall 1: reset the debt */
-        lua_gc(w->L, LUA_GCSTOP);
-        for (;;) {
-            w->gc.st.steps++;
-            if (lua_gc(w->L, LUA_GCSTEP, 32)) { /* pitfall 4: a cycle ended */
-                w->gc.st.cycles++;
-                /* What a cycle leaves includes everything allocated while it
-                 * ran (new objects survive it), so on a slow cycle memory at
-                 * its end overstates the live heap; at its start it holds
-                 * the garbage it then freed. Both bound live from above: take
-                 * the smaller, or the pause threshold ratchets up (bench: gc). */
-                size_t end = current(w);
-                w->gc.live_after_cycle = end < w->gc.cycle_start ? end : w->gc.cycle_start;
-                w->gc.in_cycle = 0;
-                break;
-            }
-            if (now_ms() - t0 >= b)
-                break;
-        }
+    } else if (needs_work(w)) {
+        double b = budget_ms(w) - idle_used(w, rt->frame);
+        reset_debt(w);
+        while (b > 0.0 && !step(w) && now_ms() - t0 < b)
+            ;
         lua_gc(w->L, LUA_GCSTOP);
     }
     double ms = now_ms() - t0;
-    size_t after = current(w);
-    w->gc.st.total_ms += ms;
     if (ms > w->gc.st.max_frame_ms)
         w->gc.st.max_frame_ms = ms;
-    if (after < before)
-        w->gc.st.freed_bytes += before - after;
+    account(w, before, ms);
 }
 
 void ljs__gc_frame(ljs_runtime_t *rt)
@@ -127,6 +188,8 @@ void ljs__gc_frame(ljs_runtime_t *rt)
     uint64_t behind = 0;
     for (uint32_t i = 0; i < rt->nworkers; i++)
         behind += rt->workers[i].gc.st.behind;
+    /* The job also ends this frame's idle steps: each worker runs it after
+     * any step it began, and the owner closed the gate before. */
     ljs__sched_run_on_all(rt->sched, gc_job, rt);
     for (uint32_t i = 0; i < rt->nworkers; i++)
         behind -= rt->workers[i].gc.st.behind;

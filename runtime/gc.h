@@ -27,10 +27,21 @@ typedef struct ljs__gc_s {
     double last_full_ms;
     ljs_gc_stats_t st;
     int warned;
+    uint64_t idle_frame; /* frame whose idle GC time idle_used_ms counts */
+    double idle_used_ms;
 } ljs__gc_t;
 
 /* Set the state's collector up per cfg.gc_mode. Thread: same-worker. */
 LJS_HIDDEN void ljs__gc_setup(struct ljs__worker_s *w);
+
+/* Scheduler idle hook (ud = the runtime): while the owner has opened
+ * rt->gc_idle_frame, one short GC step of this worker's own state, within
+ * the frame's budget. Returns 1 if it stepped. Thread: worker `worker`. */
+LJS_HIDDEN int ljs__gc_idle(void *ud, uint32_t worker);
+
+/* Let workers step their GC when idle during frame `frame` (0 = stop).
+ * Thread: owner. */
+LJS_HIDDEN void ljs__gc_idle_open(struct ljs_runtime_s *rt, uint64_t frame);
 
 /* After a frame: GC work on every state (managed mode). Thread: owner. */
 LJS_HIDDEN void ljs__gc_frame(struct ljs_runtime_s *rt);

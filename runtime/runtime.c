@@ -86,6 +86,7 @@ static int start_scheduler(ljs_runtime_t *rt)
         .spin = rt->cfg.spin,
         .on_start = worker_start,
         .on_stop = worker_stop,
+        .on_idle = ljs__gc_idle,
         .ud = rt,
     };
     int rc = ljs__sched_create(&opts, &rt->sched);

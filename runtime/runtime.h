@@ -32,6 +32,7 @@ typedef struct ljs__worker_s {
     ljs__inst_t *inst;
     ljs__sstat_t *sstat;
     uint32_t ninst;
+    uint32_t nrefs; /* live entries of the instance-function table (script.c) */
     /* The call in progress. */
     uint64_t cur_id;
     uint32_t cur_slot;
@@ -89,6 +90,11 @@ struct ljs_runtime_s {
     uint64_t events_sent;
     uint64_t events_dropped;
     ljs_stats_t last; /* phase times of the last frame */
+    /* The frame number while workers may spend idle time on GC steps of
+     * their own state (script phases and commit), 0 otherwise. Workers read
+     * it from their idle loop, so it is the only frame datum they may see
+     * outside a job. */
+    _Atomic uint64_t gc_idle_frame;
 };
 
 /* Destroy an entity and unbind it from its scripts. Thread: owner, outside

@@ -304,13 +304,57 @@ static void push_factory(lua_State *L, const ljs__script_t *s, ljs__world_t *wor
     lua_remove(L, -2); /* the source */
 }
 
-/* Wrap the function on top (natural form) and return a registry ref. */
-static int wrap_ref(lua_State *L, int factory)
+/* Instance functions are referenced from one table per state rather than
+ * from the registry: Lua never shrinks a table's array, so 1,000 scripts
+ * loaded and unloaded would leave their ref slots behind in the registry
+ * for the state's lifetime (about 16 bytes each, measured). This table is
+ * dropped with its last ref. */
+static char refs_key;
+
+/* Pop the function on top and return a ref to it. */
+static int ref_pop(lua_State *L, ljs__worker_t *w)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &refs_key);
+    }
+    lua_insert(L, -2);
+    int ref = luaL_ref(L, -2);
+    lua_pop(L, 1);
+    w->nrefs++;
+    return ref;
+}
+
+static void unref(ljs__worker_t *w, int ref)
+{
+    lua_State *L = w->L;
+    if (ref == LUA_NOREF || ref == 0)
+        return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
+    luaL_unref(L, -1, ref);
+    lua_pop(L, 1);
+    if (--w->nrefs == 0) {
+        lua_pushnil(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &refs_key);
+    }
+}
+
+void ljs__script_push_ref(lua_State *L, int ref)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &refs_key);
+    lua_rawgeti(L, -1, ref);
+    lua_remove(L, -2);
+}
+
+/* Wrap the function on top (natural form) and return a ref. */
+static int wrap_ref(lua_State *L, ljs__worker_t *w, int factory)
 {
     lua_pushvalue(L, factory);
     lua_insert(L, -2);
     lua_call(L, 1, 1);
-    return luaL_ref(L, LUA_REGISTRYINDEX);
+    return ref_pop(L, w);
 }
 
 /* Compile and run the module chunk in its own environment; leaves the
@@ -353,10 +397,10 @@ static int instantiate(lua_State *L)
     inst->nhandlers = s->nhandlers;
     if (s->has_update) {
         lua_getfield(L, mod, "update");
-        inst->update_ref = s->fast ? luaL_ref(L, LUA_REGISTRYINDEX) : wrap_ref(L, factory);
+        inst->update_ref = s->fast ? ref_pop(L, c->w) : wrap_ref(L, c->w, factory);
     }
     if (lua_getfield(L, mod, "on_reload") == LUA_TFUNCTION)
-        inst->reload_ref = wrap_ref(L, factory);
+        inst->reload_ref = wrap_ref(L, c->w, factory);
     else
         lua_pop(L, 1);
     for (uint32_t i = 0; i < s->nhandlers; i++) {
@@ -364,7 +408,7 @@ static int instantiate(lua_State *L)
         lua_gettable(L, mod);
         if (!lua_isfunction(L, -1))
             luaL_error(L, "%s: on_%s is not a function in every state", s->path, s->handlers[i]);
-        inst->handler_refs[i] = wrap_ref(L, factory);
+        inst->handler_refs[i] = wrap_ref(L, c->w, factory);
     }
     return 0;
 }
@@ -404,12 +448,10 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
 void ljs__script_release(ljs__worker_t *w, uint32_t id)
 {
     ljs__inst_t *inst = &w->inst[id];
-    if (inst->update_ref != LUA_NOREF && inst->update_ref != 0)
-        luaL_unref(w->L, LUA_REGISTRYINDEX, inst->update_ref);
-    if (inst->reload_ref != LUA_NOREF && inst->reload_ref != 0)
-        luaL_unref(w->L, LUA_REGISTRYINDEX, inst->reload_ref);
+    unref(w, inst->update_ref);
+    unref(w, inst->reload_ref);
     for (uint32_t i = 0; i < inst->nhandlers; i++)
-        luaL_unref(w->L, LUA_REGISTRYINDEX, inst->handler_refs[i]);
+        unref(w, inst->handler_refs[i]);
     free(inst->handler_refs);
     memset(inst, 0, sizeof *inst);
     inst->update_ref = LUA_NOREF;

@@ -67,6 +67,10 @@ struct ljs__worker_s;
  * is in w->errmsg. Thread: same-worker. Returns LJS_OK or an error code. */
 LJS_HIDDEN int ljs__script_instantiate(struct ljs__worker_s *w, uint32_t id, int meta);
 
+/* Push the instance function `ref` (see script.c: refs live in a per-state
+ * table, not in the registry). Thread: same-worker. */
+LJS_HIDDEN void ljs__script_push_ref(lua_State *L, int ref);
+
 /* Drop worker `w`'s instance `id`. Thread: same-worker. */
 LJS_HIDDEN void ljs__script_release(struct ljs__worker_s *w, uint32_t id);
 
