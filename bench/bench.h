@@ -63,5 +63,6 @@ int bench_watch(const bench_ctx_t *ctx);
 int bench_query(const bench_ctx_t *ctx);
 int bench_pool(const bench_ctx_t *ctx);
 int bench_gc(const bench_ctx_t *ctx);
+int bench_stats(const bench_ctx_t *ctx);
 
 #endif

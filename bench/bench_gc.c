@@ -91,7 +91,7 @@ typedef struct run_s {
     double state_peak_mb;   /* sum over states of their peak_bytes */
     double live_mb;         /* summed current bytes right after loading */
     double gc_ms_per_frame; /* managed: mean GC time per frame, summed over states */
-    uint64_t behind;        /* managed: frames the budget was raised */
+    uint64_t behind;        /* managed: frames even 8x the budget could not keep up */
     uint64_t cycles;        /* managed: cycles completed while measuring */
     uint64_t refused;       /* allocations the state limit refused while measuring */
     double excess;          /* max - p50, for every mode */

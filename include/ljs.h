@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +34,7 @@ extern "C" {
 #define LJS_VERSION_MAJOR 0
 #define LJS_VERSION_MINOR 1
 #define LJS_VERSION_PATCH 0
+#define LJS_VERSION_STRING "0.1.0"
 #define LJS_VERSION_NUM ((LJS_VERSION_MAJOR * 10000UL) + (LJS_VERSION_MINOR * 100UL) + LJS_VERSION_PATCH)
 
 /* The library's LJS_VERSION_NUM, to detect a header/library mismatch.
@@ -55,7 +57,8 @@ LJS_API unsigned long ljs_version(void);
     X(ETYPE, -7, "value has the wrong type for this field")             \
     X(EEXIST, -8, "already exists")                                     \
     X(EFULL, -9, "capacity exceeded")                                   \
-    X(EBUSY, -10, "not allowed while a frame is running")
+    X(EBUSY, -10, "not allowed while a frame is running")               \
+    X(EIO, -11, "a file could not be read or written")
 
 typedef enum ljs_err_e {
 #define LJS__ERR_ENUM(name, value, msg) LJS_##name = (value),
@@ -117,12 +120,17 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, unload_grace, "LJS_UNLOAD_GRACE", 600, 0, 1000000,                                       \
       "frames an unpinned script may sit unused before it unloads (0 = never)")                          \
     X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                               \
-      "reuse event payload tables from a per-state pool (0 = a new table per event)")
+      "reuse event payload tables from a per-state pool (0 = a new table per event)")                    \
+    X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")          \
+    X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                     \
+      "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
-#define LJS_CONFIG_STR_MAP(X)                                                                   \
-    X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)") \
-    X(gc_mode, "LJS_GC_MODE", "managed", 16, "GC per state: managed, generational or incremental")
+#define LJS_CONFIG_STR_MAP(X)                                                                      \
+    X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)")    \
+    X(gc_mode, "LJS_GC_MODE", "managed", 16, "GC per state: managed, generational or incremental") \
+    X(trace, "LJS_TRACE", "", 512, "Chrome trace-event file written at exit (empty = off)")        \
+    X(report, "LJS_REPORT", "", 512, "JSON report file written at exit (empty = off)")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
@@ -147,6 +155,12 @@ LJS_API int ljs_config_init(ljs_config_t *cfg);
 /* Check every field against its range. Thread: any. Returns LJS_OK or
  * LJS_EINVAL (message in ljs_last_error()). */
 LJS_API int ljs_config_validate(const ljs_config_t *cfg);
+
+/* Where field `env` (an LJS_* name) of `cfg` got its value: "default",
+ * "environment" (the variable is set and cfg holds its value) or "host"
+ * (the code changed it after ljs_config_init). NULL for an unknown name.
+ * Thread: any. */
+LJS_API const char *ljs_config_source(const ljs_config_t *cfg, const char *env);
 
 /* ========================================================================
  * Runtime lifecycle
@@ -434,10 +448,31 @@ typedef struct ljs_stats_s {
     uint64_t tag_posts;         /* ljs_entity_tag_post calls */
     uint64_t tag_post_spills;   /* posts that found the ring full and took the locked list */
     uint64_t tag_posts_dropped; /* posts for entities dead when applied */
-    double last_update_ms;      /* phase times of the last frame */
+    /* Scheduler, summed over workers (ljs_worker_stats has each). */
+    uint64_t jobs;   /* batch, commit and GC jobs run */
+    uint64_t steals; /* jobs taken from another worker's deque */
+    uint64_t parks;  /* times a worker went to sleep */
+    /* Hit counts: the bytecode cache (process-wide) and cached queries. */
+    uint64_t cache_hits, cache_misses;
+    uint64_t query_hits, query_misses;
+    /* Phase times of the last frame, ms. start: reloads, posted tags and
+     * query sync; end: spawns/destroys, unloads and the managed GC. */
+    double last_start_ms;
+    double last_update_ms;
     double last_event_ms;
     double last_commit_ms;
+    double last_end_ms;
+    double last_gc_ms; /* part of last_end_ms */
     double last_frame_ms;
+    /* The same, summed over every frame, and the longest frame. */
+    double total_start_ms;
+    double total_update_ms;
+    double total_event_ms;
+    double total_commit_ms;
+    double total_end_ms;
+    double total_gc_ms;
+    double total_frame_ms;
+    double max_frame_ms;
 } ljs_stats_t;
 
 /* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
@@ -447,11 +482,24 @@ typedef struct ljs_script_stats_s {
     uint64_t calls;  /* update and handler calls */
     uint64_t errors; /* calls that raised */
     uint32_t entities;
+    double time_ms;       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */
+    uint64_t alloc_bytes; /* Lua bytes allocated while its code ran (loads included), all workers */
 } ljs_script_stats_t;
 
 /* Per-script counters. Thread: owner, between frames. Blocks: no.
  * Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out);
+
+typedef struct ljs_worker_stats_s {
+    uint64_t jobs;   /* jobs this worker ran */
+    uint64_t steals; /* of which taken from another worker's deque */
+    uint64_t parks;  /* times it went to sleep */
+    double busy_ms;  /* time inside jobs */
+} ljs_worker_stats_t;
+
+/* Scheduler counters of worker `worker`, cumulative. Thread: owner,
+ * between frames. Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_worker_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_worker_stats_t *out);
 
 /* ========================================================================
  * Hot reload
@@ -497,7 +545,7 @@ typedef struct ljs_gc_stats_s {
     uint64_t steps;       /* LUA_GCSTEP calls made by the managed policy (idle ones included) */
     uint64_t cycles;      /* collection cycles completed */
     uint64_t full;        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */
-    uint64_t behind;      /* frames where allocation outran LJS_GC_BUDGET_US */
+    uint64_t behind;      /* frames where even 8x LJS_GC_BUDGET_US could not keep up (warned once) */
     double total_ms;      /* time spent in GC work, after frames and while idle in them */
     double max_frame_ms;  /* the most GC time one frame spent on this state after its phases */
     uint64_t freed_bytes; /* bytes the GC work released */
@@ -513,6 +561,46 @@ LJS_API int ljs_gc_collect(ljs_runtime_t *rt);
 /* GC counters of worker `worker`'s state. Thread: owner, between frames.
  * Returns LJS_OK, LJS_EINVAL. */
 LJS_API int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out);
+
+/* ========================================================================
+ * Reports and traces
+ * ======================================================================== */
+
+typedef struct ljs_script_memory_s {
+    const char *name;
+    const char *path;
+    uint64_t alloc_bytes; /* Lua bytes allocated while its code ran, all workers */
+    uint64_t calls;
+    double time_ms;
+} ljs_script_memory_t;
+
+typedef struct ljs_memory_report_s {
+    uint64_t lua_bytes;      /* all states now */
+    uint64_t lua_peak_bytes; /* highest all-states total seen after a frame */
+    uint64_t rss_bytes;      /* the process (VmRSS; 0 if unavailable) */
+    uint64_t rss_peak_bytes; /* the process (VmHWM) */
+    uint32_t nstates;
+    const ljs_state_memory_t *states; /* [nstates], per worker */
+    const ljs_gc_stats_t *gc;         /* [nstates] */
+    uint32_t nscripts;
+    const ljs_script_memory_t *scripts; /* [nscripts], loaded scripts */
+} ljs_memory_report_t;
+
+/* Fill `out`. The arrays and strings belong to the runtime and stay valid
+ * until the next ljs_memory_report call or ljs_frame. Thread: owner,
+ * between frames. Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM. */
+LJS_API int ljs_memory_report(ljs_runtime_t *rt, ljs_memory_report_t *out);
+
+/* Write everything (config with sources, stats, workers, memory, GC,
+ * scripts, cache, queries) as one JSON object to `out`. LJS_REPORT=path
+ * writes the same at ljs_runtime_destroy. Thread: owner, between frames.
+ * Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM, LJS_EIO. */
+LJS_API int ljs_report_json(ljs_runtime_t *rt, FILE *out);
+
+/* Write the LJS_TRACE file now (it is also written at ljs_runtime_destroy):
+ * the most recent LJS_TRACE_SPANS spans of each worker. Thread: owner,
+ * between frames. Returns LJS_OK, LJS_EINVAL (tracing is off), LJS_EIO. */
+LJS_API int ljs_trace_flush(ljs_runtime_t *rt);
 
 /* ========================================================================
  * Tools

@@ -10,6 +10,8 @@
  * epoch-based reclamation.) */
 #include "runtime/cache.h"
 
+#include "runtime/clock.h"
+
 #include "runtime/cache_disk.h"
 
 #include <ck_epoch.h>
@@ -310,13 +312,6 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
     return 0;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Compile src (text only) and dump it. Returns a chunk with refs = 1, or
  * NULL with the message in err. */
 static chunk_t *compile(lua_State *L, const char *path, const ljs__source_id_t *id, const char *src,
@@ -324,7 +319,7 @@ static chunk_t *compile(lua_State *L, const char *path, const ljs__source_id_t *
 {
     char chunkname[512];
     dump_buf_t b = {NULL, 0, 0, 0};
-    double t0 = now_ms();
+    double t0 = ljs__now_ms();
     snprintf(chunkname, sizeof chunkname, "@%s", path);
     int st = luaL_loadbufferx(L, src, len, chunkname, "t");
     if (st != LUA_OK) {
@@ -343,7 +338,7 @@ static chunk_t *compile(lua_State *L, const char *path, const ljs__source_id_t *
         *rc = LJS_ENOMEM;
         return NULL;
     }
-    c->compile_ms = now_ms() - t0;
+    c->compile_ms = ljs__now_ms() - t0;
     return c;
 }
 

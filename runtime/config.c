@@ -128,3 +128,40 @@ int ljs_config_validate(const ljs_config_t *cfg)
                           cfg->gc_mode);
     return LJS_OK;
 }
+
+static const char *source_u32(uint32_t v, uint32_t def, const char *env, unsigned long long lo,
+                              unsigned long long hi)
+{
+    const char *val = getenv(env);
+    unsigned long long x;
+    if (val != NULL && parse_u64(val, &x) == 0 && x >= lo && x <= hi && x == v)
+        return "environment";
+    return val == NULL && v == def ? "default" : "host";
+}
+
+static const char *source_str(const char *v, const char *def, const char *env)
+{
+    const char *val = getenv(env);
+    if (val != NULL && !strcmp(val, v))
+        return "environment";
+    return val == NULL && !strcmp(v, def) ? "default" : "host";
+}
+
+/* Derived rather than recorded, so a config the host filled by hand (no
+ * ljs_config_init) is still described right. */
+const char *ljs_config_source(const ljs_config_t *cfg, const char *env)
+{
+    if (cfg == NULL || env == NULL)
+        return NULL;
+#define LJS__CONFIG_SOURCE(type, field, name, def, lo, hi, help) \
+    if (!strcmp(env, name))                                      \
+        return source_u32(cfg->field, def, name, lo, hi);
+    LJS_CONFIG_MAP(LJS__CONFIG_SOURCE)
+#undef LJS__CONFIG_SOURCE
+#define LJS__CONFIG_STR_SOURCE(field, name, def, maxlen, help) \
+    if (!strcmp(env, name))                                    \
+        return source_str(cfg->field, def, name);
+    LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_SOURCE)
+#undef LJS__CONFIG_STR_SOURCE
+    return NULL;
+}

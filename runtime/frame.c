@@ -7,6 +7,7 @@
  * any worker count. Messages from scripts are gathered from every worker's
  * outbox after each phase and sorted, so their order never depends on
  * scheduling. */
+#include "runtime/clock.h"
 #include "runtime/error.h"
 #include "runtime/exec.h"
 #include "runtime/runtime.h"
@@ -15,13 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -222,9 +216,58 @@ void ljs__frame_commit(ljs_runtime_t *rt)
     ljs__world_commit_done(&rt->world);
 }
 
+static double ms_between(uint64_t a, uint64_t b)
+{
+    return (double)(b - a) / 1e6;
+}
+
+/* Phase times (t: frame start, update, events, commit, end, GC, done) into
+ * the last-frame and total stats, and onto the owner's trace track. */
+static void record_times(ljs_runtime_t *rt, const uint64_t t[7])
+{
+    ljs_stats_t *st = &rt->last;
+    st->last_start_ms = ms_between(t[0], t[1]);
+    st->last_update_ms = ms_between(t[1], t[2]);
+    st->last_event_ms = ms_between(t[2], t[3]);
+    st->last_commit_ms = ms_between(t[3], t[4]);
+    st->last_end_ms = ms_between(t[4], t[6]);
+    st->last_gc_ms = ms_between(t[5], t[6]);
+    st->last_frame_ms = ms_between(t[0], t[6]);
+    st->total_start_ms += st->last_start_ms;
+    st->total_update_ms += st->last_update_ms;
+    st->total_event_ms += st->last_event_ms;
+    st->total_commit_ms += st->last_commit_ms;
+    st->total_end_ms += st->last_end_ms;
+    st->total_gc_ms += st->last_gc_ms;
+    st->total_frame_ms += st->last_frame_ms;
+    if (st->last_frame_ms > st->max_frame_ms)
+        st->max_frame_ms = st->last_frame_ms;
+    ljs__trace_t *tr = rt->trace;
+    if (tr != NULL) {
+        static const ljs__span_kind_t kinds[] = {LJS__SPAN_RELOADS, LJS__SPAN_UPDATE, LJS__SPAN_EVENTS,
+                                                 LJS__SPAN_COMMIT};
+        ljs__trace_add(tr, 0, LJS__SPAN_FRAME, UINT32_MAX, t[0], t[6], 0, 0);
+        for (int i = 0; i < 4; i++)
+            ljs__trace_add(tr, 0, kinds[i], UINT32_MAX, t[i], t[i + 1], 0, 0);
+        ljs__trace_add(tr, 0, LJS__SPAN_END, UINT32_MAX, t[4], t[6], 0, 0);
+    }
+}
+
+/* The all-states peak, for ljs_memory_report: taken before the frame's
+ * GC work, while the garbage of its phases is still there. */
+static void record_peak(ljs_runtime_t *rt)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        sum += atomic_load_explicit(&rt->workers[i].alloc.current, memory_order_relaxed);
+    if (sum > rt->lua_peak)
+        rt->lua_peak = sum;
+}
+
 int ljs__frame_run(ljs_runtime_t *rt, double dt)
 {
-    double t0 = now_ms();
+    uint64_t t[7];
+    t[0] = ljs__now_ns();
     /* Changed scripts switch here, before any batch: no frame runs two
      * versions of one script. */
     ljs__watch_frame(rt->watch);
@@ -237,25 +280,26 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__watchdog_frame(&rt->watchdog);
     ljs__gc_idle_open(rt, rt->frame); /* idle workers step their own GC */
     ljs__cache_poll();                /* free snapshots whose grace period has passed */
+    t[1] = ljs__now_ns();
     update_phase(rt, dt);
     int rc = gather(rt);
-    double t1 = now_ms();
+    t[2] = ljs__now_ns();
     if (rc == LJS_OK)
         rc = event_phase(rt);
     if (rc == LJS_OK)
         rc = gather(rt);
-    double t2 = now_ms();
+    t[3] = ljs__now_ns();
     ljs__frame_commit(rt);
     ljs__gc_idle_open(rt, 0);
     rt->in_frame = 0;
+    t[4] = ljs__now_ns();
     apply_commands(rt);
     ljs__script_unload_idle(rt);
+    record_peak(rt);
+    t[5] = ljs__now_ns();
     ljs__gc_frame(rt); /* GC work per state, on its own worker */
-    double t3 = now_ms();
-    rt->last.last_update_ms = t1 - t0;
-    rt->last.last_event_ms = t2 - t1;
-    rt->last.last_commit_ms = t3 - t2;
-    rt->last.last_frame_ms = t3 - t0;
+    t[6] = ljs__now_ns();
+    record_times(rt, t);
     if (rc != LJS_OK)
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "",
                          "frame %llu: out of memory queueing events", (unsigned long long)rt->frame);

@@ -7,24 +7,19 @@
  * 4. after a cycle ends, further steps are no-ops: stop when one returns 1. */
 #include "runtime/gc.h"
 
+#include "runtime/clock.h"
+
 #include "runtime/runtime.h"
 
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 void ljs__gc_setup(ljs__worker_t *w)
 {
     lua_State *L = w->L;
     const char *mode = w->rt->cfg.gc_mode;
     memset(&w->gc, 0, sizeof w->gc);
-    w->gc.last_full_ms = now_ms();
+    w->gc.last_full_ms = ljs__now_ms();
     if (!strcmp(mode, "generational")) {
         lua_gc(L, LUA_GCGEN, 0, 0);
     } else if (!strcmp(mode, "incremental")) {
@@ -42,16 +37,20 @@ static size_t current(const ljs__worker_t *w)
 }
 
 /* Budget for this frame: the configured one, raised in proportion to how
- * far memory has grown past what the last cycle left live, so the
- * collector keeps up with allocation (capped at 8x, and reported). */
+ * far memory has grown past twice what the last cycle left live, so the
+ * collector keeps up with allocation. The raise is capped at 8x; a frame
+ * that needed more is "behind" (counted, and warned about once). */
 static double budget_ms(ljs__worker_t *w)
 {
     double b = w->rt->cfg.gc_budget_us / 1000.0;
     size_t live = w->gc.live_after_cycle, cur = current(w);
     if (live > 0 && cur > live * 2) {
         double k = (double)cur / (double)(live * 2);
-        b *= k > 8.0 ? 8.0 : k;
-        w->gc.st.behind++;
+        if (k > 8.0) {
+            k = 8.0;
+            w->gc.st.behind++;
+        }
+        b *= k;
     }
     return b;
 }
@@ -64,7 +63,7 @@ static void full_collect(ljs__worker_t *w)
     w->gc.st.full++;
     w->gc.st.cycles++;
     w->gc.live_after_cycle = current(w);
-    w->gc.last_full_ms = now_ms();
+    w->gc.last_full_ms = ljs__now_ms();
 }
 
 /* 1 if the state has GC work to do. Like Lua's own pause: no new cycle
@@ -114,6 +113,11 @@ static void account(ljs__worker_t *w, size_t before, double ms)
         w->gc.st.freed_bytes += before - after;
 }
 
+static uint32_t kib(size_t bytes)
+{
+    return (uint32_t)(bytes >> 10);
+}
+
 static double idle_used(const ljs__worker_t *w, uint64_t frame)
 {
     return w->gc.idle_frame == frame ? w->gc.idle_used_ms : 0.0;
@@ -140,11 +144,13 @@ int ljs__gc_idle(void *ud, uint32_t worker)
         w->gc.idle_frame = frame;
         w->gc.idle_used_ms = 0.0;
     }
-    double t0 = now_ms();
+    uint64_t t0 = ljs__now_ns();
     size_t before = current(w);
     reset_debt(w);
     step(w);
-    double ms = now_ms() - t0;
+    uint64_t t1 = ljs__now_ns();
+    double ms = (double)(t1 - t0) / 1e6;
+    ljs__trace_add(rt->trace, worker, LJS__SPAN_GC_IDLE, UINT32_MAX, t0, t1, kib(before), kib(current(w)));
     w->gc.idle_used_ms += ms;
     w->gc.st.idle_steps++;
     w->gc.st.idle_ms += ms;
@@ -159,23 +165,28 @@ static void gc_job(void *arg, uint32_t worker)
     ljs_runtime_t *rt = arg;
     ljs__worker_t *w = &rt->workers[worker];
     const ljs_config_t *cfg = &rt->cfg;
-    double t0 = now_ms();
+    uint64_t t0ns = ljs__now_ns();
+    double t0 = (double)t0ns / 1e6;
     size_t before = current(w);
     /* At most one state collects fully per frame: the one whose turn it is. */
     int turn = rt->frame % rt->nworkers == worker;
     int want_full = (cfg->gc_full_mb && before > ((size_t)cfg->gc_full_mb << 20)) ||
                     (cfg->gc_full_s && t0 - w->gc.last_full_ms > cfg->gc_full_s * 1000.0);
-    if (turn && want_full) {
+    int full = turn && want_full;
+    if (full) {
         full_collect(w);
         w->gc.in_cycle = 0;
     } else if (needs_work(w)) {
         double b = budget_ms(w) - idle_used(w, rt->frame);
         reset_debt(w);
-        while (b > 0.0 && !step(w) && now_ms() - t0 < b)
+        while (b > 0.0 && !step(w) && ljs__now_ms() - t0 < b)
             ;
         lua_gc(w->L, LUA_GCSTOP);
     }
-    double ms = now_ms() - t0;
+    uint64_t t1 = ljs__now_ns();
+    double ms = (double)(t1 - t0ns) / 1e6;
+    ljs__trace_add(rt->trace, worker, full ? LJS__SPAN_GC_FULL : LJS__SPAN_GC, UINT32_MAX, t0ns, t1,
+                   kib(before), kib(current(w)));
     if (ms > w->gc.st.max_frame_ms)
         w->gc.st.max_frame_ms = ms;
     account(w, before, ms);
@@ -196,8 +207,8 @@ void ljs__gc_frame(ljs_runtime_t *rt)
     if (behind != 0 && !rt->workers[0].gc.warned) {
         rt->workers[0].gc.warned = 1;
         ljs__console_log(&rt->console, LJS_LOG_WARN, rt->frame, 0, "",
-                         "GC: allocation outran LJS_GC_BUDGET_US=%u; the budget was raised for this frame "
-                         "(counted in ljs_gc_stats().behind; raise LJS_GC_BUDGET_US)",
+                         "GC: allocation outran 8x LJS_GC_BUDGET_US=%u, so memory grows past twice the live "
+                         "heap (counted in ljs_gc_stats().behind; raise LJS_GC_BUDGET_US)",
                          rt->cfg.gc_budget_us);
     }
 }

@@ -120,6 +120,7 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
     if (rt == NULL)
         return ljs__error(LJS_ENOMEM, "out of memory");
     rt->cfg = *cfg;
+    rt->given = *cfg;
     if (rt->cfg.workers == 0)
         rt->cfg.workers = online_cpus();
     rt->nworkers = rt->cfg.workers;
@@ -141,6 +142,11 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         ljs__console_fini(&rt->console);
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
+    }
+    if (ljs__trace_create(rt->cfg.trace, rt->nworkers, rt->cfg.trace_spans, &rt->trace) != LJS_OK) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory for LJS_TRACE (LJS_TRACE_SPANS=%u per worker)",
+                        rt->cfg.trace_spans);
+        goto fail_console;
     }
     if (ljs__cache_acquire() != LJS_OK) {
         rc = ljs__error(LJS_ENOMEM, "out of memory");
@@ -171,6 +177,7 @@ fail_sched:
 fail_cache:
     ljs__cache_release();
 fail_console:
+    ljs__trace_destroy(rt->trace);
     ljs__posts_destroy(rt->posts);
     ljs__query_fini(&rt->queries);
     ljs__console_fini(&rt->console);
@@ -185,10 +192,15 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     if (rt == NULL)
         return;
     LJS_ASSERT_OWNER(rt);
+    ljs__report_at_exit(rt);
     ljs__watch_destroy(rt->watch);
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
     ljs__cache_release();
+    ljs__trace_destroy(rt->trace);
+    free(rt->rep_states);
+    free(rt->rep_gc);
+    free(rt->rep_scripts);
     for (uint32_t i = 0; i < rt->nscripts; i++)
         ljs__script_free(&rt->scripts[i]);
     free(rt->scripts);
@@ -278,6 +290,36 @@ int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
     ljs__watch_counts(rt->watch, &out->watch_events, &out->watch_overflows);
     out->watch_mode = ljs__watch_mode(rt->watch);
     ljs__posts_counts(rt->posts, &out->tag_posts, &out->tag_post_spills, &out->tag_posts_dropped);
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        ljs__sched_worker_stats_t ws;
+        ljs__sched_worker_stats(rt->sched, i, &ws);
+        out->jobs += ws.jobs;
+        out->steals += ws.steals;
+        out->parks += ws.parks;
+    }
+    ljs_cache_stats_t cs;
+    ljs_query_stats_t qs;
+    if (ljs_cache_stats(rt, &cs) == LJS_OK) {
+        out->cache_hits = cs.hits;
+        out->cache_misses = cs.misses;
+    }
+    if (ljs_query_stats(rt, &qs) == LJS_OK) {
+        out->query_hits = qs.hits;
+        out->query_misses = qs.misses;
+    }
+    return LJS_OK;
+}
+
+int ljs_worker_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_worker_stats_t *out)
+{
+    if (rt == NULL || out == NULL || worker >= rt->nworkers)
+        return ljs__error(LJS_EINVAL, "ljs_worker_stats: bad runtime, worker %u or out", worker);
+    ljs__sched_worker_stats_t ws;
+    ljs__sched_worker_stats(rt->sched, worker, &ws);
+    out->jobs = ws.jobs;
+    out->steals = ws.steals;
+    out->parks = ws.parks;
+    out->busy_ms = (double)ws.busy_ns / 1e6;
     return LJS_OK;
 }
 

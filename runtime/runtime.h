@@ -10,6 +10,7 @@
 #include "runtime/post.h"
 #include "runtime/query.h"
 #include "runtime/script.h"
+#include "runtime/trace.h"
 #include "runtime/watch.h"
 #include "runtime/watchdog.h"
 #include "runtime/world.h"
@@ -65,6 +66,7 @@ typedef struct ljs__worker_s {
 
 struct ljs_runtime_s {
     ljs_config_t cfg;
+    ljs_config_t given; /* as the host passed it (workers 0 unresolved): for ljs_config_source */
     ljs__sched_t *sched;
     ljs__worker_t *workers; /* cfg.workers slots */
     uint32_t nworkers;
@@ -89,13 +91,24 @@ struct ljs_runtime_s {
     uint32_t host_seq;
     uint64_t events_sent;
     uint64_t events_dropped;
-    ljs_stats_t last; /* phase times of the last frame */
+    ljs_stats_t last;    /* phase times: last frame and totals */
+    ljs__trace_t *trace; /* LJS_TRACE, NULL when off */
+    uint64_t lua_peak;   /* highest all-states total after a frame */
+    /* ljs_memory_report's arrays, reused between calls. */
+    ljs_state_memory_t *rep_states;
+    ljs_gc_stats_t *rep_gc;
+    ljs_script_memory_t *rep_scripts;
+    uint32_t rep_scripts_cap;
     /* The frame number while workers may spend idle time on GC steps of
      * their own state (script phases and commit), 0 otherwise. Workers read
      * it from their idle loop, so it is the only frame datum they may see
      * outside a job. */
     _Atomic uint64_t gc_idle_frame;
 };
+
+/* LJS_REPORT and LJS_TRACE files, at ljs_runtime_destroy (failures go to
+ * stderr: the host is tearing down). Thread: owner. */
+LJS_HIDDEN void ljs__report_at_exit(struct ljs_runtime_s *rt);
 
 /* Destroy an entity and unbind it from its scripts. Thread: owner, outside
  * phases. Returns LJS_OK or LJS_ENOENT. */

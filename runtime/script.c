@@ -421,6 +421,8 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     inst->update_ref = LUA_NOREF;
     inst->reload_ref = LUA_NOREF;
     memset(&w->sstat[id], 0, sizeof w->sstat[id]);
+    /* The module chunk is the script's code too: its allocation counts. */
+    uint64_t alloc0 = atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed);
     load_ctx_t c = {w, &w->rt->scripts[id], id, meta};
     lua_pushcfunction(L, ljs__state_traceback);
     lua_pushcfunction(L, instantiate);
@@ -430,6 +432,7 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     int rc = lua_pcall(L, 1, 0, -3);
     w->loading = UINT32_MAX;
     ljs__exec_disarm_budget(w);
+    w->sstat[id].alloc_bytes += atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed) - alloc0;
     if (rc == LUA_OK) {
         lua_pop(L, 1);
         return LJS_OK;

@@ -45,6 +45,7 @@ typedef struct ljs__script_s {
     uint32_t *ents;
     uint32_t nents, ents_cap;
     int ents_dirty;
+    uint32_t trace_name; /* interned in the LJS_TRACE recorder, or UINT32_MAX */
 } ljs__script_t;
 
 typedef struct ljs__inst_s {
@@ -57,6 +58,8 @@ typedef struct ljs__inst_s {
 typedef struct ljs__sstat_s {
     uint64_t calls;
     uint64_t errors;
+    uint64_t time_ns;     /* in batches (LJS_STATS=1 or tracing) */
+    uint64_t alloc_bytes; /* Lua bytes allocated while its code ran */
 } ljs__sstat_t;
 
 struct ljs_runtime_s;

@@ -163,6 +163,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
     ljs__script_t *s = &rt->scripts[id];
     memset(s, 0, sizeof *s);
     s->name = name;
+    s->trace_name = ljs__trace_intern(rt->trace, name);
     s->path = strdup(path);
     if (s->path == NULL) {
         ljs__script_free(s);
@@ -510,6 +511,8 @@ int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t
     for (uint32_t w = 0; w < rt->nworkers; w++) {
         out->calls += rt->workers[w].sstat[s.id].calls;
         out->errors += rt->workers[w].sstat[s.id].errors;
+        out->time_ms += (double)rt->workers[w].sstat[s.id].time_ns / 1e6;
+        out->alloc_bytes += rt->workers[w].sstat[s.id].alloc_bytes;
     }
     out->entities = sc->nents;
     return LJS_OK;

@@ -7,6 +7,8 @@
  * subdirectories); it is a leaf lock. */
 #include "runtime/watch.h"
 
+#include "runtime/clock.h"
+
 #include "runtime/error.h"
 #include "runtime/require.h"
 #include "runtime/runtime.h"
@@ -71,13 +73,6 @@ struct ljs__watch_s {
     int paused; /* ljs_watch_set(rt, 0): changes wait until resumed */
     uint64_t events, overflows;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int is_lua(const char *name)
 {
@@ -403,7 +398,7 @@ void ljs__watch_frame(ljs__watch_t *w)
     uint32_t mode = w != NULL ? atomic_load(&w->mode) : 0;
     if (mode == 0)
         return;
-    double now = now_ms();
+    double now = ljs__now_ms();
     struct ljs__wrec rec;
     if (w->paused) {
         /* Keep the ring from overflowing; resuming rescans everything. */
@@ -512,7 +507,7 @@ int ljs_watch_set(ljs_runtime_t *rt, int on)
         return ljs__error(LJS_EBUSY, "ljs_watch_set: not allowed while a frame is running");
     if (w->paused && on) {
         /* Whatever changed meanwhile: rescan (hashes decide what reloads). */
-        mark_all(w, now_ms());
+        mark_all(w, ljs__now_ms());
         w->last_poll_ms = 0;
     }
     w->paused = !on;

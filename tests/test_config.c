@@ -118,6 +118,26 @@ static void test_config_error_names_and_texts_come_from_one_table(void **state)
     assert_true(ljs_version() == LJS_VERSION_NUM);
 }
 
+static void test_config_source_says_where_each_value_came_from(void **state)
+{
+    (void)state;
+    ljs_test_clear_env();
+    setenv("LJS_BATCH", "64", 1);
+    setenv("LJS_GC_MODE", "incremental", 1);
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.spin = 7;
+    assert_string_equal(ljs_config_source(&cfg, "LJS_WORKERS"), "default");
+    assert_string_equal(ljs_config_source(&cfg, "LJS_BATCH"), "environment");
+    assert_string_equal(ljs_config_source(&cfg, "LJS_GC_MODE"), "environment");
+    assert_string_equal(ljs_config_source(&cfg, "LJS_SPIN"), "host");
+    assert_string_equal(ljs_config_source(&cfg, "LJS_TRACE"), "default");
+    cfg.batch = 256; /* the host overrides the environment, even back to the default */
+    assert_string_equal(ljs_config_source(&cfg, "LJS_BATCH"), "host");
+    assert_null(ljs_config_source(&cfg, "LJS_NO_SUCH_KNOB"));
+    ljs_test_clear_env();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +148,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_code_overrides_env_and_is_validated, setup),
         cmocka_unit_test_setup(test_config_string_knobs_are_checked, setup),
         cmocka_unit_test_setup(test_config_error_names_and_texts_come_from_one_table, setup),
+        cmocka_unit_test_setup(test_config_source_says_where_each_value_came_from, setup),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -16,6 +16,9 @@ static const char *garbage_src = "return { fields = { v = 0.0 },\n"
                                  "    self.v = self.v + #t\n"
                                  "  end }\n";
 
+/* LJS_GC_BUDGET_US for the next scene_make (0: the default). */
+static uint32_t scene_budget_us;
+
 typedef struct scene_s {
     char dir[64];
     ljs_runtime_t *rt;
@@ -39,6 +42,8 @@ static void scene_make(scene_t *sc, const char *mode, uint32_t full_mb, uint32_t
     snprintf(cfg.gc_mode, sizeof cfg.gc_mode, "%s", mode);
     cfg.gc_full_mb = full_mb;
     cfg.gc_full_s = 0;
+    if (scene_budget_us)
+        cfg.gc_budget_us = scene_budget_us;
     assert_int_equal(ljs_runtime_create(&cfg, &sc->rt), LJS_OK);
     ljs_script_t s;
     assert_int_equal(ljs_script_load(sc->rt, path, &s), LJS_OK);
@@ -95,6 +100,39 @@ static void test_gc_managed_keeps_memory_bounded_within_budget(void **state)
 }
 
 /* Full collections past LJS_GC_FULL_MB, at most one state per frame. */
+static void find_budget_warning(void *ud, const ljs_log_line_t *line)
+{
+    if (line->severity == LJS_LOG_WARN && strstr(line->text, "LJS_GC_BUDGET_US") != NULL)
+        *(int *)ud = 1;
+}
+
+/* A budget far too small for the garbage rate: the collector cannot keep
+ * up even at 8x, and a stat and one warning say so; frames keep running. */
+static void test_gc_starved_budget_is_reported(void **state)
+{
+    (void)state;
+    scene_t sc;
+    scene_budget_us = 10;
+    scene_make(&sc, "managed", 0, 2, 500);
+    scene_budget_us = 0;
+    for (int f = 0; f < 100; f++)
+        assert_int_equal(ljs_frame(sc.rt, 0.0), LJS_OK);
+    uint64_t behind = 0;
+    for (uint32_t w = 0; w < 2; w++) {
+        ljs_gc_stats_t st;
+        assert_int_equal(ljs_gc_stats(sc.rt, w, &st), LJS_OK);
+        behind += st.behind;
+    }
+    assert_true(behind > 0);
+    int warned = 0;
+    ljs_console_drain(sc.rt, find_budget_warning, &warned);
+    assert_true(warned);
+    ljs_stats_t st;
+    assert_int_equal(ljs_stats_get(sc.rt, &st), LJS_OK);
+    assert_int_equal(st.script_errors, 0);
+    ljs_runtime_destroy(sc.rt);
+}
+
 static void test_gc_full_collections_are_spread_over_frames(void **state)
 {
     scene_t sc;
@@ -267,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_gc_lua_modes_can_be_chosen),
         cmocka_unit_test(test_gc_unused_scripts_unload_and_memory_returns),
         cmocka_unit_test(test_gc_idle_workers_step_their_own_state),
+        cmocka_unit_test(test_gc_starved_budget_is_reported),
     };
     return cmocka_run_group_tests_name("gc", tests, NULL, NULL);
 }

@@ -13,6 +13,8 @@
  * Exit codes: 0 ok, 1 runtime failure, 2 usage (bad arguments or a bad
  * LJS_* environment variable).
  */
+#include "tools/summary.h"
+
 #include <ljs.h>
 
 #include <dirent.h>
@@ -53,14 +55,15 @@ typedef struct options_s {
     double dt;
     uint64_t seed;
     int quiet;
+    const char *report; /* --report FILE, or NULL */
 } options_t;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ljs-run SCENE_DIR [--workers N] [--entities N] [--frames N] [--seconds S]\n"
-               "               [--dt X] [--seed N] [--quiet]\n"
+               "               [--dt X] [--seed N] [--quiet] [--report FILE]\n"
                "       ljs-run --exec FILE [ARGS...]\n"
-               "       ljs-run --print-config\n"
+               "       ljs-run [--workers N] --print-config\n"
                "       ljs-run --help\n"
                "\n"
                "Runs the scene in SCENE_DIR (every *.lua script, plus scene.txt: lines\n"
@@ -71,9 +74,11 @@ static void usage(FILE *f)
                "  --seconds S    stop after S seconds of wall-clock time\n"
                "  --dt X         fixed time step in seconds (default 1/60)\n"
                "  --seed N       seed of the starting positions (default 1)\n"
-               "  --quiet        no progress lines and no info console lines\n"
+               "  --quiet        no progress lines, no info console lines, no summary\n"
+               "  --report FILE  write the JSON report (stats, memory, GC, scripts) at the end\n"
                "  --exec FILE    run a plain Lua file (full standard library, arg = ARGS)\n"
                "  --print-config print every LJS_* setting, its value and where it came from\n"
+               "                 (default, environment, or host: set by ljs-run's options)\n"
                "With neither --frames nor --seconds it runs until interrupted (Ctrl-C).\n"
                "Exit status: 0 ok, 1 runtime failure, 2 usage.\n");
 }
@@ -115,27 +120,30 @@ static int parse_double(const char *s, double lo, double hi, double *out)
  * Config printing
  * ======================================================================== */
 
-static int print_config(void)
+static int print_config(const options_t *o)
 {
     ljs_config_t cfg;
     if (ljs_config_init(&cfg) != LJS_OK) {
         fprintf(stderr, "ljs-run: %s\n", cfg.error[0] ? cfg.error : ljs_last_error());
         return EXIT_USAGE;
     }
+    if (o->workers > 0)
+        cfg.workers = (uint32_t)o->workers; /* what run_scene would do */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-#define PRINT_KNOB(type, field, env, def, lo, hi, help)                                             \
-    do {                                                                                            \
-        const char *src = getenv(env) ? "env" : "default";                                          \
-        printf("%-20s %-10" PRIu64 " %-8s %s (%" PRIu64 "..%" PRIu64 ", default %" PRIu64 ")", env, \
-               (uint64_t)cfg.field, src, help, (uint64_t)(lo), (uint64_t)(hi), (uint64_t)(def));    \
-        if (!strcmp(env, "LJS_WORKERS") && cfg.field == 0)                                          \
-            printf(" = %ld CPUs", ncpu);                                                            \
-        printf("\n");                                                                               \
+    printf("%-22s %-12s %-11s %s\n", "variable", "value", "source", "meaning (range, default)");
+#define PRINT_KNOB(type, field, env, def, lo, hi, help)                                                 \
+    do {                                                                                                \
+        printf("%-22s %-12" PRIu64 " %-11s %s (%" PRIu64 "..%" PRIu64 ", default %" PRIu64 ")", env,    \
+               (uint64_t)cfg.field, ljs_config_source(&cfg, env), help, (uint64_t)(lo), (uint64_t)(hi), \
+               (uint64_t)(def));                                                                        \
+        if (!strcmp(env, "LJS_WORKERS") && cfg.field == 0)                                              \
+            printf(" = %ld CPUs", ncpu);                                                                \
+        printf("\n");                                                                                   \
     } while (0);
     LJS_CONFIG_MAP(PRINT_KNOB)
 #undef PRINT_KNOB
-#define PRINT_STR_KNOB(field, env, def, maxlen, help)                                                        \
-    printf("%-20s %-10s %-8s %s\n", env, cfg.field[0] ? cfg.field : "\"\"", getenv(env) ? "env" : "default", \
+#define PRINT_STR_KNOB(field, env, def, maxlen, help)                                                      \
+    printf("%-22s %-12s %-11s %s\n", env, cfg.field[0] ? cfg.field : "\"\"", ljs_config_source(&cfg, env), \
            help);
     LJS_CONFIG_STR_MAP(PRINT_STR_KNOB)
 #undef PRINT_STR_KNOB
@@ -547,14 +555,17 @@ static int run_scene(const options_t *o)
                " dropped, %" PRIu64 " script errors, %" PRIu32 " entities\n",
                frames, t - start, cur.updates, cur.events_delivered, cur.events_dropped, cur.script_errors,
                ljs_entity_count(rt));
+        summary_print(rt, t - start, stdout);
     }
     status = 0;
-    if (o->frames > 0 && frames < o->frames) {
+    if (o->report != NULL && summary_write_report(rt, o->report) != 0)
+        status = EXIT_RUNTIME;
+    if (status == 0 && o->frames > 0 && frames < o->frames) {
         /* A digest of a partial run would look like a result. */
         fprintf(stderr, "ljs-run: %s after %ld of %ld frames, no digest\n",
                 interrupted ? "interrupted" : "--seconds limit reached", frames, o->frames);
         status = interrupted ? EXIT_RUNTIME : 0;
-    } else if (o->frames > 0) {
+    } else if (status == 0 && o->frames > 0) {
         printf("digest: %016" PRIx64 "\n", ljs_world_digest(rt));
     }
     fflush(stdout);
@@ -573,7 +584,9 @@ int main(int argc, char **argv)
                    .seconds = 0.0,
                    .dt = 1.0 / 60.0,
                    .seed = 1,
-                   .quiet = 0};
+                   .quiet = 0,
+                   .report = NULL};
+    int want_config = 0;
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -586,9 +599,11 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--print-config")) {
-            if (argc != 2)
-                return bad_usage("%s takes no other arguments", a);
-            return print_config();
+            want_config = 1;
+        } else if (!strcmp(a, "--report")) {
+            if (v == NULL)
+                return bad_usage("%s needs a FILE", a);
+            o.report = argv[++i];
         } else if (!strcmp(a, "--exec")) {
             if (i != 1)
                 return bad_usage("%s must be the first argument", a);
@@ -633,6 +648,8 @@ int main(int argc, char **argv)
             o.scene_dir = a;
         }
     }
+    if (want_config)
+        return print_config(&o);
     if (o.scene_dir == NULL)
         return bad_usage("%s", "no SCENE_DIR given");
     struct stat st;

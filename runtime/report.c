@@ -1,0 +1,354 @@
+/* report.c - ljs_memory_report, the JSON report (ljs_report_json,
+ * LJS_REPORT) and trace flushing (ljs_trace_flush, LJS_TRACE).
+ *
+ * Everything here reads counters the workers wrote during frames; the
+ * owner calls it between frames, after the frame's last job on every
+ * worker completed, so plain reads see final values. */
+#include "runtime/error.h"
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* VmRSS / VmHWM of this process in bytes (0 when /proc is unavailable). */
+static void read_rss(uint64_t *rss, uint64_t *hwm)
+{
+    char line[256];
+    *rss = *hwm = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (!strncmp(line, "VmRSS:", 6))
+            *rss = (uint64_t)strtoull(line + 6, NULL, 10) << 10; /* "VmRSS:   1234 kB" */
+        else if (!strncmp(line, "VmHWM:", 6))
+            *hwm = (uint64_t)strtoull(line + 6, NULL, 10) << 10;
+    }
+    fclose(f);
+}
+
+static uint32_t live_scripts(const ljs_runtime_t *rt)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < rt->nscripts; i++)
+        n += rt->scripts[i].used != 0;
+    return n;
+}
+
+static int reserve_report(ljs_runtime_t *rt, uint32_t nscripts)
+{
+    if (rt->rep_states == NULL) {
+        rt->rep_states = calloc(rt->nworkers, sizeof *rt->rep_states);
+        rt->rep_gc = calloc(rt->nworkers, sizeof *rt->rep_gc);
+        if (rt->rep_states == NULL || rt->rep_gc == NULL)
+            return LJS_ENOMEM;
+    }
+    if (nscripts > rt->rep_scripts_cap) {
+        ljs_script_memory_t *p = realloc(rt->rep_scripts, nscripts * sizeof *p);
+        if (p == NULL)
+            return LJS_ENOMEM;
+        rt->rep_scripts = p;
+        rt->rep_scripts_cap = nscripts;
+    }
+    return LJS_OK;
+}
+
+int ljs_memory_report(ljs_runtime_t *rt, ljs_memory_report_t *out)
+{
+    if (rt == NULL || out == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_memory_report: NULL argument");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_memory_report: a frame is running");
+    memset(out, 0, sizeof *out);
+    uint32_t nscripts = live_scripts(rt);
+    if (reserve_report(rt, nscripts) != LJS_OK)
+        return ljs__error(LJS_ENOMEM, "ljs_memory_report: out of memory");
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        ljs_state_memory(rt, i, &rt->rep_states[i]);
+        ljs_gc_stats(rt, i, &rt->rep_gc[i]);
+        out->lua_bytes += rt->rep_states[i].current_bytes;
+    }
+    out->lua_peak_bytes = rt->lua_peak > out->lua_bytes ? rt->lua_peak : out->lua_bytes;
+    read_rss(&out->rss_bytes, &out->rss_peak_bytes);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < rt->nscripts; i++) {
+        const ljs__script_t *s = &rt->scripts[i];
+        ljs_script_stats_t st;
+        if (!s->used || ljs_script_stats(rt, (ljs_script_t){i}, &st) != LJS_OK)
+            continue;
+        rt->rep_scripts[k++] = (ljs_script_memory_t){s->name, s->path, st.alloc_bytes, st.calls, st.time_ms};
+    }
+    out->nstates = rt->nworkers;
+    out->states = rt->rep_states;
+    out->gc = rt->rep_gc;
+    out->nscripts = k;
+    out->scripts = rt->rep_scripts;
+    return LJS_OK;
+}
+
+/* ==== JSON ================================================================ */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s != NULL && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* `sep` is written before the key: "" for an object's first member. */
+static void kv_u64(FILE *f, const char *sep, const char *k, uint64_t v)
+{
+    fprintf(f, "%s\"%s\":%llu", sep, k, (unsigned long long)v);
+}
+
+static void kv_dbl(FILE *f, const char *sep, const char *k, double v)
+{
+    fprintf(f, "%s\"%s\":%.3f", sep, k, isfinite(v) ? v : 0.0); /* JSON has no NaN */
+}
+
+static void kv_str(FILE *f, const char *sep, const char *k, const char *v)
+{
+    fprintf(f, "%s\"%s\":", sep, k);
+    json_str(f, v);
+}
+
+static void put_config(FILE *f, const ljs_runtime_t *rt)
+{
+    const char *sep = "";
+    fputs("\"config\":{", f);
+#define LJS__REPORT_KNOB(type, field, env, def, lo, hi, help)                       \
+    fprintf(f, "%s\n  \"%s\":{\"value\":%llu,\"source\":\"%s\"}", sep, env,         \
+            (unsigned long long)rt->cfg.field, ljs_config_source(&rt->given, env)); \
+    sep = ",";
+    LJS_CONFIG_MAP(LJS__REPORT_KNOB)
+#undef LJS__REPORT_KNOB
+#define LJS__REPORT_STR_KNOB(field, env, def, maxlen, help) \
+    fprintf(f, ",\n  \"%s\":{\"value\":", env);             \
+    json_str(f, rt->cfg.field);                             \
+    fprintf(f, ",\"source\":\"%s\"}", ljs_config_source(&rt->given, env));
+    LJS_CONFIG_STR_MAP(LJS__REPORT_STR_KNOB)
+#undef LJS__REPORT_STR_KNOB
+    fputs("}", f);
+}
+
+static void put_stats(FILE *f, const ljs_stats_t *s)
+{
+    fputs(",\n\"stats\":{", f);
+    kv_u64(f, "", "frames", s->frames);
+    kv_u64(f, ",", "updates", s->updates);
+    kv_u64(f, ",", "events_sent", s->events_sent);
+    kv_u64(f, ",", "events_delivered", s->events_delivered);
+    kv_u64(f, ",", "events_dropped", s->events_dropped);
+    kv_u64(f, ",", "script_errors", s->script_errors);
+    kv_u64(f, ",", "console_dropped", s->console_dropped);
+    kv_u64(f, ",", "reloads", s->reloads);
+    kv_u64(f, ",", "reload_errors", s->reload_errors);
+    kv_u64(f, ",", "watch_events", s->watch_events);
+    kv_u64(f, ",", "watch_overflows", s->watch_overflows);
+    kv_u64(f, ",", "watch_mode", s->watch_mode);
+    kv_u64(f, ",", "tag_posts", s->tag_posts);
+    kv_u64(f, ",", "tag_post_spills", s->tag_post_spills);
+    kv_u64(f, ",", "tag_posts_dropped", s->tag_posts_dropped);
+    kv_u64(f, ",", "jobs", s->jobs);
+    kv_u64(f, ",", "steals", s->steals);
+    kv_u64(f, ",", "parks", s->parks);
+    kv_u64(f, ",", "cache_hits", s->cache_hits);
+    kv_u64(f, ",", "cache_misses", s->cache_misses);
+    kv_u64(f, ",", "query_hits", s->query_hits);
+    kv_u64(f, ",", "query_misses", s->query_misses);
+    kv_dbl(f, ",\n  ", "last_start_ms", s->last_start_ms);
+    kv_dbl(f, ",", "last_update_ms", s->last_update_ms);
+    kv_dbl(f, ",", "last_event_ms", s->last_event_ms);
+    kv_dbl(f, ",", "last_commit_ms", s->last_commit_ms);
+    kv_dbl(f, ",", "last_end_ms", s->last_end_ms);
+    kv_dbl(f, ",", "last_gc_ms", s->last_gc_ms);
+    kv_dbl(f, ",", "last_frame_ms", s->last_frame_ms);
+    kv_dbl(f, ",\n  ", "total_start_ms", s->total_start_ms);
+    kv_dbl(f, ",", "total_update_ms", s->total_update_ms);
+    kv_dbl(f, ",", "total_event_ms", s->total_event_ms);
+    kv_dbl(f, ",", "total_commit_ms", s->total_commit_ms);
+    kv_dbl(f, ",", "total_end_ms", s->total_end_ms);
+    kv_dbl(f, ",", "total_gc_ms", s->total_gc_ms);
+    kv_dbl(f, ",", "total_frame_ms", s->total_frame_ms);
+    kv_dbl(f, ",", "max_frame_ms", s->max_frame_ms);
+    fputs("}", f);
+}
+
+static void put_gc(FILE *f, const ljs_gc_stats_t *g)
+{
+    fputs(",\"gc\":{", f);
+    kv_u64(f, "", "steps", g->steps);
+    kv_u64(f, ",", "cycles", g->cycles);
+    kv_u64(f, ",", "full", g->full);
+    kv_u64(f, ",", "behind", g->behind);
+    kv_dbl(f, ",", "total_ms", g->total_ms);
+    kv_dbl(f, ",", "max_frame_ms", g->max_frame_ms);
+    kv_u64(f, ",", "freed_bytes", g->freed_bytes);
+    kv_u64(f, ",", "idle_steps", g->idle_steps);
+    kv_dbl(f, ",", "idle_ms", g->idle_ms);
+    fputs("}", f);
+}
+
+static void put_workers(FILE *f, const ljs_runtime_t *rt, const ljs_memory_report_t *m)
+{
+    fputs(",\n\"workers\":[", f);
+    for (uint32_t i = 0; i < m->nstates; i++) {
+        ljs_worker_stats_t ws;
+        ljs_worker_stats(rt, i, &ws);
+        const ljs_state_memory_t *sm = &m->states[i];
+        fprintf(f, "%s\n  {", i ? "," : "");
+        kv_u64(f, "", "worker", i);
+        kv_u64(f, ",", "jobs", ws.jobs);
+        kv_u64(f, ",", "steals", ws.steals);
+        kv_u64(f, ",", "parks", ws.parks);
+        kv_dbl(f, ",", "busy_ms", ws.busy_ms);
+        fputs(",\"memory\":{", f);
+        kv_u64(f, "", "current_bytes", sm->current_bytes);
+        kv_u64(f, ",", "peak_bytes", sm->peak_bytes);
+        kv_u64(f, ",", "limit_bytes", sm->limit_bytes);
+        kv_u64(f, ",", "failed_allocs", sm->failed_allocs);
+        kv_u64(f, ",", "allocated_bytes", sm->allocated_bytes);
+        fputs("}", f);
+        put_gc(f, &m->gc[i]);
+        fputs("}", f);
+    }
+    fputs("]", f);
+}
+
+static void put_memory(FILE *f, const ljs_memory_report_t *m)
+{
+    fputs(",\n\"memory\":{", f);
+    kv_u64(f, "", "lua_bytes", m->lua_bytes);
+    kv_u64(f, ",", "lua_peak_bytes", m->lua_peak_bytes);
+    kv_u64(f, ",", "rss_bytes", m->rss_bytes);
+    kv_u64(f, ",", "rss_peak_bytes", m->rss_peak_bytes);
+    fputs("}", f);
+}
+
+static void put_scripts(FILE *f, const ljs_runtime_t *rt)
+{
+    const char *sep = "";
+    fputs(",\n\"scripts\":[", f);
+    for (uint32_t i = 0; i < rt->nscripts; i++) {
+        const ljs__script_t *s = &rt->scripts[i];
+        ljs_script_stats_t st;
+        if (!s->used || ljs_script_stats(rt, (ljs_script_t){i}, &st) != LJS_OK)
+            continue;
+        fprintf(f, "%s\n  {", sep);
+        kv_str(f, "", "name", s->name);
+        kv_str(f, ",", "path", s->path);
+        kv_u64(f, ",", "entities", st.entities);
+        kv_u64(f, ",", "calls", st.calls);
+        kv_u64(f, ",", "errors", st.errors);
+        kv_dbl(f, ",", "time_ms", st.time_ms);
+        kv_u64(f, ",", "alloc_bytes", st.alloc_bytes);
+        fputs("}", f);
+        sep = ",";
+    }
+    fputs("]", f);
+}
+
+static void put_cache_queries(FILE *f, const ljs_runtime_t *rt)
+{
+    ljs_cache_stats_t c;
+    ljs_query_stats_t q;
+    ljs_cache_stats(rt, &c);
+    ljs_query_stats(rt, &q);
+    fputs(",\n\"cache\":{", f);
+    kv_u64(f, "", "compiles", c.compiles);
+    kv_u64(f, ",", "hits", c.hits);
+    kv_u64(f, ",", "misses", c.misses);
+    kv_u64(f, ",", "loads", c.loads);
+    kv_u64(f, ",", "bytes", c.bytes);
+    kv_u64(f, ",", "entries", c.entries);
+    kv_u64(f, ",", "snapshots_freed", c.snapshots_freed);
+    kv_u64(f, ",", "disk_hits", c.disk_hits);
+    kv_u64(f, ",", "disk_writes", c.disk_writes);
+    kv_u64(f, ",", "disk_rejects", c.disk_rejects);
+    kv_u64(f, ",", "disk_evictions", c.disk_evictions);
+    kv_dbl(f, ",", "compile_ms", c.compile_ms);
+    kv_dbl(f, ",", "saved_ms", c.saved_ms);
+    fputs("},\n\"queries\":{", f);
+    kv_u64(f, "", "hits", q.hits);
+    kv_u64(f, ",", "misses", q.misses);
+    kv_u64(f, ",", "recomputes", q.recomputes);
+    kv_u64(f, ",", "deltas", q.deltas);
+    kv_u64(f, ",", "evictions", q.evictions);
+    kv_u64(f, ",", "entries", q.entries);
+    fputs("}", f);
+}
+
+int ljs_report_json(ljs_runtime_t *rt, FILE *out)
+{
+    ljs_memory_report_t m = {0};
+    ljs_stats_t st;
+    if (rt == NULL || out == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_report_json: NULL argument");
+    int rc = ljs_memory_report(rt, &m);
+    if (rc != LJS_OK)
+        return rc;
+    ljs_stats_get(rt, &st);
+    fputs("{\"ljs\":{", out);
+    kv_str(out, "", "version", LJS_VERSION_STRING);
+    kv_u64(out, ",", "workers", rt->nworkers);
+    kv_str(out, ",", "trace", rt->cfg.trace);
+    kv_u64(out, ",", "trace_spans_lost", ljs__trace_lost(rt->trace));
+    fputs("},\n", out);
+    put_config(out, rt);
+    put_stats(out, &st);
+    put_workers(out, rt, &m);
+    put_memory(out, &m);
+    put_scripts(out, rt);
+    put_cache_queries(out, rt);
+    fputs("}\n", out);
+    if (ferror(out))
+        return ljs__error(LJS_EIO, "ljs_report_json: write failed");
+    return LJS_OK;
+}
+
+int ljs_trace_flush(ljs_runtime_t *rt)
+{
+    if (rt == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_trace_flush: NULL runtime");
+    if (rt->trace == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_trace_flush: tracing is off (set LJS_TRACE=file.json)");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_trace_flush: a frame is running");
+    return ljs__trace_write(rt->trace);
+}
+
+static int write_report_file(ljs_runtime_t *rt, const char *path)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return ljs__error(LJS_EIO, "LJS_REPORT=%s: %s", path, strerror(errno));
+    int rc = ljs_report_json(rt, f);
+    if (fclose(f) != 0 && rc == LJS_OK)
+        rc = ljs__error(LJS_EIO, "LJS_REPORT=%s: %s", path, strerror(errno));
+    if (rc == LJS_OK && rename(tmp, path) != 0)
+        rc = ljs__error(LJS_EIO, "LJS_REPORT=%s: %s", path, strerror(errno));
+    if (rc != LJS_OK)
+        remove(tmp);
+    return rc;
+}
+
+void ljs__report_at_exit(ljs_runtime_t *rt)
+{
+    if (rt->cfg.report[0] != '\0' && write_report_file(rt, rt->cfg.report) != LJS_OK)
+        fprintf(stderr, "ljs: %s\n", ljs_last_error());
+    if (rt->trace != NULL && ljs__trace_write(rt->trace) != LJS_OK)
+        fprintf(stderr, "ljs: %s\n", ljs_last_error());
+}
