@@ -113,6 +113,8 @@ LJS_API const char *ljs_last_error(void);
       "tag-post ring slots (power of 2 rounded up)")                                                     \
     X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 4000, 10, 1000000,                                     \
       "managed GC time per state per frame, us")                                                         \
+    X(uint32_t, gc_pause, "LJS_GC_PAUSE", 175, 110, 1000,                                                \
+      "managed GC: a cycle starts when memory reaches this % of the last live heap")                     \
     X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                               \
       "managed GC: full collection past this many MiB (0 = off)")                                        \
     X(uint32_t, gc_full_s, "LJS_GC_FULL_S", 30, 0, 86400,                                                \

@@ -7,10 +7,12 @@
 #include "runtime/error.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <ljs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Parse a whole decimal integer; returns 0 on success. */
 static int parse_u64(const char *s, unsigned long long *out)
@@ -102,6 +104,21 @@ static int in_range(unsigned long long v, unsigned long long lo, unsigned long l
     return v >= lo && v <= hi;
 }
 
+/* An output file (LJS_TRACE, LJS_REPORT) is written at exit: a directory
+ * that cannot take it must fail now, not after an hour's run. */
+static int check_output(const char *env, const char *path)
+{
+    char dir[512];
+    if (path[0] == '\0')
+        return LJS_OK;
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *d = dirname(dir);
+    if (access(d, W_OK | X_OK) != 0)
+        return ljs__error(LJS_EINVAL, "%s=%s: cannot write into directory %s (%s)", env, path, d,
+                          strerror(errno));
+    return LJS_OK;
+}
+
 int ljs_config_validate(const ljs_config_t *cfg)
 {
     if (cfg == NULL)
@@ -126,7 +143,8 @@ int ljs_config_validate(const ljs_config_t *cfg)
         return ljs__error(LJS_EINVAL,
                           "LJS_GC_MODE='%.16s': not a GC mode (accepted: managed, generational, incremental)",
                           cfg->gc_mode);
-    return LJS_OK;
+    int rc = check_output("LJS_TRACE", cfg->trace);
+    return rc == LJS_OK ? check_output("LJS_REPORT", cfg->report) : rc;
 }
 
 static const char *source_u32(uint32_t v, uint32_t def, const char *env, unsigned long long lo,

@@ -102,9 +102,25 @@ static void test_config_string_knobs_are_checked(void **state)
     char longdir[700];
     memset(longdir, 'd', sizeof longdir - 1);
     longdir[sizeof longdir - 1] = '\0';
-    setenv("LJS_CACHE_DIR", longdir, 1);
-    assert_int_equal(ljs_config_init(&cfg), LJS_EINVAL);
-    assert_non_null(strstr(ljs_last_error(), "LJS_CACHE_DIR"));
+    unsetenv("LJS_GC_MODE");
+#define LJS__CHECK_TOO_LONG(field, env, def, maxlen, help)          \
+    setenv(env, longdir, 1);                                        \
+    assert_int_equal(ljs_config_init(&cfg), LJS_EINVAL);            \
+    assert_non_null(strstr(ljs_last_error(), env ": longer than")); \
+    unsetenv(env);
+    LJS_CONFIG_STR_MAP(LJS__CHECK_TOO_LONG)
+#undef LJS__CHECK_TOO_LONG
+    /* Output files are checked when the runtime starts, not after a run. */
+    static const char *const outputs[] = {"LJS_TRACE", "LJS_REPORT"};
+    for (int i = 0; i < 2; i++) {
+        setenv(outputs[i], "/nonexistent-ljs-dir/out.json", 1);
+        assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+        assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_EINVAL);
+        assert_null(rt);
+        assert_non_null(strstr(ljs_last_error(), outputs[i]));
+        assert_non_null(strstr(ljs_last_error(), "/nonexistent-ljs-dir"));
+        unsetenv(outputs[i]);
+    }
     ljs_test_clear_env();
     unsetenv("LJS_GC_MODE");
 }
