@@ -5,11 +5,15 @@
 #   make lint         cppcheck + clang-tidy + clang-format --dry-run (.ci/lint)
 #   make demo         ./build/ljs-run examples/arena --seconds 5
 #   make bench        ./build/ljs-bench $(BENCH_ARGS)
+#   make soak         ./build/ljs-soak --duration $(SOAK_DURATION) (CSV + PNG in build/soak/)
+#   make soak-asan    build-asan/ljs-soak --duration 60s (also soak-tsan)
+#   make benchmarks-md  run every bench case and write BENCHMARKS-latest.md
 #   make install      cmake --install build --prefix $(PREFIX)
 #   make test-install install into a temp prefix, build and run tests/install consumers
 #   make clean        remove build*/ directories
 # Variables: PREFIX (/usr/local), BUILD_TYPE (RelWithDebInfo), CMAKE_FLAGS (extra
-# -D options), CTEST_FLAGS, BENCH_ARGS, DEMO_ARGS, JOBS (nproc), LJS_SKIP_DEPS=1.
+# -D options), CTEST_FLAGS, BENCH_ARGS, DEMO_ARGS, SOAK_DURATION (10m), SOAK_ARGS,
+# JOBS (nproc), LJS_SKIP_DEPS=1.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -22,12 +26,15 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 BENCH_ARGS  ?=
 DEMO_ARGS   ?= examples/arena --seconds 5
+SOAK_DURATION ?= 10m
+SOAK_ARGS   ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian packages: building and testing; linting. gcc brings libasan/libtsan.
 # libc6-dev is only a Recommends of gcc, so name it (--no-install-recommends).
 DEPS_PKGS := liblua5.4-dev libck-dev libmimalloc-dev libcmocka-dev lua5.4 pkg-config cmake make gcc libc6-dev
 LINT_PKGS := cppcheck clang-tidy clang-format
+PLOT_PKGS := gnuplot-nox
 
 # sudo only when not root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -60,7 +67,7 @@ define ctest_run
 endef
 
 .PHONY: all deps deps-lint configure build test build-asan test-asan build-tsan test-tsan \
-        lint demo bench install test-install clean help
+        lint demo bench install test-install clean help soak soak-asan soak-tsan benchmarks-md
 
 all: build
 
@@ -105,6 +112,24 @@ demo: build
 bench: build
 	@test -x build/ljs-bench || { echo "bench: build/ljs-bench was not built" >&2; exit 1; }
 	./build/ljs-bench $(BENCH_ARGS)
+
+# A soak writes its CSV and its plot (stress/plot, gnuplot) under build/soak/.
+soak: build
+	$(call apt_ensure,$(PLOT_PKGS))
+	@mkdir -p build/soak
+	./build/ljs-soak --duration $(SOAK_DURATION) --csv build/soak/soak-$(SOAK_DURATION).csv $(SOAK_ARGS)
+	stress/plot build/soak/soak-$(SOAK_DURATION).csv build/soak/soak-$(SOAK_DURATION).png
+
+soak-asan: build-asan
+	./build-asan/ljs-soak --duration 60s $(SOAK_ARGS)
+
+soak-tsan: build-tsan
+	./build-tsan/ljs-soak --duration 60s $(SOAK_ARGS)
+
+# Every case, the targets table, and what it ran on, for BENCHMARKS.md.
+benchmarks-md: build
+	@{ echo "<!-- ljs-bench output at commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown) -->"; \
+	  ./build/ljs-bench $(BENCH_ARGS); } | tee BENCHMARKS-latest.md
 
 install: build
 	@if [ -w "$(PREFIX)" ] || { [ ! -e "$(PREFIX)" ] && [ -w "$$(dirname "$(PREFIX)")" ]; }; then \

@@ -42,6 +42,11 @@ void bench_figure(bench_result_t *r, const char *name, double value);
 void bench_ratio(bench_result_t *r, const char *name, double value);
 /* Print the result as a table (or a JSON line with ctx->json). */
 void bench_report(const bench_ctx_t *ctx, const bench_result_t *r);
+/* Keep a case's result for the targets table (bench_report does). */
+void bench_keep(const bench_result_t *r);
+/* Print every target whose measure was reported, met or not, as a
+ * Markdown table. Returns how many were missed. */
+int bench_targets_print(void);
 /* Make a fresh directory /tmp/ljs-bench-<what>-<random> into `out` (which
  * holds at least 64 bytes). Returns 0, or -1 with the reason on stderr. */
 int bench_tmpdir(char *out, size_t n, const char *what);

@@ -56,6 +56,7 @@ static void print_json_kv(const bench_kv_t *kv, size_t n)
 
 void bench_report(const bench_ctx_t *ctx, const bench_result_t *r)
 {
+    bench_keep(r);
     if (ctx->json) {
         printf("{\"case\":\"%s\",\"figures\":{", r->name);
         print_json_kv(r->figures, r->nfigures);
