@@ -95,7 +95,7 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                    \
       "instructions per script call (0 = off)")                                                          \
     X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                             \
-      "wall time per script call (0 = off)")                                                             \
+      "CPU time per script call (0 = off)")                                                              \
     X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles") \
     X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")  \
     X(uint32_t, cache_max_mb, "LJS_CACHE_MAX_MB", 64, 1, 65536,                                          \

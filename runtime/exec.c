@@ -246,6 +246,10 @@ static void run_batch(batch_t *b, lua_CFunction fn)
         }
         lua_settop(L, top);
     }
+    /* A new sequence number ends the last call: a watchdog flag raised for
+     * it can no longer match whatever this worker runs next. */
+    atomic_store_explicit(&b->w->call_seq, atomic_load_explicit(&b->w->call_seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&b->w->in_batch, 0, memory_order_relaxed);
     ljs__exec_disarm_budget(b->w);
     b->w->cur_id = 0;

@@ -3,9 +3,13 @@
  * Each worker publishes `call_seq` (bumped at every call start, relaxed:
  * the watchdog only needs to see that it changes) and `in_batch`. A call is
  * runaway when the same worker shows the same call_seq, inside a batch, for
- * LJS_SCRIPT_TIMEOUT_MS. The handler only arms a hook on the worker's own
- * state; the hook checks that the flagged call is still the running one
- * before raising, so a late signal never hits the next call. */
+ * LJS_SCRIPT_TIMEOUT_MS of that worker thread's CPU time. CPU time, not
+ * wall time: on an oversubscribed machine a preempted worker makes no
+ * progress for long stretches without being a runaway (the 1-hour soak
+ * caught a wall-clock watchdog killing an innocent call that way); a loop
+ * that never returns burns CPU. The handler only arms a hook on the
+ * worker's own state; the hook checks that the flagged call is still the
+ * running one before raising, so a late signal never hits the next call. */
 #include "runtime/watchdog.h"
 
 #include "runtime/runtime.h"
@@ -78,23 +82,40 @@ void ljs__watchdog_bind(ljs__worker_t *w)
     w->thread = pthread_self();
 }
 
-/* One check of every worker; `stuck_ms` accumulates per worker. */
-static void check(ljs__watchdog_t *wd, uint64_t *last, uint32_t *stuck_ms, uint32_t step_ms)
+/* CPU time the worker's thread has used, ns (0 if unreadable: then the
+ * call is never flagged, rather than wrongly). */
+static uint64_t thread_cpu_ns(const ljs__worker_t *w)
+{
+    clockid_t id;
+    struct timespec ts;
+    if (pthread_getcpuclockid(w->thread, &id) != 0 || clock_gettime(id, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One check of every worker: `since[i]` is the thread's CPU time when
+ * call `last[i]` was first seen. */
+static void check(ljs__watchdog_t *wd, uint64_t *last, uint64_t *since)
 {
     ljs_runtime_t *rt = wd->rt;
+    uint64_t limit = (uint64_t)rt->cfg.script_timeout_ms * 1000000u;
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         ljs__worker_t *w = &rt->workers[i];
         uint64_t seq = atomic_load_explicit(&w->call_seq, memory_order_relaxed);
         if (!atomic_load_explicit(&w->in_batch, memory_order_relaxed) || seq != last[i]) {
             last[i] = seq;
-            stuck_ms[i] = 0;
+            since[i] = 0; /* read lazily: most polls see progress */
             continue;
         }
-        stuck_ms[i] += step_ms;
-        if (stuck_ms[i] >= rt->cfg.script_timeout_ms) {
+        uint64_t cpu = thread_cpu_ns(w);
+        if (since[i] == 0) {
+            since[i] = cpu;
+            continue;
+        }
+        if (cpu != 0 && cpu - since[i] >= limit) {
             atomic_store_explicit(&w->wd_flagged, seq, memory_order_relaxed);
             pthread_kill(w->thread, ljs__watchdog_signal());
-            stuck_ms[i] = 0;
+            since[i] = cpu;
         }
     }
 }
@@ -108,7 +129,7 @@ static void *watchdog_main(void *arg)
     uint32_t step_ms = rt->cfg.script_timeout_ms / 4 ? rt->cfg.script_timeout_ms / 4 : 1;
     uint32_t idle_steps = 0, park_after = 1000 / step_ms + 1;
     uint64_t last[LJS_SCHED_MAX_WORKERS] = {0}, seen = 0;
-    uint32_t stuck[LJS_SCHED_MAX_WORKERS] = {0};
+    uint64_t since[LJS_SCHED_MAX_WORKERS] = {0};
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
         if (atomic_load_explicit(&wd->parked, memory_order_relaxed)) {
@@ -123,7 +144,7 @@ static void *watchdog_main(void *arg)
         pthread_cond_timedwait(&wd->cond, &wd->lock, &ts);
         if (wd->stop)
             break;
-        check(wd, last, stuck, step_ms);
+        check(wd, last, since);
         uint64_t frames = atomic_load_explicit(&wd->frames, memory_order_relaxed);
         idle_steps = frames == seen ? idle_steps + 1 : 0;
         seen = frames;
