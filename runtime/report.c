@@ -91,21 +91,6 @@ int ljs_memory_report(ljs_runtime_t *rt, ljs_memory_report_t *out)
 
 /* ==== JSON ================================================================ */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s != NULL && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* `sep` is written before the key: "" for an object's first member. */
 static void kv_u64(FILE *f, const char *sep, const char *k, uint64_t v)
 {
@@ -120,7 +105,7 @@ static void kv_dbl(FILE *f, const char *sep, const char *k, double v)
 static void kv_str(FILE *f, const char *sep, const char *k, const char *v)
 {
     fprintf(f, "%s\"%s\":", sep, k);
-    json_str(f, v);
+    ljs__json_string(f, v);
 }
 
 static void put_config(FILE *f, const ljs_runtime_t *rt)
@@ -135,7 +120,7 @@ static void put_config(FILE *f, const ljs_runtime_t *rt)
 #undef LJS__REPORT_KNOB
 #define LJS__REPORT_STR_KNOB(field, env, def, maxlen, help) \
     fprintf(f, ",\n  \"%s\":{\"value\":", env);             \
-    json_str(f, rt->cfg.field);                             \
+    ljs__json_string(f, rt->cfg.field);                     \
     fprintf(f, ",\"source\":\"%s\"}", ljs_config_source(&rt->given, env));
     LJS_CONFIG_STR_MAP(LJS__REPORT_STR_KNOB)
 #undef LJS__REPORT_STR_KNOB

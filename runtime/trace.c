@@ -108,10 +108,10 @@ uint64_t ljs__trace_lost(const ljs__trace_t *tr)
 }
 
 /* Script names come from file names, which may hold any byte but NUL. */
-static void put_json_string(FILE *f, const char *s)
+void ljs__json_string(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (; *s; s++) {
+    for (; s != NULL && *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
             fprintf(f, "\\%c", c);
@@ -135,9 +135,9 @@ static void put_span(FILE *f, const ljs__trace_t *tr, uint32_t worker, const ljs
     if (s->name != UINT32_MAX && s->name < tr->nnames) {
         char buf[320];
         snprintf(buf, sizeof buf, "%s %s", tr->names[s->name], name);
-        put_json_string(f, buf);
+        ljs__json_string(f, buf);
     } else {
-        put_json_string(f, name);
+        ljs__json_string(f, name);
     }
     fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%u,\"ts\":%.3f,\"dur\":%.3f",
             kind_cats[s->kind], pid, worker, us(tr, s->t0),

@@ -13,6 +13,7 @@
 #include "jobs/sched.h" /* LJS_HIDDEN */
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 typedef enum ljs__span_kind_e {
@@ -84,6 +85,10 @@ static inline void ljs__trace_add(ljs__trace_t *tr, uint32_t worker, ljs__span_k
 /* Write the file (replaced atomically). Thread: owner, between frames.
  * Returns LJS_OK or LJS_EIO (ljs_last_error says why). */
 LJS_HIDDEN int ljs__trace_write(const ljs__trace_t *tr);
+
+/* Write `s` as a JSON string literal (quotes, escapes). Shared by the
+ * trace and the JSON report. Thread: any. */
+LJS_HIDDEN void ljs__json_string(FILE *f, const char *s);
 
 /* Spans overwritten before they could be written. Thread: owner. */
 LJS_HIDDEN uint64_t ljs__trace_lost(const ljs__trace_t *tr);
