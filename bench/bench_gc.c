@@ -1,5 +1,5 @@
 /* bench_gc.c - frame-time cost of garbage collection: Lua's incremental and
- * generational collectors against ljs' managed policy (runtime/gc.c).
+ * generational collectors against ljs' managed policy (runtime/lua/gc.c).
  *
  * The scene (NOTES-gc.md's method): every worker state holds a large live
  * heap (a module-level cache table built when the script loads, so each

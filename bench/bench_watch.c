@@ -6,7 +6,7 @@
  * trivial update, no entities) written to one mkdtemp directory, of which
  * min(N, LOAD_MAX) are loaded into the runtimes (loaded_scripts_N says how
  * many). Why the cap: with watching on, every ljs_script_load rescans the
- * whole directory tree (runtime/watch.c: watch_tree -> add_tree_locked does
+ * whole directory tree (runtime/scripts/watch.c: watch_tree -> add_tree_locked does
  * readdir + stat of every entry even when the directory is already
  * watched), so loading N scripts costs O(N^2) stats: 1,000 loads took 1.2 s
  * against 40 ms with watching off, and 10,000 took 158 s against 1.2 s.

@@ -2,6 +2,7 @@
  * frames). Structural changes apply at once: no frame is running. */
 #include "runtime/error.h"
 #include "runtime/runtime.h"
+#include "runtime/scripts/script_host.h"
 
 #include <math.h>
 #include <string.h>

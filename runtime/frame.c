@@ -9,9 +9,10 @@
  * scheduling. */
 #include "runtime/clock.h"
 #include "runtime/error.h"
-#include "runtime/exec.h"
+#include "runtime/scripts/exec.h"
 #include "runtime/runtime.h"
-#include "runtime/sort.h"
+#include "runtime/world/sort.h"
+#include "runtime/scripts/script_host.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -202,20 +203,6 @@ static void apply_commands(ljs_runtime_t *rt)
     ljs__msgbuf_clear(&rt->commands);
 }
 
-static void commit_range(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
-{
-    (void)worker;
-    ljs__world_commit_range(arg, begin, end);
-}
-
-/* Commit in slices over the workers: at 100k entities the copy is a few
- * hundred KB per field, worth splitting (bench: frame). */
-void ljs__frame_commit(ljs_runtime_t *rt)
-{
-    ljs__sched_parallel_for(rt->sched, rt->world.nslots, 16384, commit_range, &rt->world);
-    ljs__world_commit_done(&rt->world);
-}
-
 static double ms_between(uint64_t a, uint64_t b)
 {
     return (double)(b - a) / 1e6;
@@ -289,7 +276,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     if (rc == LJS_OK)
         rc = gather(rt);
     t[3] = ljs__now_ns();
-    ljs__frame_commit(rt);
+    ljs__world_commit(&rt->world, rt->sched);
     ljs__gc_idle_open(rt, 0);
     rt->in_frame = 0;
     t[4] = ljs__now_ns();

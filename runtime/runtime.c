@@ -7,9 +7,9 @@
  * thread" holds for every worker. */
 #include "runtime/runtime.h"
 
-#include "runtime/api.h"
+#include "runtime/scripts/api.h"
 #include "runtime/error.h"
-#include "runtime/state.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
 

@@ -71,7 +71,7 @@
  *     string they make; the run must then fail here.
  *  2. No event is lost. events_delivered counts handler calls and
  *     events_dropped events nobody handles (dead target, or no handler: see
- *     runtime/frame.c group_events and runtime/exec.c run_events). With one
+ *     runtime/frame.c group_events and runtime/scripts/exec.c run_events). With one
  *     script per entity an event has at most one handler, so at any frame
  *     boundary delivered + dropped <= sent (checked every frame), and once
  *     the queues are empty they are equal. At each segment's end the host

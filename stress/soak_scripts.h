@@ -19,7 +19,7 @@
  *    high-water mark before memory is measured).
  * Event accounting is exact only because every entity has exactly one
  * script, so no event ever has two handlers (events_delivered counts handler
- * calls, runtime/exec.c run_events). */
+ * calls, runtime/scripts/exec.c run_events). */
 #ifndef LJS_SOAK_SCRIPTS_H
 #define LJS_SOAK_SCRIPTS_H
 

@@ -1,8 +1,8 @@
 /* test_alloc.c - per-state allocator accounting and the memory limit. */
 #include "tests/support.h"
 
-#include "runtime/alloc.h"
-#include "runtime/state.h"
+#include "runtime/lua/alloc.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
 #include <ljs.h>

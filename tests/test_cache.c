@@ -2,7 +2,7 @@
  * stripping, sharing between runtimes, and RCU publication racing readers. */
 #include "tests/support.h"
 
-#include "runtime/cache.h"
+#include "runtime/cache/cache.h"
 
 #include <lauxlib.h>
 #include <ljs.h>

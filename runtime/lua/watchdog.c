@@ -10,9 +10,9 @@
  * that never returns burns CPU. The handler only arms a hook on the
  * worker's own state; the hook checks that the flagged call is still the
  * running one before raising, so a late signal never hits the next call. */
-#include "runtime/watchdog.h"
+#include "runtime/lua/watchdog.h"
 
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 #include <errno.h>
 #include <lauxlib.h>

@@ -8,8 +8,8 @@
 #ifndef LJS_RUNTIME_SCRIPT_H
 #define LJS_RUNTIME_SCRIPT_H
 
-#include "runtime/cache.h"
-#include "runtime/world.h"
+#include "runtime/cache/cache.h"
+#include "runtime/world/world.h"
 
 #include <lua.h>
 

@@ -1,8 +1,8 @@
 /* query.c - cached entity queries (see query.h). */
-#include "runtime/query.h"
+#include "runtime/world/query.h"
 
-#include "runtime/runtime.h"
-#include "runtime/sort.h"
+#include "runtime/core.h"
+#include "runtime/world/sort.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
  * thread, which loads every script first) reads and prepares the file, the
  * other workers load the cached bytecode. Worker 0 also records which
  * scripts depend on which module files (hot reload uses it). */
-#include "runtime/require.h"
+#include "runtime/scripts/require.h"
 
 #include "runtime/error.h"
 

@@ -8,11 +8,11 @@
  * them, so a reclaimed snapshot frees only the chunks no newer snapshot
  * kept. (McKenney, "RCU usage in the Linux kernel"; ck_epoch is Fraser's
  * epoch-based reclamation.) */
-#include "runtime/cache.h"
+#include "runtime/cache/cache.h"
 
 #include "runtime/clock.h"
 
-#include "runtime/cache_disk.h"
+#include "runtime/cache/cache_disk.h"
 
 #include <ck_epoch.h>
 #include <lauxlib.h>

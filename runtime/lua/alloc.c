@@ -5,7 +5,7 @@
  * growing; refusing returns NULL, which Lua turns into LUA_ERRMEM after an
  * emergency collection, so a memory bomb becomes an ordinary script error
  * and the state stays usable. Shrinks and frees always succeed. */
-#include "runtime/alloc.h"
+#include "runtime/lua/alloc.h"
 
 #include <ljs.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* console.c - bounded console ring (see console.h). */
-#include "runtime/console.h"
+#include "runtime/observe/console.h"
 
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -7,11 +7,11 @@
  * pays one pcall per batch (NOTES-field-access.md: 5-11 ns per entity
  * saved). A call's field writes are stored only after it returns, and only
  * if every value has the right type, so a failing call changes nothing. */
-#include "runtime/exec.h"
+#include "runtime/scripts/exec.h"
 
-#include "runtime/api.h"
+#include "runtime/scripts/api.h"
 #include "runtime/clock.h"
-#include "runtime/state.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
 #include <stdio.h>

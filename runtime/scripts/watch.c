@@ -5,13 +5,14 @@
  * owner at frame start. `lock` guards the watch-descriptor table, which both
  * sides extend (the owner for loaded scripts, the watcher for new
  * subdirectories); it is a leaf lock. */
-#include "runtime/watch.h"
+#include "runtime/scripts/watch.h"
 
 #include "runtime/clock.h"
 
 #include "runtime/error.h"
-#include "runtime/require.h"
-#include "runtime/runtime.h"
+#include "runtime/scripts/require.h"
+#include "runtime/core.h"
+#include "runtime/scripts/script_host.h"
 
 #include <ck_ring.h>
 #include <dirent.h>

@@ -131,6 +131,10 @@ LJS_HIDDEN void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot,
 LJS_HIDDEN void ljs__world_commit_range(ljs__world_t *w, uint32_t begin, uint32_t end);
 LJS_HIDDEN void ljs__world_commit_done(ljs__world_t *w);
 
+/* Copy this frame's field writes to the committed buffer, sliced over the
+ * workers. Thread: owner, outside phases. */
+LJS_HIDDEN void ljs__world_commit(ljs__world_t *w, ljs__sched_t *sched);
+
 LJS_HIDDEN uint64_t ljs__world_digest(const ljs__world_t *w);
 
 #endif

@@ -2,7 +2,7 @@
 #ifndef LJS_RUNTIME_REQUIRE_H
 #define LJS_RUNTIME_REQUIRE_H
 
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 /* Run the loaded chunk on top of the stack in a fresh environment (a copy
  * of the sandbox globals plus a `require` bound to `root`), guard the

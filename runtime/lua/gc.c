@@ -5,11 +5,11 @@
  *    before stepping resets it, so the first step is not a whole cycle;
  * 2. step size is not time: stepmul 1 keeps LUA_GCSTEP(32) short;
  * 4. after a cycle ends, further steps are no-ops: stop when one returns 1. */
-#include "runtime/gc.h"
+#include "runtime/lua/gc.h"
 
 #include "runtime/clock.h"
 
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 #include <string.h>
 #include <time.h>

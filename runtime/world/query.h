@@ -12,7 +12,7 @@
 #ifndef LJS_RUNTIME_QUERY_H
 #define LJS_RUNTIME_QUERY_H
 
-#include "runtime/world.h"
+#include "runtime/world/world.h"
 
 #include <stdatomic.h>
 

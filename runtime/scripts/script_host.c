@@ -1,8 +1,9 @@
 /* script_host.c - the host's script API: load into every worker, unload,
  * attach, detach (owner thread, between frames). */
 #include "runtime/error.h"
-#include "runtime/exec.h"
-#include "runtime/runtime.h"
+#include "runtime/scripts/exec.h"
+#include "runtime/core.h"
+#include "runtime/scripts/script_host.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -296,7 +297,7 @@ static void run_on_reload(ljs_runtime_t *rt, uint32_t id)
         return;
     ljs__phase_t ph = {rt, id, 0.0, NULL, NULL};
     ljs__sched_parallel_for(rt->sched, s->nents, rt->cfg.batch, ljs__exec_reloads, &ph);
-    ljs__frame_commit(rt);
+    ljs__world_commit(&rt->world, rt->sched);
 }
 
 int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force, int *reloaded)

@@ -3,7 +3,7 @@
 #ifndef LJS_RUNTIME_API_H
 #define LJS_RUNTIME_API_H
 
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 /* Install the API as globals of a worker's state, plus the registry values
  * the loader needs. Runs under lua_pcall. Lua: may raise (memory). */

@@ -4,9 +4,9 @@
  *   'n' | 'd' double | 'i' int64 | 'b' u8 | 's' u32 len, bytes, NUL
  *   | 't' u32 count, then count (key, value) pairs, keys 'i' or 's',
  * integer keys ascending first, then string keys in byte order. */
-#include "runtime/event.h"
+#include "runtime/world/event.h"
 
-#include "runtime/sort.h"
+#include "runtime/world/sort.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #ifndef LJS_RUNTIME_EXEC_H
 #define LJS_RUNTIME_EXEC_H
 
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 /* What one phase's batches share. Read-only during the phase. */
 typedef struct ljs__phase_s {

@@ -11,12 +11,12 @@
  *   from arguments and returns the fields: the cheapest `self` measured in
  *   NOTES-field-access.md) and kept as registry references.
  * All raising Lua calls run inside lua_pcall. */
-#include "runtime/script.h"
+#include "runtime/scripts/script.h"
 
-#include "runtime/exec.h"
-#include "runtime/require.h"
-#include "runtime/runtime.h"
-#include "runtime/state.h"
+#include "runtime/scripts/exec.h"
+#include "runtime/scripts/require.h"
+#include "runtime/core.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * other entities see the last committed frame; writes go to the calling
  * entity only; sends, spawns and destroys are appended to the worker's
  * outbox and take effect after the phase, in a deterministic order. */
-#include "runtime/api.h"
+#include "runtime/scripts/api.h"
 
 #include <lauxlib.h>
 #include <stdio.h>

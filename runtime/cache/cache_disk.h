@@ -8,7 +8,7 @@
 #ifndef LJS_RUNTIME_CACHE_DISK_H
 #define LJS_RUNTIME_CACHE_DISK_H
 
-#include "runtime/cache.h"
+#include "runtime/cache/cache.h"
 
 /* Read the bytecode for (path, id, strip). Returns 1 and a malloc'd copy,
  * 0 when there is no file, -1 when a file was rejected (`why` says why).

@@ -7,10 +7,10 @@
  * visible once it has released the lock), then the spill list, and clears
  * the spill flag. So every producer's posts are applied in the order it
  * made them, and a full ring loses nothing. */
-#include "runtime/post.h"
+#include "runtime/world/post.h"
 
 #include "runtime/error.h"
-#include "runtime/runtime.h"
+#include "runtime/core.h"
 
 #include <ck_ring.h>
 #include <pthread.h>

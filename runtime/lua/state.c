@@ -4,7 +4,7 @@
  * loadfile, and with a `load` that accepts only text chunks, since binary
  * chunks are not verified by Lua and can crash the VM), string, table, math,
  * utf8 and coroutine. No io, os, debug or package. */
-#include "runtime/state.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
 #include <ljs.h>

@@ -1,5 +1,5 @@
 /* sort.c - in-place heapsort (see sort.h; Williams 1964, Floyd's build). */
-#include "runtime/sort.h"
+#include "runtime/world/sort.h"
 
 #include <string.h>
 

@@ -5,7 +5,7 @@
  * and the bytecode's checksum last. The checksum catches corruption, not a
  * deliberate forgery: whoever can write the directory can run code in the
  * engine, exactly like whoever can write the scripts (README). */
-#include "runtime/cache_disk.h"
+#include "runtime/cache/cache_disk.h"
 
 #include <dirent.h>
 #include <errno.h>

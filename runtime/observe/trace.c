@@ -1,7 +1,7 @@
 /* trace.c - Chrome trace-event JSON (see trace.h). Opens in Perfetto
  * (ui.perfetto.dev) and chrome://tracing: one track per worker, complete
  * ("X") events nested by time, times in microseconds. */
-#include "runtime/trace.h"
+#include "runtime/observe/trace.h"
 
 #include "runtime/error.h"
 

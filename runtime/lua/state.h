@@ -2,7 +2,7 @@
 #ifndef LJS_RUNTIME_STATE_H
 #define LJS_RUNTIME_STATE_H
 
-#include "runtime/alloc.h"
+#include "runtime/lua/alloc.h"
 
 #include <lua.h>
 

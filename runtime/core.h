@@ -1,0 +1,130 @@
+/* core.h - the runtime object and its per-worker slots (internal).
+ *
+ * The one hub header: it sees the types of every part (lua/, cache/,
+ * scripts/, world/, observe/) because the runtime embeds them, and every part
+ * may include it to reach the runtime and its workers. It declares no
+ * functions of the lifecycle (runtime.h) or of the frame, so no lower file
+ * depends on runtime.c or frame.c. */
+#ifndef LJS_RUNTIME_CORE_H
+#define LJS_RUNTIME_CORE_H
+
+#include "jobs/sched.h"
+#include "runtime/lua/alloc.h"
+#include "runtime/observe/console.h"
+#include "runtime/world/event.h"
+#include "runtime/lua/gc.h"
+#include "runtime/world/post.h"
+#include "runtime/world/query.h"
+#include "runtime/scripts/script.h"
+#include "runtime/observe/trace.h"
+#include "runtime/scripts/watch.h"
+#include "runtime/lua/watchdog.h"
+#include "runtime/world/world.h"
+
+#include <ljs.h>
+#include <lua.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Everything a worker owns. Aligned to a cache line so workers' counters do
+ * not false-share. Only its own thread touches `L`, `alloc`'s heap and the
+ * call context; the owner reads the counters between frames. */
+typedef struct ljs__worker_s {
+    ljs__alloc_t alloc;
+    lua_State *L;
+    uint32_t index;
+    struct ljs_runtime_s *rt;
+    /* Instances of scripts, indexed by script id. The owner grows the
+     * arrays before it dispatches load jobs (happens-before via the job). */
+    ljs__inst_t *inst;
+    ljs__sstat_t *sstat;
+    uint32_t ninst;
+    uint32_t nrefs; /* live entries of the instance-function table (script.c) */
+    /* The call in progress. */
+    uint64_t cur_id;
+    uint32_t cur_slot;
+    uint32_t cur_script;
+    double dt;
+    uint32_t loading; /* worker 0: id of the script being loaded, else UINT32_MAX */
+    /* Messages emitted during the current phase. */
+    ljs__msgbuf_t out;
+    int out_failed; /* an append ran out of memory (reported after phase) */
+    /* Watchdog: call_seq changes at every call start, in_batch is set while
+     * a batch runs, wd_flagged is the call_seq the watchdog found stuck. */
+    pthread_t thread;
+    struct ck_epoch_record *epoch_rec; /* bytecode cache reads (cache.h) */
+    atomic_uint_fast64_t call_seq;
+    atomic_int in_batch;
+    atomic_uint_fast64_t wd_flagged;
+    /* Query signatures this worker missed this frame (cached at the next
+     * sync), and lookup counters. */
+    struct {
+        uint64_t all, none;
+    } wanted[16];
+    uint32_t nwanted;
+    uint64_t qhits, qmisses;
+    ljs__gc_t gc;
+    uint64_t updates;
+    uint64_t delivered;
+    uint64_t errors;
+    char errmsg[1024]; /* last load error of this worker */
+} __attribute__((aligned(64))) ljs__worker_t;
+
+struct ljs_runtime_s {
+    ljs_config_t cfg;
+    ljs_config_t given; /* as the host passed it (workers 0 unresolved): for ljs_config_source */
+    ljs__sched_t *sched;
+    ljs__worker_t *workers; /* cfg.workers slots */
+    uint32_t nworkers;
+    pthread_t owner;
+    int in_frame;
+    uint64_t frame;
+    ljs__world_t world;
+    ljs__console_t console;
+    ljs__watchdog_t watchdog;
+    ljs__watch_t *watch; /* hot reload */
+    ljs__qcache_t queries;
+    ljs__posts_t *posts;         /* tag changes posted by any thread */
+    ljs__qentry_t query_scratch; /* ljs_query's result with the cache off */
+    uint64_t reloads, reload_errors;
+    ljs__script_t *scripts;
+    uint32_t nscripts; /* slots, used or free */
+    /* Events waiting for the next event phase, and host sequence. */
+    ljs__msgbuf_t events;
+    ljs__msgbuf_t commands;
+    uint32_t *groups; /* event phase: start of each target's events */
+    uint32_t groups_cap;
+    uint32_t host_seq;
+    uint64_t events_sent;
+    uint64_t events_dropped;
+    ljs_stats_t last;    /* phase times: last frame and totals */
+    ljs__trace_t *trace; /* LJS_TRACE, NULL when off */
+    uint64_t lua_peak;   /* highest all-states total after a frame */
+    /* ljs_memory_report's arrays, reused between calls. */
+    ljs_state_memory_t *rep_states;
+    ljs_gc_stats_t *rep_gc;
+    ljs_script_memory_t *rep_scripts;
+    uint32_t rep_scripts_cap;
+    /* The frame number while workers may spend idle time on GC steps of
+     * their own state (script phases and commit), 0 otherwise. Workers read
+     * it from their idle loop, so it is the only frame datum they may see
+     * outside a job. */
+    _Atomic uint64_t gc_idle_frame;
+};
+
+/* The worker of a state (stored in its extra space). Thread: same-worker. */
+static inline ljs__worker_t *ljs__worker_of(lua_State *L)
+{
+    return *(ljs__worker_t **)lua_getextraspace(L);
+}
+
+#ifdef LJS_DEBUG
+#include <assert.h>
+#define LJS_ASSERT(x) assert(x)
+#define LJS_ASSERT_OWNER(rt) assert(pthread_equal(pthread_self(), (rt)->owner))
+#else
+#define LJS_ASSERT(x) ((void)0)
+#define LJS_ASSERT_OWNER(rt) ((void)0)
+#endif
+
+#endif
