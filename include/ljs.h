@@ -182,6 +182,14 @@ LJS_API int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out);
  * Thread: owner. Blocks: yes. NULL is a no-op. */
 LJS_API void ljs_runtime_destroy(ljs_runtime_t *rt);
 
+/* Interrupt script code (on = 1) until cleared (on = 0): every running call
+ * stops within a quarter of LJS_SCRIPT_TIMEOUT_MS (a running call is only
+ * reached while LJS_SCRIPT_TIMEOUT_MS > 0), every later call stops at its
+ * first instruction with "interrupted by the host", so a frame or a load in
+ * progress returns soon. For Ctrl-C handlers: it only stores a flag.
+ * Thread: any; async-signal-safe. Blocks: no. NULL is a no-op. */
+LJS_API void ljs_runtime_interrupt(ljs_runtime_t *rt, int on);
+
 /* The configuration in effect (defaults resolved, e.g. workers = CPUs).
  * Thread: any. Borrowed for the runtime's lifetime. */
 LJS_API const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt);

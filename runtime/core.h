@@ -49,13 +49,8 @@ typedef struct ljs__worker_s {
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;
     int out_failed; /* an append ran out of memory (reported after phase) */
-    /* Watchdog: call_seq changes at every call start, in_batch is set while
-     * a batch runs, wd_flagged is the call_seq the watchdog found stuck. */
-    pthread_t thread;
     struct ck_epoch_record *epoch_rec; /* bytecode cache reads (cache.h) */
-    atomic_uint_fast64_t call_seq;
-    atomic_int in_batch;
-    atomic_uint_fast64_t wd_flagged;
+    ljs__wd_worker_t wd;               /* runaway limits (lua/watchdog.h) */
     /* Query signatures this worker missed this frame (cached at the next
      * sync), and lookup counters. */
     struct {

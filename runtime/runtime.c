@@ -35,7 +35,6 @@ static int worker_start(void *ud, uint32_t w)
     wk->index = w;
     wk->rt = rt;
     wk->loading = UINT32_MAX;
-    ljs__watchdog_bind(wk);
     wk->epoch_rec = ljs__cache_register();
     if (wk->epoch_rec == NULL)
         return LJS_ENOMEM;
@@ -55,6 +54,12 @@ static int worker_start(void *ud, uint32_t w)
         ljs__alloc_fini(&wk->alloc);
         return LJS_ELUA;
     }
+    if (ljs__watchdog_bind(wk) != LJS_OK) {
+        lua_close(wk->L);
+        wk->L = NULL;
+        ljs__alloc_fini(&wk->alloc);
+        return LJS_ENOMEM;
+    }
     return LJS_OK;
 }
 
@@ -71,6 +76,7 @@ static void worker_stop(void *ud, uint32_t w)
     wk->sstat = NULL;
     wk->ninst = 0;
     ljs__msgbuf_fini(&wk->out);
+    ljs__watchdog_unbind(wk); /* before the state goes: no signal may reach it */
     if (wk->L != NULL)
         lua_close(wk->L);
     ljs__cache_unregister(wk->epoch_rec);

@@ -263,71 +263,8 @@ static void test_script_infinite_loop_hits_the_instruction_budget(void **state)
     check_isolated_failure(*state, 2, "fragile.lua:6: instruction budget exceeded");
 }
 
-/* Without an instruction budget, the watchdog stops the runaway call by
- * CPU time, on any worker, and the state stays usable. ThreadSanitizer
- * delays a signal until the thread enters an instrumented call, which the
- * (uninstrumented) Lua VM spinning on `while true do end` never does: under
- * TSan the loop allocates, so the signal lands in the allocator. */
-#if defined(__SANITIZE_THREAD__)
-#define RUNAWAY_MODE 9
-#define RUNAWAY_LINE "13"
-#else
-#define RUNAWAY_MODE 2
-#define RUNAWAY_LINE "6"
-#endif
-static void test_script_infinite_loop_is_stopped_by_the_watchdog(void **state)
-{
-    for (size_t i = 0; i < LJS_TEST_NWORKER_COUNTS; i++) {
-        void *fx = make_with(ljs_test_worker_counts[i], 0, 100);
-        check_isolated_failure(
-            fx, RUNAWAY_MODE, "fragile.lua:" RUNAWAY_LINE ": call ran longer than LJS_SCRIPT_TIMEOUT_MS=100");
-        teardown(&fx);
-    }
-}
-
-static atomic_int spinners_stop;
-
-static void *spinner(void *arg)
-{
-    (void)arg;
-    while (!atomic_load_explicit(&spinners_stop, memory_order_relaxed))
-        ;
-    return NULL;
-}
-
-/* The watchdog counts a call's CPU time, not wall time: with the cores
- * oversubscribed 4x by spinning threads, calls of ~15 ms of CPU take far
- * longer than the 50 ms limit in wall time, and none may be stopped. */
-static void test_script_preempted_calls_are_not_runaways(void **state)
-{
-    (void)state;
-    fixture_t *fx = make_with(2, 0, 50);
-    ljs_script_t s = load(fx, "slowish",
-                          "return { fields = { n = 0 }, update = function(self)\n"
-                          "  local x = 0\n"
-                          "  for i = 1, 6000000 do x = x + i end\n"
-                          "  self.n = self.n + 1\n"
-                          "end }\n");
-    for (int i = 0; i < 4; i++)
-        spawn_with(fx, s);
-    pthread_t t[6];
-    atomic_store(&spinners_stop, 0);
-    for (int i = 0; i < 6; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, spinner, NULL), 0);
-    for (int f = 0; f < 10; f++)
-        assert_int_equal(ljs_frame(fx->rt, 1.0 / 60), LJS_OK);
-    atomic_store(&spinners_stop, 1);
-    for (int i = 0; i < 6; i++)
-        pthread_join(t[i], NULL);
-    drain(fx);
-    if (fx->console_errors != 0)
-        fail_msg("a preempted call was stopped as a runaway:\n%s", fx->console);
-    ljs_stats_t st;
-    assert_int_equal(ljs_stats_get(fx->rt, &st), LJS_OK);
-    assert_int_equal(st.script_errors, 0);
-    assert_int_equal(st.updates, 40);
-    teardown((void **)&fx);
-}
+/* The watchdog's tests (default limit, CPU contention, uncatchable stops)
+ * are in test_runaway.c. */
 
 static void test_script_memory_bomb_hits_the_state_limit(void **state)
 {
@@ -636,8 +573,6 @@ int main(void)
         T(test_script_runtime_error_is_isolated_with_file_line_and_traceback),
         T(test_script_infinite_loop_hits_the_instruction_budget),
         T(test_script_memory_bomb_hits_the_state_limit),
-        cmocka_unit_test(test_script_infinite_loop_is_stopped_by_the_watchdog),
-        cmocka_unit_test(test_script_preempted_calls_are_not_runaways),
         T(test_script_write_to_another_entity_is_an_error_naming_the_field),
         T(test_script_bad_payload_type_is_an_error),
         T(test_script_wrong_field_type_is_an_error_naming_the_field),

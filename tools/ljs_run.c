@@ -22,7 +22,9 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,11 +432,37 @@ static int create_entities(ljs_runtime_t *rt, scene_t *sc, long entities, uint64
  * ======================================================================== */
 
 static volatile sig_atomic_t interrupted;
+/* The runtime to interrupt. Lock-free atomic: safe to read in a handler. */
+static _Atomic(ljs_runtime_t *) running_rt;
 
+/* Ctrl-C / SIGTERM: interrupt the script code (a runaway call or load
+ * stops within ~0.1 s, see ljs_runtime_interrupt), so the current frame
+ * returns, the summary still prints and the runtime is torn down cleanly.
+ * SA_RESETHAND: a second Ctrl-C kills the process the usual way. */
 static void on_sigint(int sig)
 {
     (void)sig;
     interrupted = 1;
+    ljs_runtime_interrupt(atomic_load(&running_rt), 1);
+}
+
+/* Install the handler, and block the two signals in the runtime's threads
+ * (they inherit this thread's mask while it is blocked), so the handler
+ * runs on this thread, never beside ljs_runtime_destroy. */
+static void catch_interrupts(sigset_t *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
 static double now_s(void)
@@ -491,7 +519,14 @@ static int run_scene(const options_t *o)
         return EXIT_RUNTIME;
 
     ljs_runtime_t *rt = NULL;
+    sigset_t old_mask;
+    catch_interrupts(&old_mask);
     int rc = ljs_runtime_create(&cfg, &rt);
+    if (rc == LJS_OK)
+        atomic_store(&running_rt, rt);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (interrupted && rt != NULL) /* a signal while the mask was up */
+        ljs_runtime_interrupt(rt, 1);
     if (rc != LJS_OK) {
         fprintf(stderr, "ljs-run: cannot create the runtime: %s: %s\n", ljs_errname(rc), ljs_last_error());
         return rc == LJS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
@@ -510,14 +545,6 @@ static int run_scene(const options_t *o)
         fflush(stdout);
     }
 
-    /* Ctrl-C ends the run after the current frame, so the summary still
-     * prints and the runtime is torn down cleanly. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     ljs_stats_t prev, cur;
     if (ljs_stats_get(rt, &prev) != LJS_OK)
         memset(&prev, 0, sizeof prev);
@@ -571,6 +598,7 @@ static int run_scene(const options_t *o)
     fflush(stdout);
 
 done:
+    atomic_store(&running_rt, NULL);
     ljs_runtime_destroy(rt);
     return status;
 }

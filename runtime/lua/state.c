@@ -3,8 +3,12 @@
  * Scripts are untrusted gameplay code: they get base (without dofile,
  * loadfile, and with a `load` that accepts only text chunks, since binary
  * chunks are not verified by Lua and can crash the VM), string, table, math,
- * utf8 and coroutine. No io, os, debug or package. */
+ * utf8 and coroutine. No io, os, debug or package. Some functions are ljs's
+ * own so the runaway limits reach them (watchdog.c, limits.c). */
 #include "runtime/lua/state.h"
+
+#include "runtime/lua/limits.h"
+#include "runtime/lua/watchdog.h"
 
 #include <lauxlib.h>
 #include <ljs.h>
@@ -63,6 +67,9 @@ static int open_sandbox(lua_State *L)
     lua_getglobal(L, "load");
     lua_pushcclosure(L, safe_load, 1);
     lua_setglobal(L, "load");
+    /* Runaway limits reach coroutines and long library calls; no __gc. */
+    ljs__watchdog_open(L);
+    ljs__limits_open(L);
     return 0;
 }
 
@@ -77,6 +84,9 @@ static lua_State *create(ljs__alloc_t *a, lua_CFunction opener)
     lua_State *L = lua_newstate(ljs__alloc_lua, a);
     if (L == NULL)
         return NULL;
+    /* No worker yet (the runtime stores it after creation; test states
+     * have none): library functions check for NULL. */
+    *(void **)lua_getextraspace(L) = NULL;
     lua_atpanic(L, panic);
     lua_pushcfunction(L, opener);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {

@@ -26,40 +26,11 @@ typedef struct batch_s {
     const char *what; /* "update" or the event name of the failing call */
 } batch_t;
 
-static void budget_hook(lua_State *L, lua_Debug *ar)
-{
-    ljs__worker_t *w = ljs__worker_of(L);
-    lua_sethook(L, NULL, 0, 0);
-    /* In a hook the running function is level 0 (luaL_error would name its
-     * caller), so take file:line from the hook's own activation record. */
-    lua_getinfo(L, "Sl", ar);
-    lua_pushfstring(L, "%s:%d: instruction budget exceeded (LJS_SCRIPT_BUDGET=%d)", ar->short_src,
-                    ar->currentline, (int)w->rt->cfg.script_budget);
-    lua_error(L);
-}
-
-void ljs__exec_arm_budget(ljs__worker_t *w)
-{
-    /* Re-arming the count hook resets its counter, so each call gets the
-     * whole budget. Off by default: a count hook makes the VM ~2x slower. */
-    if (w->rt->cfg.script_budget)
-        lua_sethook(w->L, budget_hook, LUA_MASKCOUNT, (int)w->rt->cfg.script_budget);
-}
-
-void ljs__exec_disarm_budget(ljs__worker_t *w)
-{
-    if (w->rt->cfg.script_budget)
-        lua_sethook(w->L, NULL, 0, 0);
-}
-
 static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
 {
     w->cur_id = id;
     w->cur_slot = slot;
-    /* Relaxed: the watchdog only needs to see the value change. */
-    atomic_store_explicit(&w->call_seq, atomic_load_explicit(&w->call_seq, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    ljs__exec_arm_budget(w);
+    ljs__watchdog_call(w); /* fresh time and instruction limits */
 }
 
 /* Push the values of fields ids[0..n) of `slot` (own entity view). Inlined
@@ -234,7 +205,7 @@ static void run_batch(batch_t *b, lua_CFunction fn)
 {
     lua_State *L = b->w->L;
     int top = lua_gettop(L);
-    atomic_store_explicit(&b->w->in_batch, 1, memory_order_relaxed);
+    ljs__watchdog_enter(b->w);
     while (b->pos < b->end) {
         lua_pushcfunction(L, ljs__state_traceback);
         lua_pushcfunction(L, fn);
@@ -246,12 +217,7 @@ static void run_batch(batch_t *b, lua_CFunction fn)
         }
         lua_settop(L, top);
     }
-    /* A new sequence number ends the last call: a watchdog flag raised for
-     * it can no longer match whatever this worker runs next. */
-    atomic_store_explicit(&b->w->call_seq, atomic_load_explicit(&b->w->call_seq, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&b->w->in_batch, 0, memory_order_relaxed);
-    ljs__exec_disarm_budget(b->w);
+    ljs__watchdog_leave(b->w);
     b->w->cur_id = 0;
 }
 

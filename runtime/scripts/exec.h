@@ -19,9 +19,4 @@ LJS_HIDDEN void ljs__exec_updates(void *arg, uint32_t b, uint32_t e, uint32_t wo
 LJS_HIDDEN void ljs__exec_events(void *arg, uint32_t b, uint32_t e, uint32_t worker);
 LJS_HIDDEN void ljs__exec_reloads(void *arg, uint32_t b, uint32_t e, uint32_t worker);
 
-/* Arm the instruction budget (LJS_SCRIPT_BUDGET) for the next call, or
- * disarm it. Thread: same-worker. */
-LJS_HIDDEN void ljs__exec_arm_budget(ljs__worker_t *w);
-LJS_HIDDEN void ljs__exec_disarm_budget(ljs__worker_t *w);
-
 #endif

@@ -427,11 +427,17 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     lua_pushcfunction(L, ljs__state_traceback);
     lua_pushcfunction(L, instantiate);
     lua_pushlightuserdata(L, &c);
-    ljs__exec_arm_budget(w);             /* a chunk that never returns must not hang the load */
+    /* The top-level chunk (and every module it requires) is one call
+     * under the runaway limits: a chunk that never returns must not hang
+     * the load, a hot reload or the frame that applies it. */
+    w->cur_script = id;
+    w->cur_id = 0;
+    ljs__watchdog_enter(w);
+    ljs__watchdog_call(w);
     w->loading = meta ? id : UINT32_MAX; /* require() records dependencies */
     int rc = lua_pcall(L, 1, 0, -3);
     w->loading = UINT32_MAX;
-    ljs__exec_disarm_budget(w);
+    ljs__watchdog_leave(w);
     w->sstat[id].alloc_bytes += atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed) - alloc0;
     if (rc == LUA_OK) {
         lua_pop(L, 1);
