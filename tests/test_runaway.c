@@ -498,6 +498,37 @@ static void test_runaway_long_library_calls_are_stopped_by_the_watchdog(void **s
     destroy(fx);
 }
 
+/* Pattern backtracking runs inside one C call: exponential with many
+ * quantifiers, quadratic with '.-' over a few MiB. Lua's matcher ran for
+ * hours; ljs's polls the limits. */
+static void test_runaway_pattern_backtracking_is_stopped(void **state)
+{
+    (void)state;
+    static const char *const calls[] = {
+        "string.find(string.rep('a', 40), string.rep('a*', 40) .. 'b')",
+        "string.match(string.rep('a', 40), string.rep('a*', 40) .. 'b')",
+        "for m in string.gmatch(string.rep('a', 40), string.rep('a*', 40) .. 'b') do end",
+        "string.gsub(string.rep('a', 40), string.rep('a*', 40) .. 'b', '')",
+        "string.find(string.rep('a', 4 << 20), '.-b')",
+        "string.gsub(string.rep('(', 1 << 20), '%b()', '')",
+    };
+    fixture_t *fx = make_with(2, 0, 50);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "pat%zu", i);
+        ljs_script_t s = runaway_script(fx, name, calls[i]);
+        char expect[128];
+        snprintf(expect, sizeof expect, "%s.lua:4: call ran longer than LJS_SCRIPT_TIMEOUT_MS=50", name);
+        check_stopped(fx, s, expect);
+    }
+    destroy(fx);
+    /* The same under the instruction budget alone (matcher steps count). */
+    fx = make_with(1, 500000, 0);
+    ljs_script_t s = runaway_script(fx, "patb", calls[0]);
+    check_stopped(fx, s, "patb.lua:4: instruction budget exceeded");
+    destroy(fx);
+}
+
 static void test_runaway_huge_string_rep_fails_before_it_starts(void **state)
 {
     (void)state;
@@ -685,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_runaway_top_level_chunks_are_stopped),
         cmocka_unit_test(test_runaway_long_library_calls_count_against_the_budget),
         cmocka_unit_test(test_runaway_long_library_calls_are_stopped_by_the_watchdog),
+        cmocka_unit_test(test_runaway_pattern_backtracking_is_stopped),
         cmocka_unit_test(test_runaway_huge_string_rep_fails_before_it_starts),
         cmocka_unit_test(test_runaway_sort_with_a_bad_comparator_ends),
         cmocka_unit_test(test_runaway_two_runtimes_on_one_thread_are_independent),

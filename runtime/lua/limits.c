@@ -269,6 +269,7 @@ static void set_fn(lua_State *L, const char *lib, const char *name, lua_CFunctio
 void ljs__limits_open(lua_State *L)
 {
     set_fn(L, LUA_STRLIBNAME, "rep", l_rep);
+    ljs__pattern_open(L);
     set_fn(L, LUA_TABLIBNAME, "concat", l_concat);
     set_fn(L, LUA_TABLIBNAME, "move", l_move);
     set_fn(L, LUA_TABLIBNAME, "sort", l_sort);
