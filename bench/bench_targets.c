@@ -43,6 +43,7 @@ static const target_t targets[] = {
     {"gc", "worst_gc_vs_generational", 0, 5.0, "worst GC pause: generational vs managed"},
     {"gc", "peak_mem_vs_default", 1, 1.5, "peak memory: managed vs incremental"},
     {"stats", "frame_time_stats_off_vs_on", 0, 0.98, "stats on cost < 2% of frame time"},
+    {"runaway", "frame_time_protection_off_vs_on", 0, 0.98, "runaway protection costs < 2% of frame time"},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 
