@@ -159,7 +159,8 @@ int bench_runaway(const bench_ctx_t *ctx)
     bench_figure(&res, "frame_ms_p50_protection_on", med[1]);
     free(times[0]);
     free(times[1]);
-    bench_figure(&res, "entities", n / 2 * 2 + n / 10);
+    int entities = n / 2 * 2 + n / 10;
+    bench_figure(&res, "entities", (double)entities);
     bench_figure(&res, "frames_each", (double)nt);
     bench_figure(&res, "protection_overhead_pct", (med[1] / med[0] - 1.0) * 100.0);
     bench_ratio(&res, "frame_time_protection_off_vs_on", med[0] / med[1]);

@@ -48,7 +48,7 @@ typedef struct ljs__worker_s {
     uint32_t loading; /* worker 0: id of the script being loaded, else UINT32_MAX */
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;
-    int out_failed; /* an append ran out of memory (reported after phase) */
+    int out_failed;                    /* an append ran out of memory (reported after phase) */
     struct ck_epoch_record *epoch_rec; /* bytecode cache reads (cache.h) */
     ljs__wd_worker_t wd;               /* runaway limits (lua/watchdog.h) */
     /* Query signatures this worker missed this frame (cached at the next

@@ -245,7 +245,8 @@ static void test_runaway_every_timeout_setting_fires_under_cpu_load(void **state
         fixture_t *fx = make_with(2, 0, limits[i]);
         ljs_script_t s = runaway_script(fx, "spin", "while true do " SPIN " end");
         char expect[128];
-        snprintf(expect, sizeof expect, "spin.lua:4: call ran longer than LJS_SCRIPT_TIMEOUT_MS=%u ms", limits[i]);
+        snprintf(expect, sizeof expect, "spin.lua:4: call ran longer than LJS_SCRIPT_TIMEOUT_MS=%u ms",
+                 limits[i]);
         check_stopped(fx, s, expect);
         destroy(fx);
     }
@@ -395,8 +396,7 @@ static void test_runaway_gc_finalizers_are_refused(void **state)
 {
     (void)state;
     fixture_t *fx = make_with(2, 0, 100);
-    ljs_script_t s =
-        runaway_script(fx, "fin", "setmetatable({}, {__gc = function() while true do end end})");
+    ljs_script_t s = runaway_script(fx, "fin", "setmetatable({}, {__gc = function() while true do end end})");
     check_stopped(fx, s, "fin.lua:4: setmetatable: __gc is not allowed in scripts");
     /* A placeholder filled in later would still be a finalizer. */
     s = runaway_script(fx, "fin2", "local mt = {__gc = true} setmetatable({}, mt)");

@@ -32,7 +32,7 @@
 #include <string.h>
 
 #define POLL_ELEMS 4096
-#define POLL_BYTES (64 * 1024)
+#define POLL_BYTES ((size_t)64 * 1024)
 #define POLL_CMPS 1024
 
 /* A table, or a value whose metatable has the metamethods `need` lists. */

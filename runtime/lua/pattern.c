@@ -426,7 +426,7 @@ static int find_aux(lua_State *L, int find)
         ljs__watchdog_check(L, (ls - init) / 64);
         if (hit != NULL) {
             lua_pushinteger(L, (hit - s) + 1);
-            lua_pushinteger(L, (lua_Integer)((size_t)(hit - s) + lp));
+            lua_pushinteger(L, (lua_Integer)(hit - s) + (lua_Integer)lp);
             return 2;
         }
         luaL_pushfail(L);
@@ -579,6 +579,8 @@ static int l_gsub(lua_State *L)
     const char *src = luaL_checklstring(L, 1, &ls);
     const char *p = luaL_checklstring(L, 2, &lp);
     const char *last = NULL;
+    if (src == NULL || p == NULL) /* never: luaL_checklstring raises instead */
+        return 0;
     int tr = lua_type(L, 3);
     lua_Integer max_n = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
     int anchor = *p == '^';

@@ -101,11 +101,12 @@ static void set_stop(ljs__worker_t *w, const char *where, const char *why)
 {
     char who[128];
     if (w->cur_id != 0)
-        snprintf(who, sizeof who, "entity %llu of script '%s'", (unsigned long long)w->cur_id, script_name(w));
+        snprintf(who, sizeof who, "entity %llu of script '%s'", (unsigned long long)w->cur_id,
+                 script_name(w));
     else
         snprintf(who, sizeof who, "loading script '%s'", script_name(w));
-    snprintf(w->wd.msg, sizeof w->wd.msg, "%s %s (%s): the call was stopped, and stays stopped until it returns",
-             where, why, who);
+    snprintf(w->wd.msg, sizeof w->wd.msg,
+             "%s %s (%s): the call was stopped, and stays stopped until it returns", where, why, who);
     w->wd.stop_seq = atomic_load_explicit(&w->wd.call_seq, memory_order_relaxed);
 }
 
@@ -136,7 +137,8 @@ static int raise_stop(lua_State *L, ljs__worker_t *w)
 
 static int stopping(const ljs__worker_t *w)
 {
-    return w != NULL && w->wd.stop_seq != 0 && w->wd.stop_seq == atomic_load_explicit(&w->wd.call_seq, memory_order_relaxed);
+    return w != NULL && w->wd.stop_seq != 0 &&
+           w->wd.stop_seq == atomic_load_explicit(&w->wd.call_seq, memory_order_relaxed);
 }
 
 /* Charge `work` to the budget; returns why the running call is over a
@@ -271,8 +273,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     (void)uc;
     int saved = errno;
     int slot = si->si_code == SI_QUEUE ? si->si_value.sival_int : -1;
-    ljs__worker_t *w = slot >= 0 && slot < MAX_SLOTS ? atomic_load_explicit(&slots[slot], memory_order_relaxed)
-                                                     : NULL;
+    ljs__worker_t *w =
+        slot >= 0 && slot < MAX_SLOTS ? atomic_load_explicit(&slots[slot], memory_order_relaxed) : NULL;
     /* A late signal for a slot since given to another thread is ignored;
      * one for a call that already ended finds a hook that checks first. */
     if (w != NULL && pthread_equal(w->wd.thread, pthread_self()) && w->L != NULL &&
