@@ -1,0 +1,290 @@
+/* test_watchdog.c - the watchdog at the default LJS_SCRIPT_TIMEOUT_MS and
+ * other settings, with 4 CPU-burning threads per core beside the tests, so
+ * neither a quiet nor a loaded machine can make them pass or fail.
+ *
+ * Nothing asserts on wall time: the limit is CPU time, checked with the
+ * thread's CPU clock (1 worker: the runaway runs on this thread). A hang is
+ * caught by the test's CTest TIMEOUT; CTest runs this test alone. */
+#include "tests/support.h"
+
+#include <ljs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int usleep(unsigned usec); /* POSIX.1-2001, hidden by _POSIX_C_SOURCE=200809L */
+
+typedef struct fixture_s {
+    char dir[64];
+    ljs_runtime_t *rt;
+    char console[16384];
+    size_t console_errors;
+} fixture_t;
+
+static const char *script_path(fixture_t *fx, const char *name)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s.lua", fx->dir, name);
+    return path;
+}
+
+static ljs_script_t load(fixture_t *fx, const char *name, const char *src)
+{
+    ljs_script_t s;
+    ljs_test_write(script_path(fx, name), src);
+    int rc = ljs_script_load(fx->rt, script_path(fx, name), &s);
+    if (rc != LJS_OK)
+        fail_msg("load %s: %s", name, ljs_last_error());
+    return s;
+}
+
+static void on_line(void *ud, const ljs_log_line_t *line)
+{
+    fixture_t *fx = ud;
+    size_t n = strlen(fx->console);
+    snprintf(fx->console + n, sizeof fx->console - n, "[%s #%llu] %s\n", line->script,
+             (unsigned long long)line->entity, line->text);
+    if (line->severity == LJS_LOG_ERROR)
+        fx->console_errors++;
+}
+
+static void drain(fixture_t *fx)
+{
+    fx->console[0] = '\0';
+    fx->console_errors = 0;
+    ljs_console_drain(fx->rt, on_line, fx);
+}
+
+/* timeout_ms UINT32_MAX: the default from ljs_config_init. */
+static fixture_t *make_with(unsigned workers, uint32_t budget, uint32_t timeout_ms)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    ljs_config_t cfg;
+    assert_non_null(fx);
+    strcpy(fx->dir, "/tmp/ljs-test-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    ljs_test_clear_env();
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = workers;
+    cfg.batch = 4;
+    cfg.state_mem_mb = 32;
+    cfg.script_budget = budget;
+    if (timeout_ms != UINT32_MAX)
+        cfg.script_timeout_ms = timeout_ms;
+    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    return fx;
+}
+
+static void destroy(fixture_t *fx)
+{
+    ljs_runtime_destroy(fx->rt);
+    ljs_test_rmtree(fx->dir);
+    free(fx);
+}
+
+static ljs_entity_t spawn_with(fixture_t *fx, ljs_script_t s)
+{
+    ljs_entity_t e;
+    assert_int_equal(ljs_entity_create(fx->rt, &e), LJS_OK);
+    assert_int_equal(ljs_script_attach(fx->rt, e, s), LJS_OK);
+    return e;
+}
+
+static double num(fixture_t *fx, ljs_entity_t e, const char *field)
+{
+    double v = -12345;
+    if (ljs_field_get_number(fx->rt, e, field, &v) != LJS_OK)
+        fail_msg("get %s: %s", field, ljs_last_error());
+    return v;
+}
+
+static void expect_console(fixture_t *fx, const char *what)
+{
+    if (strstr(fx->console, what) == NULL)
+        fail_msg("'%s' not in console:\n%s", what, fx->console);
+}
+
+/* ---- CPU contention: 4 busy threads per core -------------------------------- */
+
+#define MAX_SPINNERS 64
+static atomic_int spinners_stop;
+static pthread_t spinners[MAX_SPINNERS];
+static int nspinners;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&spinners_stop, memory_order_relaxed))
+        ;
+    return NULL;
+}
+
+static void load_start(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    nspinners = (int)(cpus < 1 ? 4 : cpus * 4 > MAX_SPINNERS ? MAX_SPINNERS : cpus * 4);
+    atomic_store(&spinners_stop, 0);
+    for (int i = 0; i < nspinners; i++)
+        assert_int_equal(pthread_create(&spinners[i], NULL, spinner, NULL), 0);
+}
+
+static void load_stop(void)
+{
+    atomic_store(&spinners_stop, 1);
+    for (int i = 0; i < nspinners; i++)
+        pthread_join(spinners[i], NULL);
+    nspinners = 0;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ThreadSanitizer delays a signal until the thread enters instrumented
+ * code, which the (uninstrumented) Lua VM spinning on `while true do end`
+ * never does: under TSan the loops allocate, so the signal lands in the
+ * allocator. */
+#if defined(__SANITIZE_THREAD__)
+#define SPIN "local t = {}"
+#else
+#define SPIN ""
+#endif
+
+/* A script where entity mode 1 loops forever in `body`, line 4. */
+static ljs_script_t runaway_script(fixture_t *fx, const char *name, const char *body)
+{
+    char src[4096];
+    snprintf(src, sizeof src,
+             "return {\n"
+             "  fields = { x = 0.0, mode = 0 },\n"
+             "  update = function(self, dt)\n"
+             "    if self.mode == 1 then %s end\n"
+             "    self.x = self.x + 1\n"
+             "  end,\n"
+             "}\n",
+             body);
+    return load(fx, name, src);
+}
+
+/* One frame of 8 entities, the 4th running away: the frame returns, the
+ * call fails with `expect`, the others move on. */
+static void check_stopped(fixture_t *fx, ljs_script_t s, const char *expect)
+{
+    ljs_entity_t e[8];
+    for (int i = 0; i < 8; i++)
+        e[i] = spawn_with(fx, s);
+    assert_int_equal(ljs_field_set_integer(fx->rt, e[3], "mode", 1), LJS_OK);
+    drain(fx);
+    assert_int_equal(ljs_frame(fx->rt, 0.1), LJS_OK);
+    drain(fx);
+    if (fx->console_errors != 1)
+        fail_msg("expected one error '%s', got %zu:\n%s", expect, fx->console_errors, fx->console);
+    expect_console(fx, expect);
+    for (int i = 0; i < 8; i++)
+        assert_true(num(fx, e[i], "x") == (i == 3 ? 0.0 : 1.0));
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(ljs_entity_destroy(fx->rt, e[i]), LJS_OK);
+}
+
+/* ---- the watchdog under load, at every setting ----------------------------------- */
+
+/* The default limit (1000 ms), 1 worker, the machine oversubscribed 4x: the
+ * frame returns, and the call was stopped after using between 1x and 2x
+ * the limit of CPU time. The old watchdog parked after a second without a
+ * new frame, before the preempted call had used its second: it hung. */
+static void test_watchdog_default_limit_stops_a_loop_under_cpu_load(void **state)
+{
+    (void)state;
+    fixture_t *fx = make_with(1, 0, UINT32_MAX);
+    assert_int_equal(ljs_runtime_config(fx->rt)->script_timeout_ms, 1000);
+    ljs_script_t s = runaway_script(fx, "spin", "while true do " SPIN " end");
+    ljs_entity_t e = spawn_with(fx, s);
+    assert_int_equal(ljs_field_set_integer(fx->rt, e, "mode", 1), LJS_OK);
+    load_start();
+    double c0 = thread_cpu_s(), w0 = wall_s();
+    assert_int_equal(ljs_frame(fx->rt, 0.1), LJS_OK);
+    double cpu = thread_cpu_s() - c0, wall = wall_s() - w0;
+    print_message("stopped after %.3f s of CPU, %.3f s of wall time (%d busy threads)\n", cpu, wall,
+                  nspinners);
+    load_stop();
+    assert_true(cpu >= 1.0);
+    assert_true(cpu <= 2.0);
+    drain(fx);
+    expect_console(fx, "spin.lua:4: call ran longer than LJS_SCRIPT_TIMEOUT_MS=1000 ms of CPU time");
+    expect_console(fx, "entity");
+    expect_console(fx, "of script 'spin'");
+    destroy(fx);
+}
+
+/* Small and odd limits, with 2 workers under load (the default is the test
+ * above; the old watchdog hung with any limit over about a second even on a
+ * quiet machine, and with the default under load). */
+static void test_watchdog_every_timeout_setting_fires_under_cpu_load(void **state)
+{
+    (void)state;
+    static const uint32_t limits[] = {1, 7, 250};
+    load_start();
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        fixture_t *fx = make_with(2, 0, limits[i]);
+        ljs_script_t s = runaway_script(fx, "spin", "while true do " SPIN " end");
+        char expect[128];
+        snprintf(expect, sizeof expect, "spin.lua:4: call ran longer than LJS_SCRIPT_TIMEOUT_MS=%u ms",
+                 limits[i]);
+        check_stopped(fx, s, expect);
+        destroy(fx);
+    }
+    load_stop();
+}
+
+/* Calls of ~15 ms of CPU each take far longer than the 50 ms limit in wall
+ * time with the cores oversubscribed 4x; none may be stopped. */
+static void test_watchdog_preempted_calls_are_not_runaways(void **state)
+{
+    (void)state;
+    fixture_t *fx = make_with(2, 0, 50);
+    ljs_script_t s = load(fx, "slowish",
+                          "return { fields = { n = 0 }, update = function(self)\n"
+                          "  local x = 0\n"
+                          "  for i = 1, 6000000 do x = x + i end\n"
+                          "  self.n = self.n + 1\n"
+                          "end }\n");
+    for (int i = 0; i < 4; i++)
+        spawn_with(fx, s);
+    load_start();
+    for (int f = 0; f < 5; f++)
+        assert_int_equal(ljs_frame(fx->rt, 1.0 / 60), LJS_OK);
+    load_stop();
+    drain(fx);
+    if (fx->console_errors != 0)
+        fail_msg("a preempted call was stopped as a runaway:\n%s", fx->console);
+    ljs_stats_t st;
+    assert_int_equal(ljs_stats_get(fx->rt, &st), LJS_OK);
+    assert_int_equal(st.script_errors, 0);
+    assert_int_equal(st.updates, 20);
+    destroy(fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_watchdog_default_limit_stops_a_loop_under_cpu_load),
+        cmocka_unit_test(test_watchdog_every_timeout_setting_fires_under_cpu_load),
+        cmocka_unit_test(test_watchdog_preempted_calls_are_not_runaways),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
