@@ -389,14 +389,6 @@ static int api_frame(lua_State *L)
     return 1;
 }
 
-static int env_guard(lua_State *L)
-{
-    return luaL_error(L,
-                      "assignment to undeclared global '%s': script state belongs in fields (self.x); "
-                      "globals are per worker thread",
-                      lua_tostring(L, 2));
-}
-
 int ljs__api_open(lua_State *L)
 {
     static const luaL_Reg plain[] = {
@@ -426,10 +418,5 @@ int ljs__api_open(lua_State *L)
     /* Modules loaded in this state, by path (require.c). */
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "ljs.modules");
-    /* The metatable put on script environments once their chunk has run. */
-    lua_newtable(L);
-    lua_pushcfunction(L, env_guard);
-    lua_setfield(L, -2, "__newindex");
-    lua_setfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "runtime/scripts/require.h"
 
 #include "runtime/error.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
@@ -167,6 +168,12 @@ static int api_require(lua_State *L)
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
+    } else if (lua_istable(L, -1)) {
+        /* Every script of this worker shares the value: read-only, deeply. */
+        char what[MAX_MODULE_NAME + 16];
+        snprintf(what, sizeof what, "module '%s'", name);
+        ljs__state_push_frozen_deep(L, -1, what);
+        lua_remove(L, -2);
     }
     lua_pushvalue(L, -1);
     lua_setfield(L, modules, path);
@@ -176,17 +183,10 @@ static int api_require(lua_State *L)
 
 void ljs__require_run_chunk(lua_State *L, const char *root)
 {
-    /* The environment: a fresh copy of the sandbox globals, so scripts and
-     * modules never see each other's globals. */
-    lua_newtable(L);
-    lua_pushglobaltable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -5);
-    }
-    lua_pop(L, 1);
+    /* The environment: the script's own globals over pristine, read-only
+     * libraries (state.c), so scripts and modules never see each other's
+     * globals or changes. */
+    ljs__state_env_push(L);
     lua_pushstring(L, root);
     lua_pushcclosure(L, api_require, 1);
     lua_setfield(L, -2, "require");
@@ -194,10 +194,7 @@ void ljs__require_run_chunk(lua_State *L, const char *root)
     lua_insert(L, -3); /* env, chunk, env */
     lua_setupvalue(L, -2, 1);
     lua_call(L, 0, 1);
-    /* From now on a new global is a mistake: state belongs in fields. */
-    lua_pushvalue(L, -2);
-    lua_getfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
+    /* From now on a global assignment is a mistake: state belongs in fields. */
+    ljs__state_env_seal(L, -2);
     lua_remove(L, -2); /* env */
 }
