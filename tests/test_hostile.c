@@ -1,0 +1,297 @@
+/* test_hostile.c - the hostile-script corpus: one case per attack class a
+ * modder could try on the host (issue 13). Every case runs with 1, 2 and 4
+ * workers and asserts the same things:
+ * - the process lives and every ljs_frame returns LJS_OK;
+ * - the error is clear and names the attacking file (with :line where
+ *   there is one);
+ * - bystander entities (another script, loaded after the attacker) keep
+ *   every field intact and see pristine libraries and their own globals;
+ * - the world digest does not depend on the worker count. */
+#include "tests/support.h"
+
+#include <ljs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FRAMES 6
+#define NENT 8
+
+typedef struct attack_s {
+    const char *name;   /* test label */
+    const char *src;    /* the attacking script, loaded first as attacker.lua */
+    const char *expect; /* text the console (or the load error) must hold */
+    int load_fails;     /* the attacker itself must be refused at load */
+    const char *module; /* optional lib.lua next to it */
+} attack_t;
+
+/* The bystander checks, every frame, that the libraries and its globals
+ * are what Lua gives: one wrong answer and `ok` turns false for good. */
+static const char *bystander_src =
+    "local mine = 42\n"
+    "helper_global = 7\n"
+    "return {\n"
+    "  fields = { n = 0, ok = true, acc = 0.0 },\n"
+    "  update = function(self, dt)\n"
+    "    local good = string.upper('a') == 'A' and math.floor(1.5) == 1 and ('x'):rep(3) == 'xxx'\n"
+    "      and type(print) == 'function' and type(pairs) == 'function' and table.concat({1, 2}, ',') == '1,2'\n"
+    "      and helper_global == 7 and rawget(_ENV, 'x') == nil and x == nil and pwned == nil\n"
+    "      and getmetatable('') == false and utf8.char(65) == 'A' and mine == 42\n"
+    "      and select('#', string.find('abc', 'b')) == 2 and coroutine.wrap(function() return 1 end)() == 1\n"
+    "    self.ok = self.ok and good\n"
+    "    self.n = self.n + 1\n"
+    "    self.acc = self.acc + self.n * 0.5\n"
+    "  end,\n"
+    "}\n";
+
+typedef struct run_s {
+    char console[32768];
+    uint64_t digest;
+} run_t;
+
+static void on_line(void *ud, const ljs_log_line_t *line)
+{
+    run_t *r = ud;
+    size_t n = strlen(r->console);
+    snprintf(r->console + n, sizeof r->console - n, "[%s] %s\n", line->script, line->text);
+}
+
+static void put(const char *dir, const char *name, const char *src)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ljs_test_write(path, src);
+}
+
+static void run_attack(const attack_t *a, unsigned workers, run_t *r)
+{
+    char dir[64] = "/tmp/ljs-hostile-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = workers;
+    cfg.batch = 2;
+    cfg.state_mem_mb = 64;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    memset(r, 0, sizeof *r);
+    put(dir, "attacker.lua", a->src);
+    if (a->module != NULL)
+        put(dir, "lib.lua", a->module);
+    put(dir, "bystander.lua", bystander_src);
+    ljs_script_t sa = {0}, sb;
+    snprintf(path, sizeof path, "%s/attacker.lua", dir);
+    int rc = ljs_script_load(rt, path, &sa);
+    if (a->load_fails) {
+        assert_int_not_equal(rc, LJS_OK);
+        snprintf(r->console, sizeof r->console, "%s\n", ljs_last_error());
+    } else if (rc != LJS_OK) {
+        fail_msg("%s: attacker refused: %s", a->name, ljs_last_error());
+    }
+    snprintf(path, sizeof path, "%s/bystander.lua", dir);
+    if (ljs_script_load(rt, path, &sb) != LJS_OK)
+        fail_msg("%s: bystander refused: %s", a->name, ljs_last_error());
+    ljs_entity_t by[NENT];
+    for (int i = 0; i < NENT; i++) {
+        ljs_entity_t e;
+        if (rc == LJS_OK) {
+            assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);
+            assert_int_equal(ljs_script_attach(rt, e, sa), LJS_OK);
+        }
+        assert_int_equal(ljs_entity_create(rt, &by[i]), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, by[i], sb), LJS_OK);
+    }
+    for (int f = 0; f < FRAMES; f++)
+        assert_int_equal(ljs_frame(rt, 1.0 / 60), LJS_OK);
+    ljs_console_drain(rt, on_line, r);
+    for (int i = 0; i < NENT; i++) {
+        int64_t n = -1;
+        int ok = 0;
+        assert_int_equal(ljs_field_get_integer(rt, by[i], "n", &n), LJS_OK);
+        assert_int_equal(ljs_field_get_boolean(rt, by[i], "ok", &ok), LJS_OK);
+        if (n != FRAMES || !ok)
+            fail_msg("%s (%u workers): bystander %d has n=%lld ok=%d\n%s", a->name, workers, i, (long long)n, ok,
+                     r->console);
+    }
+    if (strstr(r->console, a->expect) == NULL)
+        fail_msg("%s (%u workers): '%s' not in:\n%s", a->name, workers, a->expect, r->console);
+    if (a->expect[0] != '[' && strstr(r->console, "attacker.lua") == NULL)
+        fail_msg("%s (%u workers): the error does not name the file:\n%s", a->name, workers, r->console);
+    r->digest = ljs_world_digest(rt);
+    ljs_runtime_destroy(rt);
+    ljs_test_rmtree(dir);
+}
+
+static void run_corpus(const attack_t *cases, size_t n)
+{
+    static const unsigned counts[] = {1, 2, 4};
+    static run_t r;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d1 = 0;
+        for (size_t k = 0; k < 3; k++) {
+            run_attack(&cases[i], counts[k], &r);
+            if (k == 0)
+                d1 = r.digest;
+            else if (r.digest != d1)
+                fail_msg("%s: digest with %u workers differs from 1 worker", cases[i].name, counts[k]);
+        }
+    }
+}
+
+/* Runs every frame in update: the attacker also counts, so a call that
+ * raised must have changed nothing. */
+#define UPDATE(body)                                                                                               \
+    "return { fields = { m = 0 }, update = function(self)\n" body "\n self.m = self.m + 1 end }\n"
+
+/* ---- library and global poisoning ---------------------------------------------- */
+
+static void test_hostile_library_and_global_poisoning_is_refused(void **state)
+{
+    (void)state;
+    static const attack_t cases[] = {
+        {"assign string.upper", UPDATE("string.upper = function() return 'pwned' end"), "cannot assign 'upper'", 0,
+         NULL},
+        {"assign math.floor", UPDATE("math.floor = nil"), "cannot assign 'floor' in math", 0, NULL},
+        {"string metatable", UPDATE("getmetatable('').__index.rep = nil"), "attacker.lua:2", 0, NULL},
+        {"env metatable", UPDATE("getmetatable(_ENV).__index = {}"), "attacker.lua:2", 0, NULL},
+        {"setmetatable env", UPDATE("setmetatable(_ENV, nil)"), "protected metatable", 0, NULL},
+        {"rawset env", UPDATE("rawset(_ENV, 'x', 1)"), "rawset: the table is read-only", 0, NULL},
+        {"rawset library", UPDATE("rawset(string, 'upper', print)"), "rawset: the table is read-only", 0, NULL},
+        {"pairs hands out the library",
+         UPDATE("local _, t = pairs(table); local it = pairs(table); local k, v = it(t, nil); t.concat = nil"),
+         "cannot assign 'concat' in table", 0, NULL},
+        {"global via load", UPDATE("load('pwned = 1; string = nil')()"), "the global table", 0, NULL},
+        {"runtime global write", "x = 0\n" UPDATE("x = x + 1"), "assignment to global 'x' after the script loaded", 0,
+         NULL},
+        {"load-time _G writes stay own",
+         "_G.string = { upper = function() return 'pwned' end }\n_G.pairs = nil\npwned = true\n"
+         "rawset(_G, 'x', 1)\n" UPDATE(""),
+         "rawset: the table is read-only", 1, NULL},
+        {"load-time _G writes do not leak",
+         "_G.string = { upper = function() return 'pwned' end }\n_G.pairs = nil\npwned = true\n"
+         "assert(string.upper('a') == 'pwned')\n" UPDATE("log(string.upper('q'))"),
+         "[attacker] pwned", 0, NULL},
+        {"load-time library write", "math.floor = nil\n" UPDATE(""), "cannot assign 'floor' in math", 1, NULL},
+        {"module table", "local L = require('lib')\n" UPDATE("L.speed = 99"), "in module 'lib'", 0,
+         "return { speed = 1, nested = { k = 1 } }\n"},
+        {"nested module table", "local L = require('lib')\n" UPDATE("L.nested.k = 99"), "in module 'lib'", 0,
+         "return { speed = 1, nested = { k = 1 } }\n"},
+        {"module pairs", "local L = require('lib')\n" UPDATE("for k, v in pairs(L) do if type(v) == 'table' then "
+                                                             "v.k = 2 end end"),
+         "in module 'lib'", 0, "return { speed = 1, nested = { k = 1 } }\n"},
+    };
+    run_corpus(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* ---- the widest script ---------------------------------------------------------- */
+
+#define MAXF 120 /* LJS__MAX_SCRIPT_FIELDS, documented in the README */
+
+/* A script with `nf` number fields f0..f(nf-1); `fast` picks the form. Each
+ * update adds 1 to every field; the handler on_bump adds 100 to each. */
+static char *wide_src(int nf, int fast)
+{
+    size_t cap = (size_t)nf * 160 + 1024, n = 0;
+    char *src = malloc(cap);
+    assert_non_null(src);
+    n += (size_t)snprintf(src + n, cap - n, "return {\n fields = {");
+    for (int i = 0; i < nf; i++)
+        n += (size_t)snprintf(src + n, cap - n, " f%d = %d.5,", i, i);
+    n += (size_t)snprintf(src + n, cap - n, " },\n");
+    if (fast) {
+        n += (size_t)snprintf(src + n, cap - n, " reads = {");
+        for (int i = 0; i < nf; i++)
+            n += (size_t)snprintf(src + n, cap - n, " 'f%d',", i);
+        n += (size_t)snprintf(src + n, cap - n, " }, writes = {");
+        for (int i = 0; i < nf; i++)
+            n += (size_t)snprintf(src + n, cap - n, " 'f%d',", i);
+        n += (size_t)snprintf(src + n, cap - n,
+                              " },\n update = function(e, dt, ...)\n"
+                              "  local t = { ... }\n  for i = 1, #t do t[i] = t[i] + 1 end\n"
+                              "  return table.unpack(t)\n end,\n");
+    } else {
+        n += (size_t)snprintf(src + n, cap - n,
+                              " update = function(self, dt)\n  for i = 0, %d do local k = 'f' .. i; "
+                              "self[k] = self[k] + 1 end\n end,\n",
+                              nf - 1);
+    }
+    n += (size_t)snprintf(src + n, cap - n,
+                          " on_bump = function(self, ev)\n  for i = 0, %d do local k = 'f' .. i; "
+                          "self[k] = self[k] + 100 end\n end,\n"
+                          " on_reload = function(self) self.f0 = self.f0 + 1000 end,\n}\n",
+                          nf - 1);
+    return src;
+}
+
+static void check_wide(int fast, unsigned workers)
+{
+    char dir[64] = "/tmp/ljs-wide-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = workers;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    /* One past the limit: a clear load error naming the limit. */
+    char *src = wide_src(MAXF + 1, fast);
+    snprintf(path, sizeof path, "%s/toowide.lua", dir);
+    ljs_test_write(path, src);
+    free(src);
+    ljs_script_t s;
+    assert_int_equal(ljs_script_load(rt, path, &s), LJS_ESCRIPT);
+    if (strstr(ljs_last_error(), "121 fields (at most 120 per script)") == NULL)
+        fail_msg("unclear error: %s", ljs_last_error());
+    /* At the limit: every form runs and keeps every field. */
+    src = wide_src(MAXF, fast);
+    snprintf(path, sizeof path, "%s/wide.lua", dir);
+    ljs_test_write(path, src);
+    free(src);
+    if (ljs_script_load(rt, path, &s) != LJS_OK)
+        fail_msg("%s", ljs_last_error());
+    ljs_entity_t e[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ljs_entity_create(rt, &e[i]), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, e[i], s), LJS_OK);
+    }
+    for (int f = 0; f < 3; f++)
+        assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    assert_int_equal(ljs_send(rt, e[1], "bump", NULL, 0), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK); /* update + event */
+    src = wide_src(MAXF, fast);
+    ljs_test_write(path, src);
+    free(src);
+    assert_int_equal(ljs_script_reload(rt, s), LJS_OK);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < MAXF; k++) {
+            char name[16];
+            double v = -1;
+            snprintf(name, sizeof name, "f%d", k);
+            assert_int_equal(ljs_field_get_number(rt, e[i], name, &v), LJS_OK);
+            double want = k + 0.5 + 4 + (i == 1 ? 100 : 0) + (k == 0 ? 1000 : 0);
+            if (v != want)
+                fail_msg("fast=%d workers=%u entity %d field %s = %g, want %g", fast, workers, i, name, v, want);
+        }
+    ljs_runtime_destroy(rt);
+    ljs_test_rmtree(dir);
+}
+
+static void test_hostile_widest_script_runs_in_both_forms_and_one_more_field_is_refused(void **state)
+{
+    (void)state;
+    static const unsigned counts[] = {1, 2, 4};
+    for (int fast = 0; fast <= 1; fast++)
+        for (size_t k = 0; k < 3; k++)
+            check_wide(fast, counts[k]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hostile_library_and_global_poisoning_is_refused),
+        cmocka_unit_test(test_hostile_widest_script_runs_in_both_forms_and_one_more_field_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
