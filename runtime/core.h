@@ -86,6 +86,10 @@ struct ljs_runtime_s {
     ljs__qcache_t queries;
     ljs__posts_t *posts;         /* tag changes posted by any thread */
     ljs__qentry_t query_scratch; /* ljs_query's result with the cache off */
+    /* Query views (api.c) point into the query cache: they are valid only
+     * until this changes. The owner bumps it, outside phases, whenever the
+     * cache may change or a frame ends. */
+    uint64_t view_epoch;
     uint64_t reloads, reload_errors;
     ljs__script_t *scripts;
     uint32_t nscripts; /* slots, used or free */

@@ -279,6 +279,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__world_commit(&rt->world, rt->sched);
     ljs__gc_idle_open(rt, 0);
     rt->in_frame = 0;
+    rt->view_epoch++; /* query views die with their frame */
     t[4] = ljs__now_ns();
     apply_commands(rt);
     ljs__script_unload_idle(rt);

@@ -112,8 +112,8 @@ static void run_attack(const attack_t *a, unsigned workers, run_t *r)
         assert_int_equal(ljs_field_get_integer(rt, by[i], "n", &n), LJS_OK);
         assert_int_equal(ljs_field_get_boolean(rt, by[i], "ok", &ok), LJS_OK);
         if (n != FRAMES || !ok)
-            fail_msg("%s (%u workers): bystander %d has n=%lld ok=%d\n%s", a->name, workers, i, (long long)n, ok,
-                     r->console);
+            fail_msg("%s (%u workers): bystander %d has n=%lld ok=%d\n%s", a->name, workers, i, (long long)n,
+                     ok, r->console);
     }
     if (strstr(r->console, a->expect) == NULL)
         fail_msg("%s (%u workers): '%s' not in:\n%s", a->name, workers, a->expect, r->console);
@@ -142,7 +142,7 @@ static void run_corpus(const attack_t *cases, size_t n)
 
 /* Runs every frame in update: the attacker also counts, so a call that
  * raised must have changed nothing. */
-#define UPDATE(body)                                                                                               \
+#define UPDATE(body) \
     "return { fields = { m = 0 }, update = function(self)\n" body "\n self.m = self.m + 1 end }\n"
 
 /* ---- library and global poisoning ---------------------------------------------- */
@@ -151,20 +151,22 @@ static void test_hostile_library_and_global_poisoning_is_refused(void **state)
 {
     (void)state;
     static const attack_t cases[] = {
-        {"assign string.upper", UPDATE("string.upper = function() return 'pwned' end"), "cannot assign 'upper'", 0,
-         NULL},
+        {"assign string.upper", UPDATE("string.upper = function() return 'pwned' end"),
+         "cannot assign 'upper'", 0, NULL},
         {"assign math.floor", UPDATE("math.floor = nil"), "cannot assign 'floor' in math", 0, NULL},
         {"string metatable", UPDATE("getmetatable('').__index.rep = nil"), "attacker.lua:2", 0, NULL},
         {"env metatable", UPDATE("getmetatable(_ENV).__index = {}"), "attacker.lua:2", 0, NULL},
         {"setmetatable env", UPDATE("setmetatable(_ENV, nil)"), "protected metatable", 0, NULL},
         {"rawset env", UPDATE("rawset(_ENV, 'x', 1)"), "rawset: the table is read-only", 0, NULL},
-        {"rawset library", UPDATE("rawset(string, 'upper', print)"), "rawset: the table is read-only", 0, NULL},
+        {"rawset library", UPDATE("rawset(string, 'upper', print)"), "rawset: the table is read-only", 0,
+         NULL},
         {"pairs hands out the library",
-         UPDATE("local _, t = pairs(table); local it = pairs(table); local k, v = it(t, nil); t.concat = nil"),
+         UPDATE(
+             "local _, t = pairs(table); local it = pairs(table); local k, v = it(t, nil); t.concat = nil"),
          "cannot assign 'concat' in table", 0, NULL},
         {"global via load", UPDATE("load('pwned = 1; string = nil')()"), "the global table", 0, NULL},
-        {"runtime global write", "x = 0\n" UPDATE("x = x + 1"), "assignment to global 'x' after the script loaded", 0,
-         NULL},
+        {"runtime global write", "x = 0\n" UPDATE("x = x + 1"),
+         "assignment to global 'x' after the script loaded", 0, NULL},
         {"load-time _G writes stay own",
          "_G.string = { upper = function() return 'pwned' end }\n_G.pairs = nil\npwned = true\n"
          "rawset(_G, 'x', 1)\n" UPDATE(""),
@@ -173,16 +175,112 @@ static void test_hostile_library_and_global_poisoning_is_refused(void **state)
          "_G.string = { upper = function() return 'pwned' end }\n_G.pairs = nil\npwned = true\n"
          "assert(string.upper('a') == 'pwned')\n" UPDATE("log(string.upper('q'))"),
          "[attacker] pwned", 0, NULL},
-        {"load-time library write", "math.floor = nil\n" UPDATE(""), "cannot assign 'floor' in math", 1, NULL},
+        {"load-time library write", "math.floor = nil\n" UPDATE(""), "cannot assign 'floor' in math", 1,
+         NULL},
         {"module table", "local L = require('lib')\n" UPDATE("L.speed = 99"), "in module 'lib'", 0,
          "return { speed = 1, nested = { k = 1 } }\n"},
         {"nested module table", "local L = require('lib')\n" UPDATE("L.nested.k = 99"), "in module 'lib'", 0,
          "return { speed = 1, nested = { k = 1 } }\n"},
-        {"module pairs", "local L = require('lib')\n" UPDATE("for k, v in pairs(L) do if type(v) == 'table' then "
-                                                             "v.k = 2 end end"),
+        {"module pairs",
+         "local L = require('lib')\n" UPDATE("for k, v in pairs(L) do if type(v) == 'table' then "
+                                             "v.k = 2 end end"),
          "in module 'lib'", 0, "return { speed = 1, nested = { k = 1 } }\n"},
     };
     run_corpus(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* ---- strings with NUL bytes, script output ----------------------------------- */
+
+static void test_hostile_strings_with_nul_bytes_are_refused_or_carried_whole(void **state)
+{
+    (void)state;
+    static const attack_t cases[] = {
+        {"spawn name", UPDATE("spawn('bystander\\0evil', {})"), "spawn: bad name", 0, NULL},
+        {"spawn empty name", UPDATE("spawn('', {})"), "spawn: bad name", 0, NULL},
+        {"send name", UPDATE("send(self.id, 'hit\\0me')"), "send: bad name", 0, NULL},
+        {"get field", UPDATE("local v = get(self.id, 'm\\0x')"), "field: bad name", 0, NULL},
+        {"set field", UPDATE("set(self.id, 'm\\0x', 1)"), "set: bad name", 0, NULL},
+        {"query tag", UPDATE("local q = query('a\\0b')"), "query: bad name", 0, NULL},
+        {"query table tag", UPDATE("local q = query({ all = { 'a\\0b' } })"), "query: bad name", 0, NULL},
+        {"require name", "local L = require('lib\\0x')\n" UPDATE(""), "require: bad module name", 1,
+         "return {}\n"},
+        {"log carries NULs visibly", UPDATE("log('a\\0b')"), "[attacker] a\\0b", 0, NULL},
+        {"field name with NUL", "return { fields = { ['a\\0b'] = 1 } }\n", "contains a NUL byte", 1, NULL},
+        {"tag with NUL", "return { tags = { 'a\\0b' } }\n", "without NUL bytes", 1, NULL},
+        {"handler with NUL", "return { ['on_a\\0b'] = function() end }\n", "without NUL bytes", 1, NULL},
+        {"handler not a function", "return { on_hit = 5 }\n", "handler 'on_hit' must be a function", 1, NULL},
+        {"keyword field", "return { fields = { ['end'] = 1 } }\n", "Lua's keywords", 1, NULL},
+    };
+    run_corpus(cases, sizeof cases / sizeof cases[0]);
+}
+
+static void test_hostile_print_and_warn_go_to_the_console(void **state)
+{
+    (void)state;
+    static const attack_t cases[] = {
+        {"print", UPDATE("print('hello', 1, nil)"), "[attacker] hello\t1\tnil", 0, NULL},
+        {"warn", UPDATE("warn('care', 'ful')"), "[attacker] careful", 0, NULL},
+    };
+    run_corpus(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* ---- stale views ------------------------------------------------------------------- */
+
+static void test_hostile_stale_query_views_raise_instead_of_reading_freed_memory(void **state)
+{
+    (void)state;
+    static const attack_t cases[] = {
+        {"view kept from load", "local q = query('mover')\n" UPDATE("local x = q[1]"),
+         "used after that frame's phases ended", 0, NULL},
+        {"view length kept from load", "local q = query({ all = { 'mover' } })\n" UPDATE("local n = #q"),
+         "used after that frame's phases ended", 0, NULL},
+    };
+    run_corpus(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* A view kept by a script (an upvalue here) across a host ljs_query (the
+ * cache may evict and reallocate) and across a frame: both reads raise. */
+static void test_hostile_stale_view_after_host_query_raises(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/ljs-view-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 1;
+    cfg.query_cache = 1;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    snprintf(path, sizeof path, "%s/keeper.lua", dir);
+    ljs_test_write(path, "local kept\nreturn { fields = { n = 0 }, tags = { 't' },\n"
+                         "  update = function(self)\n"
+                         "    if kept == nil then kept = query('t') else local x = kept[1] end\n"
+                         "    self.n = self.n + 1 end }\n");
+    ljs_script_t s;
+    assert_int_equal(ljs_script_load(rt, path, &s), LJS_OK);
+    ljs_entity_t e;
+    assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);
+    assert_int_equal(ljs_script_attach(rt, e, s), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    for (int i = 0; i < 40; i++) { /* churn the host cache: evictions */
+        char tag[8];
+        snprintf(tag, sizeof tag, "h%d", i);
+        const char *all[] = {tag};
+        ljs_query_t q = {all, 1, NULL, 0};
+        const ljs_entity_t *ids;
+        size_t n;
+        (void)ljs_query(rt, &q, &ids, &n);
+    }
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    ljs_stats_t st;
+    assert_int_equal(ljs_stats_get(rt, &st), LJS_OK);
+    assert_true(st.script_errors >= 1);
+    int64_t n = 0;
+    assert_int_equal(ljs_field_get_integer(rt, e, "n", &n), LJS_OK);
+    assert_int_equal(n, 1); /* the second call raised and changed nothing */
+    ljs_runtime_destroy(rt);
+    ljs_test_rmtree(dir);
 }
 
 /* ---- the widest script ---------------------------------------------------------- */
@@ -272,7 +370,8 @@ static void check_wide(int fast, unsigned workers)
             assert_int_equal(ljs_field_get_number(rt, e[i], name, &v), LJS_OK);
             double want = k + 0.5 + 4 + (i == 1 ? 100 : 0) + (k == 0 ? 1000 : 0);
             if (v != want)
-                fail_msg("fast=%d workers=%u entity %d field %s = %g, want %g", fast, workers, i, name, v, want);
+                fail_msg("fast=%d workers=%u entity %d field %s = %g, want %g", fast, workers, i, name, v,
+                         want);
         }
     ljs_runtime_destroy(rt);
     ljs_test_rmtree(dir);
@@ -292,6 +391,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_library_and_global_poisoning_is_refused),
         cmocka_unit_test(test_hostile_widest_script_runs_in_both_forms_and_one_more_field_is_refused),
+        cmocka_unit_test(test_hostile_strings_with_nul_bytes_are_refused_or_carried_whole),
+        cmocka_unit_test(test_hostile_print_and_warn_go_to_the_console),
+        cmocka_unit_test(test_hostile_stale_query_views_raise_instead_of_reading_freed_memory),
+        cmocka_unit_test(test_hostile_stale_view_after_host_query_raises),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

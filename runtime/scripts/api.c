@@ -12,6 +12,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A name argument (field, tag, script, event): a non-empty string without
+ * NUL bytes, since C looks it up by its bytes up to the first NUL and
+ * "a\0b" would silently mean "a". Lua: may raise. */
+static const char *check_name(lua_State *L, int arg, const char *fn, size_t *len)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, arg, &n);
+    if (n == 0 || memchr(s, 0, n) != NULL)
+        luaL_error(L, "%s: bad name (argument %d must be a non-empty string without NUL bytes)", fn, arg);
+    if (len != NULL)
+        *len = n;
+    return s;
+}
+
 static ljs__worker_t *in_call(lua_State *L, const char *fn)
 {
     ljs__worker_t *w = ljs__worker_of(L);
@@ -36,7 +50,7 @@ static int64_t entity_arg(lua_State *L, ljs__world_t *world, int arg)
 
 static int field_arg(lua_State *L, ljs__world_t *world, int arg)
 {
-    const char *name = luaL_checkstring(L, arg);
+    const char *name = check_name(L, arg, "field", NULL);
     /* A per-state name -> id table turns the lookup into one interned-string
      * hash probe instead of strcmp over every field. */
     lua_pushvalue(L, arg);
@@ -132,7 +146,7 @@ static int api_set(lua_State *L)
     ljs__worker_t *w = in_call(L, "set");
     ljs__world_t *world = &w->rt->world;
     int64_t slot = entity_arg(L, world, 1);
-    const char *name = luaL_checkstring(L, 2);
+    const char *name = check_name(L, 2, "set", NULL);
     int f = field_arg(L, world, 2);
     luaL_checkany(L, 3);
     if (slot != (int64_t)w->cur_slot)
@@ -180,9 +194,7 @@ static int api_send(lua_State *L)
     ljs__worker_t *w = in_call(L, "send");
     lua_Integer target = luaL_checkinteger(L, 1);
     size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    if (len == 0 || memchr(name, 0, len) != NULL)
-        return luaL_error(L, "send: bad event name");
+    const char *name = check_name(L, 2, "send", &len);
     lua_settop(L, 3);
     push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
     return 0;
@@ -193,7 +205,7 @@ static int api_spawn(lua_State *L)
 {
     ljs__worker_t *w = in_call(L, "spawn");
     size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
+    const char *name = check_name(L, 1, "spawn", &len);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
@@ -218,16 +230,21 @@ typedef struct qview_s {
     const uint64_t *ids;
     uint32_t n;
     uint64_t frame;
+    uint64_t epoch; /* rt->view_epoch when made: `ids` is valid while it holds */
     uint64_t data[];
 } qview_t;
 
+/* A view kept past its frame (in a global, a module, a library table...)
+ * would read cache memory that has moved: refuse it, every time. */
 static const qview_t *check_view(lua_State *L)
 {
     const qview_t *v = luaL_checkudata(L, 1, "ljs.query");
-    uint64_t frame = ljs__worker_of(L)->rt->frame;
-    if (v->frame != frame)
-        luaL_error(L, "a query result from frame %d used in frame %d: query again each frame", (int)v->frame,
-                   (int)frame);
+    const ljs_runtime_t *rt = ljs__worker_of(L)->rt;
+    if (v->epoch != rt->view_epoch)
+        luaL_error(L,
+                   "a query result from frame %d used after that frame's phases ended (now frame %d): query "
+                   "again in each call",
+                   (int)v->frame, (int)rt->frame);
     return v;
 }
 
@@ -254,7 +271,7 @@ static int add_tags(lua_State *L, ljs__world_t *world, int idx, uint64_t *mask, 
     lua_Integer n = luaL_len(L, idx);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, i);
-        int bit = ljs__world_tag_bit(world, luaL_checkstring(L, -1), 0);
+        int bit = ljs__world_tag_bit(world, check_name(L, -1, "query", NULL), 0);
         lua_pop(L, 1);
         if (bit >= 0)
             *mask |= 1ull << bit;
@@ -281,9 +298,9 @@ static int api_query(lua_State *L)
         lua_settop(L, 1);
     } else {
         int n = lua_gettop(L);
-        luaL_checkstring(L, 1);
+        check_name(L, 1, "query", NULL);
         for (int i = 1; i <= n && possible; i++) {
-            int bit = ljs__world_tag_bit(world, luaL_checkstring(L, i), 0);
+            int bit = ljs__world_tag_bit(world, check_name(L, i, "query", NULL), 0);
             if (bit < 0)
                 possible = 0; /* an unknown tag matches nothing */
             else
@@ -321,8 +338,29 @@ static int api_query(lua_State *L)
         }
     }
     v->frame = rt->frame;
+    v->epoch = rt->view_epoch;
     luaL_setmetatable(L, "ljs.query");
     return 1;
+}
+
+/* The string at idx with NUL bytes shown as "\\0" (the console holds C
+ * strings: a NUL would cut the line short). Lua: may raise. */
+static const char *visible(lua_State *L, int idx)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (memchr(s, 0, n) == NULL)
+        return s;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0')
+            luaL_addstring(&b, "\\0");
+        else
+            luaL_addchar(&b, s[i]);
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
 }
 
 /* log(...) -> console, tagged with script and entity. */
@@ -340,8 +378,44 @@ static int api_log(lua_State *L)
     }
     luaL_pushresult(&b);
     const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
-    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s",
-                     lua_tostring(L, -1));
+    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    return 0;
+}
+
+/* print(...) and warn(...) go to the console like log(), never to the
+ * process's stdout or stderr: the host decides where script output goes.
+ * print separates its values with tabs, as Lua's does; warn concatenates
+ * strings and drops Lua's "@on"/"@off" control messages. */
+static int api_print(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+        if (i < n)
+            luaL_addchar(&b, '\t');
+    }
+    luaL_pushresult(&b);
+    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
+    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    return 0;
+}
+
+static int api_warn(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    int n = lua_gettop(L);
+    luaL_checkstring(L, 1);
+    for (int i = 2; i <= n; i++)
+        luaL_checkstring(L, i);
+    if (n == 1 && lua_tostring(L, 1)[0] == '@')
+        return 0; /* control message */
+    lua_concat(L, n);
+    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
+    ljs__console_log(&w->rt->console, LJS_LOG_WARN, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
     return 0;
 }
 
@@ -393,7 +467,8 @@ int ljs__api_open(lua_State *L)
 {
     static const luaL_Reg plain[] = {
         {"send", api_send}, {"spawn", api_spawn}, {"destroy", api_destroy}, {"query", api_query},
-        {"log", api_log},   {"rand", api_rand},   {"frame", api_frame},     {NULL, NULL},
+        {"log", api_log},   {"rand", api_rand},   {"frame", api_frame},     {"print", api_print},
+        {"warn", api_warn}, {NULL, NULL},
     };
     lua_pushglobaltable(L);
     luaL_setfuncs(L, plain, 0);

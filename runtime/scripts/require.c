@@ -136,8 +136,11 @@ static int load_and_run(lua_State *L)
 static int api_require(lua_State *L)
 {
     ljs__worker_t *w = ljs__worker_of(L);
-    const char *name = luaL_checkstring(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
     const char *root = lua_tostring(L, lua_upvalueindex(1));
+    if (strlen(name) != len)
+        return luaL_error(L, "require: bad module name (it contains a NUL byte)");
     char rel[MAX_MODULE_NAME + 8], path[1024];
     if (!module_rel_path(name, rel, sizeof rel))
         return luaL_error(

@@ -36,9 +36,9 @@ typedef struct load_ctx_s {
  * `self.end`, and would break the generated wrapper. */
 static int is_keyword(const char *s)
 {
-    static const char *const kw[] = {"and",   "break", "do",   "else", "elseif", "end",    "false",
-                                     "for",   "function", "goto", "if",   "in",     "local",  "nil",
-                                     "not",   "or",    "repeat", "return", "then", "true", "until", "while"};
+    static const char *const kw[] = {"and",      "break",  "do",   "else", "elseif", "end",  "false", "for",
+                                     "function", "goto",   "if",   "in",   "local",  "nil",  "not",   "or",
+                                     "repeat",   "return", "then", "true", "until",  "while"};
     for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
         if (!strcmp(s, kw[i]))
             return 1;
@@ -217,8 +217,8 @@ static int is_handler(lua_State *L, const ljs__script_t *s)
     if (len < 3 || strncmp(k, "on_", 3) != 0 || !strcmp(k, "on_reload"))
         return 0;
     if (len == 3 || strlen(k) != len)
-        luaL_error(L, "%s: handler name '%s' must be on_ followed by an event name without NUL bytes", s->path,
-                   k);
+        luaL_error(L, "%s: handler name '%s' must be on_ followed by an event name without NUL bytes",
+                   s->path, k);
     if (!lua_isfunction(L, -1))
         luaL_error(L, "%s: handler '%s' must be a function (got %s)", s->path, k, luaL_typename(L, -1));
     return 1;

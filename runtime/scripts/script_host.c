@@ -296,6 +296,7 @@ static void run_on_reload(ljs_runtime_t *rt, uint32_t id)
     if (rt->workers[0].inst[id].reload_ref == LUA_NOREF || s->nents == 0)
         return;
     ljs__phase_t ph = {rt, id, 0.0, NULL, NULL};
+    rt->view_epoch++; /* views kept from the last frame must not be read here */
     ljs__sched_parallel_for(rt->sched, s->nents, rt->cfg.batch, ljs__exec_reloads, &ph);
     ljs__world_commit(&rt->world, rt->sched);
 }
