@@ -45,6 +45,12 @@ typedef struct ljs__worker_s {
     uint32_t cur_slot;
     uint32_t cur_script;
     double dt;
+    /* set() writes of the call in progress, landed when it returns (api.c). */
+    struct {
+        uint32_t field;
+        ljs__value_t v;
+    } sets[32];
+    uint32_t nsets;
     uint32_t loading; /* worker 0: id of the script being loaded, else UINT32_MAX */
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;

@@ -283,6 +283,86 @@ static void test_hostile_stale_view_after_host_query_raises(void **state)
     ljs_test_rmtree(dir);
 }
 
+/* ---- set() ------------------------------------------------------------------------ */
+
+/* set() writes a field the call does not return (another script's field on
+ * the same entity); it lands when the call returns, and a call that raises
+ * drops it. Setting a field the call returns is refused. Both forms and
+ * handlers. */
+static void check_set(const char *a_src, unsigned workers)
+{
+    char dir[64] = "/tmp/ljs-set-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = workers;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_script_t sa, sb;
+    snprintf(path, sizeof path, "%s/a.lua", dir);
+    ljs_test_write(path, a_src);
+    if (ljs_script_load(rt, path, &sa) != LJS_OK)
+        fail_msg("%s", ljs_last_error());
+    snprintf(path, sizeof path, "%s/b.lua", dir);
+    ljs_test_write(path, "return { fields = { b = 0 } }\n");
+    assert_int_equal(ljs_script_load(rt, path, &sb), LJS_OK);
+    ljs_entity_t e[6];
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ljs_entity_create(rt, &e[i]), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, e[i], sa), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, e[i], sb), LJS_OK);
+    }
+    for (int f = 0; f < 4; f++) {
+        for (int i = 0; i < 4 && f == 3; i++) /* the last frame's update raises; the handler still runs */
+            assert_int_equal(ljs_send(rt, e[i], "poke", NULL, 0), LJS_OK);
+        assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    }
+    for (int i = 0; i < 6; i++) {
+        int64_t a = -1, b = -1;
+        assert_int_equal(ljs_field_get_integer(rt, e[i], "a", &a), LJS_OK);
+        assert_int_equal(ljs_field_get_integer(rt, e[i], "b", &b), LJS_OK);
+        /* updates: a counts 1, 2, then raises at 3 (changing nothing), so
+         * a = 2 and b = 102; a poke handler adds 1000 to b via set(). */
+        int64_t want_b = 102 + (i < 4 ? 1000 : 0);
+        if (a != 2 || b != want_b)
+            fail_msg("workers %u entity %d: a=%lld b=%lld (want 2, %lld)", workers, i, (long long)a, (long long)b,
+                     (long long)want_b);
+    }
+    ljs_runtime_destroy(rt);
+    ljs_test_rmtree(dir);
+}
+
+static void test_hostile_set_lands_on_return_and_a_raising_call_changes_nothing(void **state)
+{
+    (void)state;
+    static const char *natural =
+        "return { fields = { a = 0 },\n"
+        "  update = function(self)\n"
+        "    local ok, err = pcall(set, self.id, 'a', 5)\n"
+        "    assert(not ok and err:find('is one this call returns'), err)\n"
+        "    self.a = self.a + 1\n"
+        "    set(self.id, 'b', 100 + self.a)\n"
+        "    if self.a >= 3 then error('boom') end\n"
+        "  end,\n"
+        "  on_poke = function(self) set(self.id, 'b', get(self.id, 'b') + 1000) end }\n";
+    static const char *fast =
+        "return { fields = { a = 0 }, reads = { 'a' }, writes = { 'a' },\n"
+        "  update = function(e, dt, a)\n"
+        "    local ok, err = pcall(set, e, 'a', 5)\n"
+        "    assert(not ok and err:find('is one this call returns'), err)\n"
+        "    set(e, 'b', 101 + a)\n"
+        "    if a + 1 >= 3 then error('boom') end\n"
+        "    return a + 1\n"
+        "  end,\n"
+        "  on_poke = function(self) set(self.id, 'b', get(self.id, 'b') + 1000) end }\n";
+    static const unsigned counts[] = {1, 2, 4};
+    for (size_t k = 0; k < 3; k++) {
+        check_set(natural, counts[k]);
+        check_set(fast, counts[k]);
+    }
+}
+
 /* ---- the widest script ---------------------------------------------------------- */
 
 #define MAXF 120 /* LJS__MAX_SCRIPT_FIELDS, documented in the README */
@@ -395,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_hostile_print_and_warn_go_to_the_console),
         cmocka_unit_test(test_hostile_stale_query_views_raise_instead_of_reading_freed_memory),
         cmocka_unit_test(test_hostile_stale_view_after_host_query_raises),
+        cmocka_unit_test(test_hostile_set_lands_on_return_and_a_raising_call_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

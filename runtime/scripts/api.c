@@ -94,14 +94,11 @@ static const char *type_name(ljs_type_t t)
     return t == LJS_TNUMBER ? "number" : t == LJS_TINTEGER ? "integer" : "boolean";
 }
 
-void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx, int nil_keeps,
-                          const char *script)
+/* The value at idx as field fd's type; raises naming the field. */
+static ljs__value_t to_value(lua_State *L, const ljs__field_t *fd, int idx, const char *script)
 {
-    ljs__field_t *fd = &w->fields[f];
     ljs__value_t v;
     int ok = 1;
-    if (nil_keeps && lua_isnil(L, idx))
-        return;
     switch (fd->type) {
     case LJS_TNUMBER:
         v.n = lua_tonumberx(L, idx, &ok);
@@ -119,10 +116,19 @@ void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t sl
     if (!ok)
         luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd->type),
                    lua_type(L, idx) == LUA_TNUMBER ? "a non-integral number" : luaL_typename(L, idx), "");
+    return v;
+}
+
+void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx, int nil_keeps,
+                          const char *script)
+{
+    if (nil_keeps && lua_isnil(L, idx))
+        return;
     /* Presence never changes during a frame (other workers read it without
      * locks): callers only store fields the entity holds. */
-    fd->work[slot] = v;
+    w->fields[f].work[slot] = to_value(L, &w->fields[f], idx, script);
 }
+
 
 /* get(e, field) -> value or nil */
 static int api_get(lua_State *L)
@@ -140,7 +146,10 @@ static int api_get(lua_State *L)
     return 1;
 }
 
-/* set(e, field, value): own entity only. */
+/* set(e, field, value): own entity only, a field the call does not return
+ * itself (another script's field). The write is held until the call
+ * returns without error (ljs__api_apply_sets), so a call that raises
+ * changes nothing and a returned `self` never overwrites it. */
 static int api_set(lua_State *L)
 {
     ljs__worker_t *w = in_call(L, "set");
@@ -158,9 +167,30 @@ static int api_set(lua_State *L)
         return luaL_error(L, "unknown field '%s' (declare it in a script's fields)", name);
     if (!world->fields[f].present[slot])
         return luaL_error(L, "entity has no field '%s' (attach a script that declares it)", name);
-    ljs__api_store_field(L, world, (uint32_t)f, (uint32_t)slot, 3, 0, w->rt->scripts[w->cur_script].name);
-    atomic_store_explicit(&world->fields[f].dirty, 1, memory_order_relaxed);
+    const ljs__script_t *sc = &w->rt->scripts[w->cur_script];
+    if (ljs__script_returns_field(sc, (uint32_t)f))
+        return luaL_error(L,
+                          "set: field '%s' is one this call returns (assign self.%s, or return it in the fast "
+                          "form): set() is for the entity's other fields",
+                          name, name);
+    ljs__value_t v = to_value(L, &world->fields[f], 3, sc->name);
+    if (w->nsets == sizeof w->sets / sizeof w->sets[0])
+        return luaL_error(L, "set: more than %d set() calls in one call", (int)(sizeof w->sets / sizeof w->sets[0]));
+    w->sets[w->nsets].field = (uint32_t)f;
+    w->sets[w->nsets].v = v;
+    w->nsets++;
     return 0;
+}
+
+void ljs__api_apply_sets(ljs__worker_t *w)
+{
+    ljs__world_t *world = &w->rt->world;
+    for (uint32_t i = 0; i < w->nsets; i++) {
+        ljs__field_t *fd = &world->fields[w->sets[i].field];
+        fd->work[w->cur_slot] = w->sets[i].v;
+        atomic_store_explicit(&fd->dirty, 1, memory_order_relaxed);
+    }
+    w->nsets = 0;
 }
 
 /* The calling entity's per-frame counters, reset on its first use in a

@@ -56,6 +56,7 @@ static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
 {
     w->cur_id = id;
     w->cur_slot = slot;
+    w->nsets = 0; /* a raised call's set() writes are dropped here */
     /* Relaxed: the watchdog only needs to see the value change. */
     atomic_store_explicit(&w->call_seq, atomic_load_explicit(&w->call_seq, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -114,6 +115,8 @@ static void store_results(lua_State *L, const batch_t *b, const uint32_t *ids, u
             ljs__api_store_field(L, world, ids[i], slot, base + (int)i, nil_keeps, b->s->path); /* raises */
     for (uint32_t i = 0; i < n; i++)
         world->fields[ids[i]].work[slot] = v[i];
+    if (b->w->nsets)
+        ljs__api_apply_sets(b->w);
     lua_settop(L, base - 1);
 }
 

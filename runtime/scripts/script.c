@@ -546,3 +546,13 @@ int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id)
             return 1;
     return 0;
 }
+
+int ljs__script_returns_field(const ljs__script_t *s, uint32_t f)
+{
+    const uint32_t *ids = s->fast ? s->writes : s->field_ids;
+    uint32_t n = s->fast ? s->nwrites : s->nfields;
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == f)
+            return 1;
+    return 0;
+}

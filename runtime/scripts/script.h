@@ -94,4 +94,8 @@ LJS_HIDDEN int ljs__script_handler(const ljs__script_t *s, const char *name);
 /* 1 if slot `slot` has script `id` attached. Thread: any. */
 LJS_HIDDEN int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id);
 
+/* 1 if a call of `s` returns field `f` itself (natural form: any of its
+ * fields; fast form: its writes). */
+LJS_HIDDEN int ljs__script_returns_field(const ljs__script_t *s, uint32_t f);
+
 #endif
