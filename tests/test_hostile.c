@@ -363,6 +363,50 @@ static void test_hostile_set_lands_on_return_and_a_raising_call_changes_nothing(
     }
 }
 
+/* ---- a full state ---------------------------------------------------------------- */
+
+/* A script fills its state to the memory limit and keeps it full; then a
+ * reload drops its module (whose long path must be made into a Lua string)
+ * and frames go on: every allocation that fails is an ordinary error,
+ * never an "unprotected Lua error" abort. */
+static void test_hostile_a_state_full_to_its_limit_never_aborts_the_host(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/ljs-full-XXXXXX", sub[256], path[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(sub, sizeof sub, "%s/a_directory_name_long_enough_to_make_lua_allocate_its_strings", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    cfg.state_mem_mb = 8;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    snprintf(path, sizeof path, "%s/lib.lua", sub);
+    ljs_test_write(path, "return { k = 1 }\n");
+    snprintf(path, sizeof path, "%s/hog.lua", sub);
+    ljs_test_write(path, "local lib = require('lib')\nlocal hog = {}\n"
+                         "return { fields = { n = 0 }, update = function(self)\n"
+                         "  pcall(function() while true do hog[#hog + 1] = { 1, 2, 3, 4 } end end)\n"
+                         "  self.n = self.n + lib.k end }\n");
+    ljs_script_t s;
+    if (ljs_script_load(rt, path, &s) != LJS_OK)
+        fail_msg("%s", ljs_last_error());
+    ljs_entity_t e[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ljs_entity_create(rt, &e[i]), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, e[i], s), LJS_OK);
+    }
+    for (int f = 0; f < 3; f++) {
+        int rc = ljs_frame(rt, 0.0);
+        assert_true(rc == LJS_OK || rc == LJS_ENOMEM);
+        (void)ljs_script_reload(rt, s); /* may fail: the state is full */
+    }
+    ljs_runtime_destroy(rt);
+    ljs_test_rmtree(dir);
+}
+
 /* ---- the widest script ---------------------------------------------------------- */
 
 #define MAXF 120 /* LJS__MAX_SCRIPT_FIELDS, documented in the README */
@@ -476,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_hostile_stale_query_views_raise_instead_of_reading_freed_memory),
         cmocka_unit_test(test_hostile_stale_view_after_host_query_raises),
         cmocka_unit_test(test_hostile_set_lands_on_return_and_a_raising_call_changes_nothing),
+        cmocka_unit_test(test_hostile_a_state_full_to_its_limit_never_aborts_the_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -337,11 +337,14 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force, int *reloaded)
     return LJS_OK;
 }
 
+/* Protected: making the key string allocates, and a state filled to its
+ * limit must get an error here, not an abort. */
 static int clear_module(lua_State *L)
 {
+    const char *path = lua_touserdata(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, "ljs.modules");
     lua_pushnil(L);
-    lua_setfield(L, -2, lua_tostring(L, 1));
+    lua_setfield(L, -2, path);
     return 0;
 }
 
@@ -357,7 +360,7 @@ static void forget_module_on_worker(void *arg, uint32_t worker)
     forget_job_t *j = arg;
     lua_State *L = j->rt->workers[worker].L;
     lua_pushcfunction(L, clear_module);
-    lua_pushstring(L, j->path);
+    lua_pushlightuserdata(L, (void *)j->path);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK)
         lua_pop(L, 1);
 }
