@@ -51,6 +51,7 @@ typedef struct ljs__worker_s {
         ljs__value_t v;
     } sets[32];
     uint32_t nsets;
+    size_t call_out0; /* outbox bytes when the call began (LJS_CALL_QUEUE_KB) */
     uint32_t loading; /* worker 0: id of the script being loaded, else UINT32_MAX */
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;
@@ -72,6 +73,7 @@ typedef struct ljs__worker_s {
     ljs__gc_t gc;
     uint64_t updates;
     uint64_t delivered;
+    uint64_t dropped; /* messages refused by LJS_CALL_QUEUE_KB (owner sums them) */
     uint64_t errors;
     char errmsg[1024]; /* last load error of this worker */
 } __attribute__((aligned(64))) ljs__worker_t;

@@ -129,7 +129,6 @@ void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t sl
     w->fields[f].work[slot] = to_value(L, &w->fields[f], idx, script);
 }
 
-
 /* get(e, field) -> value or nil */
 static int api_get(lua_State *L)
 {
@@ -169,13 +168,15 @@ static int api_set(lua_State *L)
         return luaL_error(L, "entity has no field '%s' (attach a script that declares it)", name);
     const ljs__script_t *sc = &w->rt->scripts[w->cur_script];
     if (ljs__script_returns_field(sc, (uint32_t)f))
-        return luaL_error(L,
-                          "set: field '%s' is one this call returns (assign self.%s, or return it in the fast "
-                          "form): set() is for the entity's other fields",
-                          name, name);
+        return luaL_error(
+            L,
+            "set: field '%s' is one this call returns (assign self.%s, or return it in the fast "
+            "form): set() is for the entity's other fields",
+            name, name);
     ljs__value_t v = to_value(L, &world->fields[f], 3, sc->name);
     if (w->nsets == sizeof w->sets / sizeof w->sets[0])
-        return luaL_error(L, "set: more than %d set() calls in one call", (int)(sizeof w->sets / sizeof w->sets[0]));
+        return luaL_error(L, "set: more than %d set() calls in one call",
+                          (int)(sizeof w->sets / sizeof w->sets[0]));
     w->sets[w->nsets].field = (uint32_t)f;
     w->sets[w->nsets].v = v;
     w->nsets++;
@@ -215,7 +216,23 @@ static void push_msg(lua_State *L, ljs__worker_t *w, uint32_t kind, uint64_t tar
                      size_t len, int payload)
 {
     ljs__msg_t head = {target, w->cur_id, next_seq(w), kind, 0, 0};
+    size_t n0 = w->out.n, bytes0 = w->out.nbytes;
     ljs__msg_push_lua(L, &w->out, &head, name, len, payload);
+    /* Bounded per call, so what one call may queue never depends on the
+     * worker count (LJS_EVENT_MEM_MB bounds the phase in frame.c). */
+    size_t cap = (size_t)w->rt->cfg.call_queue_kb << 10;
+    if (ljs__msgbuf_size(&w->out) - w->call_out0 > cap) {
+        w->out.n = n0;
+        w->out.nbytes = bytes0;
+        w->dropped++;
+        luaL_error(L,
+                   "%s: this call queued more than LJS_CALL_QUEUE_KB=%d KiB of events, spawns and destroys; "
+                   "the message was dropped",
+                   kind == LJS__MSG_EVENT   ? "send"
+                   : kind == LJS__MSG_SPAWN ? "spawn"
+                                            : "destroy",
+                   (int)w->rt->cfg.call_queue_kb);
+    }
 }
 
 /* send(target, name [, payload]) */

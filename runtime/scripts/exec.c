@@ -57,6 +57,7 @@ static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
     w->cur_id = id;
     w->cur_slot = slot;
     w->nsets = 0; /* a raised call's set() writes are dropped here */
+    w->call_out0 = ljs__msgbuf_size(&w->out);
     /* Relaxed: the watchdog only needs to see the value change. */
     atomic_store_explicit(&w->call_seq, atomic_load_explicit(&w->call_seq, memory_order_relaxed) + 1,
                           memory_order_relaxed);
