@@ -435,6 +435,52 @@ static void test_hostile_a_state_full_to_its_limit_never_aborts_the_host(void **
     ljs_test_rmtree(dir);
 }
 
+/* ---- a refused script leaves nothing ------------------------------------------- */
+
+static void test_hostile_a_refused_script_leaves_no_residue(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/ljs-residue-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    ljs_runtime_t *rt;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_script_t s;
+    /* Declares hp as an integer and a tag, then fails. */
+    snprintf(path, sizeof path, "%s/broken.lua", dir);
+    ljs_test_write(path, "return { fields = { hp = 1, zz = true }, tags = { 'residue' }, update = 5 }\n");
+    assert_int_equal(ljs_script_load(rt, path, &s), LJS_ESCRIPT);
+    /* A valid script declaring hp as a number loads. */
+    snprintf(path, sizeof path, "%s/good.lua", dir);
+    ljs_test_write(path,
+                   "return { fields = { hp = 1.5 }, update = function(self) self.hp = self.hp + 1 end }\n");
+    if (ljs_script_load(rt, path, &s) != LJS_OK)
+        fail_msg("the refused script's declaration stayed: %s", ljs_last_error());
+    ljs_entity_t e;
+    assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);
+    assert_int_equal(ljs_script_attach(rt, e, s), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    /* A reload that changes hp's type and adds a field is refused, naming
+     * the field; the corrected file then reloads. */
+    ljs_test_write(path, "return { fields = { hp = 1, extra = 2 }, update = function(self) end }\n");
+    assert_int_equal(ljs_script_reload(rt, s), LJS_ESCRIPT);
+    assert_non_null(strstr(ljs_last_error(), "'hp'"));
+    ljs_test_write(path,
+                   "return { fields = { hp = 1.5, extra = 2.5 }, update = function(self) self.hp = self.hp + "
+                   "self.extra end }\n");
+    if (ljs_script_reload(rt, s) != LJS_OK)
+        fail_msg("the corrected file is refused: %s", ljs_last_error());
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    double hp = 0;
+    assert_int_equal(ljs_field_get_number(rt, e, "hp", &hp), LJS_OK);
+    assert_true(hp == 1.5 + 1 + 2.5);
+    ljs_runtime_destroy(rt);
+    ljs_test_rmtree(dir);
+}
+
 /* ---- the widest script ---------------------------------------------------------- */
 
 #define MAXF 120 /* LJS__MAX_SCRIPT_FIELDS, documented in the README */
@@ -550,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_hostile_set_lands_on_return_and_a_raising_call_changes_nothing),
         cmocka_unit_test(test_hostile_a_state_full_to_its_limit_never_aborts_the_host),
         cmocka_unit_test(test_hostile_event_memory_is_bounded),
+        cmocka_unit_test(test_hostile_a_refused_script_leaves_no_residue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,12 +54,12 @@ static int field_arg(lua_State *L, ljs__world_t *world, int arg)
     /* A per-state name -> id table turns the lookup into one interned-string
      * hash probe instead of strcmp over every field. */
     lua_pushvalue(L, arg);
-    if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) {
-        int f = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        return f;
-    }
+    int cached = lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
     lua_pop(L, 1);
+    /* A refused script's fields are forgotten and their ids reused: trust
+     * the cached id only while it still names this field. */
+    if (cached >= 0 && (uint32_t)cached < world->nfields && !strcmp(world->fields[cached].name, name))
+        return cached;
     int f = ljs__world_field_find(world, name);
     if (f >= 0) {
         lua_pushvalue(L, arg);

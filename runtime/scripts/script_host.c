@@ -162,6 +162,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
 {
     int rc;
     ljs__script_t *s = &rt->scripts[id];
+    uint32_t nfields0 = rt->world.nfields, ntags0 = rt->world.ntags;
     memset(s, 0, sizeof *s);
     s->name = name;
     s->trace_name = ljs__trace_intern(rt->trace, name);
@@ -198,6 +199,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
     if (rc != LJS_OK) {
         rc = ljs__error(rc, "%s", rt->workers[0].errmsg);
         ljs__script_free(s);
+        ljs__world_forget_since(&rt->world, nfields0, ntags0); /* a refused script leaves nothing */
         return rc;
     }
     load_job_t *job = calloc(1, sizeof *job);
@@ -217,6 +219,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
         release_job_t rel = {rt, id, job->rc};
         ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
         ljs__script_free(s);
+        ljs__world_forget_since(&rt->world, nfields0, ntags0);
     }
     free(job);
     return rc;
