@@ -10,6 +10,7 @@
 #include "tests/support.h"
 
 #include <ljs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -481,6 +482,68 @@ static void test_hostile_a_refused_script_leaves_no_residue(void **state)
     ljs_test_rmtree(dir);
 }
 
+/* ---- two runtimes in one process ----------------------------------------------- */
+
+typedef struct twin_s {
+    const char *dir;
+    int failures;
+    char err[512];
+} twin_t;
+
+/* Loads the shared file, spawns nothing, lets LJS_UNLOAD_GRACE=1 unload it
+ * (which drops its bytecode when this runtime is alone), again and again,
+ * while the other runtime does the same on its own thread. */
+static void *twin_main(void *arg)
+{
+    twin_t *t = arg;
+    ljs_config_t cfg;
+    ljs_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.unload_grace = 1;
+    ljs_runtime_t *rt;
+    if (ljs_runtime_create(&cfg, &rt) != LJS_OK) {
+        t->failures++;
+        return NULL;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/shared.lua", t->dir);
+    for (int i = 0; i < 200 / LJS_TEST_SCALE + 20; i++) {
+        ljs_script_t s;
+        if (ljs_script_load(rt, path, &s) != LJS_OK) {
+            t->failures++;
+            snprintf(t->err, sizeof t->err, "%s", ljs_last_error());
+        } else {
+            (void)ljs_script_pin(rt, s, 0); /* host loads are pinned: let it unload */
+        }
+        for (int f = 0; f < 3; f++)
+            (void)ljs_frame(rt, 0.0);
+    }
+    ljs_runtime_destroy(rt);
+    return NULL;
+}
+
+static void test_hostile_two_runtimes_share_the_bytecode_cache_safely(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/ljs-twins-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/shared.lua", dir);
+    ljs_test_write(path, "local lib = require('lib')\nreturn { fields = { q = 0 }, update = function(self) self.q = "
+                         "lib.k end }\n");
+    snprintf(path, sizeof path, "%s/lib.lua", dir);
+    ljs_test_write(path, "return { k = 3 }\n");
+    ljs_test_clear_env();
+    twin_t a = {dir, 0, ""}, b = {dir, 0, ""};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, twin_main, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, twin_main, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    if (a.failures || b.failures)
+        fail_msg("loads failed: %d and %d: %s%s", a.failures, b.failures, a.err, b.err);
+    ljs_test_rmtree(dir);
+}
+
 /* ---- the widest script ---------------------------------------------------------- */
 
 #define MAXF 120 /* LJS__MAX_SCRIPT_FIELDS, documented in the README */
@@ -597,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_hostile_a_state_full_to_its_limit_never_aborts_the_host),
         cmocka_unit_test(test_hostile_event_memory_is_bounded),
         cmocka_unit_test(test_hostile_a_refused_script_leaves_no_residue),
+        cmocka_unit_test(test_hostile_two_runtimes_share_the_bytecode_cache_safely),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
