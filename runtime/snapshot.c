@@ -156,6 +156,10 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
 
 int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
 {
+    if (out != NULL)
+        *out = NULL;
+    if (len != NULL)
+        *len = 0;
     if (rt == NULL || out == NULL || len == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save: NULL argument");
     if (rt->in_frame)
@@ -617,8 +621,8 @@ int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
 {
     if (path == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL path");
-    void *data;
-    size_t len;
+    void *data = NULL;
+    size_t len = 0;
     int rc = ljs_world_save(rt, &data, &len);
     if (rc != LJS_OK)
         return rc;
