@@ -238,6 +238,15 @@ typedef struct ljs_entity_s {
     uint64_t id;
 } ljs_entity_t;
 
+/* An id is (generation << 32) | index: the entity's slot, and how many times
+ * that slot has held an entity (from 1). Messages from ljs (errors, ljs-run)
+ * print ids as index:generation, e.g. "entity 4998:1":
+ *   printf("entity " LJS_ENTITY_FMT "\n", LJS_ENTITY_ARGS(e.id)); */
+#define LJS_ENTITY_INDEX(id) ((uint32_t)((uint64_t)(id) & 0xffffffffu))
+#define LJS_ENTITY_GENERATION(id) ((uint32_t)((uint64_t)(id) >> 32))
+#define LJS_ENTITY_FMT "%u:%u"
+#define LJS_ENTITY_ARGS(id) (unsigned)LJS_ENTITY_INDEX(id), (unsigned)LJS_ENTITY_GENERATION(id)
+
 typedef enum ljs_type_e {
     LJS_TNIL = 0,
     LJS_TNUMBER = 1,  /* double */
