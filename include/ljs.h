@@ -110,9 +110,18 @@ LJS_API const char *ljs_last_error(void);
 
 /* Every knob, with its environment variable, default and accepted range.
  * X(type, field, ENV_NAME, default, min, max, help)
- * Defaults marked 0 for workers mean "online CPUs". */
+ * LJS_WORKERS=0 (the default) means one worker per online CPU, resolved by
+ * ljs_runtime_create (ljs_runtime_config shows the number).
+ * A numeric variable is digits only: leading or trailing spaces and a sign
+ * ('+', '-') are refused with LJS_EINVAL. An LJS_* variable that is none of
+ * these names is ignored with a console warning (LJS_LOG_WARN, at
+ * ljs_runtime_create) naming the closest knob, e.g. LJS_WORKER -> LJS_WORKERS.
+ *
+ * ABI: this map grows with new knobs, so sizeof(ljs_config_t) changes
+ * between 0.x releases; always fill it with ljs_config_init from the header
+ * the library was built with (ljs_version() == LJS_VERSION_NUM). */
 #define LJS_CONFIG_MAP(X)                                                                                \
-    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)")       \
+    X(uint32_t, workers, "LJS_WORKERS", 0, 0, 256, "worker threads including the host (0 = online CPUs)") \
     X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")      \
     X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")                  \
     X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")              \

@@ -8,6 +8,7 @@
 #include "runtime/runtime.h"
 
 #include "runtime/scripts/api.h"
+#include "runtime/config.h"
 #include "runtime/error.h"
 #include "runtime/lua/state.h"
 
@@ -25,6 +26,18 @@ static uint32_t online_cpus(void)
     if (n < 1)
         return 1;
     return n > LJS_SCHED_MAX_WORKERS ? LJS_SCHED_MAX_WORKERS : (uint32_t)n;
+}
+
+static void warn_unknown_env(void *ud, const char *name, size_t len, const char *closest)
+{
+    ljs_runtime_t *rt = ud;
+    if (closest != NULL)
+        ljs__console_log(&rt->console, LJS_LOG_WARN, 0, 0, "",
+                         "%.*s: not an ljs variable, ignored (did you mean %s?)", (int)len, name, closest);
+    else
+        ljs__console_log(&rt->console, LJS_LOG_WARN, 0, 0, "",
+                         "%.*s: not an ljs variable, ignored (ljs-run --print-config lists them)", (int)len,
+                         name);
 }
 
 /* on_start hook: runs on worker `w`'s own thread before it runs any job. */
@@ -136,6 +149,7 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
     }
+    ljs__config_unknown_env(warn_unknown_env, rt);
     if (ljs__query_init(&rt->queries, rt->cfg.query_cache) != LJS_OK ||
         ljs__posts_create(rt->cfg.entity_ring, &rt->posts) != LJS_OK) {
         ljs__query_fini(&rt->queries);
