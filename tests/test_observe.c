@@ -238,6 +238,14 @@ static void test_observe_trace_is_valid_with_every_worker(void **state)
         assert_json(text, "the trace");
         assert_non_null(strstr(text, "\"traceEvents\":["));
         assert_non_null(strstr(text, "\"name\":\"frame\""));
+        /* Every frame span names its frame: 1 to 10, each once. */
+        for (int f = 1; f <= 10; f++) {
+            char arg[48];
+            snprintf(arg, sizeof arg, "\"args\":{\"frame\":%d}", f);
+            const char *at = strstr(text, arg);
+            if (at == NULL || strstr(at + 1, arg) != NULL)
+                fail_msg("%u workers: frame %d is not on exactly one frame span", workers, f);
+        }
         assert_non_null(strstr(text, "\"name\":\"idle update\",\"cat\":\"batch\""));
         for (uint32_t w = 0; w < workers; w++) {
             char tid[64];
