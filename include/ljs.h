@@ -5,6 +5,11 @@
  * Threads: every call is made on the thread that created the runtime (the
  * "owner", normally the engine's main thread) unless its comment says
  * `Thread: any`. During ljs_frame() the owner thread works as worker 0.
+ * Every build checks this: an owner-only call from another thread changes
+ * nothing and fails with LJS_EBADTHREAD (functions that return a count or a
+ * predicate return 0; ljs_runtime_destroy returns without destroying), the
+ * message in that thread's ljs_last_error(). "Between frames" means not
+ * inside ljs_frame: such calls made while a frame runs fail with LJS_EBUSY.
  *
  * Errors: fallible calls return an int, LJS_OK (0) or a negative LJS_E*
  * code; ljs_strerror() names it and ljs_last_error() gives the detailed
@@ -83,7 +88,8 @@ LJS_API unsigned long ljs_version(void);
     X(EEXIST, -8, "already exists")                                     \
     X(EFULL, -9, "capacity exceeded")                                   \
     X(EBUSY, -10, "not allowed while a frame is running")               \
-    X(EIO, -11, "a file could not be read or written")
+    X(EIO, -11, "a file could not be read or written")                  \
+    X(EBADTHREAD, -12, "called from a thread that is not the runtime's owner")
 
 typedef enum ljs_err_e {
 #define LJS__ERR_ENUM(name, value, msg) LJS_##name = (value),
@@ -270,7 +276,10 @@ typedef enum ljs_type_e {
 LJS_API int ljs_entity_create(ljs_runtime_t *rt, ljs_entity_t *out);
 
 /* Destroy an entity: its fields, tags and script bindings go; its slot is
- * reused with a new generation. Thread: owner. Returns LJS_OK, LJS_ENOENT. */
+ * reused with a new generation. Applies at once (scripts destroy through
+ * destroy(), applied at the end of the frame). Thread: owner, between
+ * frames. Blocks: no. Returns LJS_OK, LJS_ENOENT, LJS_EBUSY (during
+ * ljs_frame), LJS_EBADTHREAD. */
 LJS_API int ljs_entity_destroy(ljs_runtime_t *rt, ljs_entity_t e);
 
 /* 1 if `e` is a live entity, else 0. Thread: owner. */
@@ -280,7 +289,10 @@ LJS_API int ljs_entity_alive(const ljs_runtime_t *rt, ljs_entity_t e);
 LJS_API uint32_t ljs_entity_count(const ljs_runtime_t *rt);
 
 /* Add (on != 0) or remove a tag. Tags are names; at most 64 distinct tag
- * names per runtime. Thread: owner. Returns LJS_OK, LJS_ENOENT, LJS_EFULL. */
+ * names per runtime. Applies at once; queries see it from the next call.
+ * Other threads (and the host during a frame) use ljs_entity_tag_post.
+ * Thread: owner, between frames. Blocks: no. Returns LJS_OK, LJS_ENOENT,
+ * LJS_EFULL, LJS_EINVAL, LJS_EBUSY (during ljs_frame), LJS_EBADTHREAD. */
 LJS_API int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on);
 
 /* Post a tag change from any thread (a physics or AI thread, say): applied
@@ -309,8 +321,10 @@ LJS_API int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const
 LJS_API int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int *out);
 
 /* Write a field (the entity gains the field if it had none). Integer fields
- * accept a number only if it is integral. Thread: owner, between frames.
- * Returns LJS_OK, LJS_ENOENT, LJS_ETYPE. */
+ * accept a number only if it is integral. The value is committed at once:
+ * scripts read it from the next frame on. Thread: owner, between frames.
+ * Blocks: no. Returns LJS_OK, LJS_ENOENT, LJS_ETYPE, LJS_EINVAL, LJS_EBUSY
+ * (during ljs_frame), LJS_EBADTHREAD. */
 LJS_API int ljs_field_set_number(ljs_runtime_t *rt, ljs_entity_t e, const char *name, double v);
 LJS_API int ljs_field_set_integer(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t v);
 LJS_API int ljs_field_set_boolean(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int v);
@@ -333,7 +347,11 @@ typedef struct ljs_script_s {
  * returning a table: optional `fields` (name = default; the default's Lua
  * type fixes the field's type), `tags`, `update(self, dt)` or the fast form
  * `reads`/`writes` + `update(id, dt, <reads...>) -> <writes...>`, and event
- * handlers `on_<event>(self, payload, sender)`. `path` is copied.
+ * handlers `on_<event>(self, payload, sender)`. `path` is copied as given:
+ * a relative path is relative to the process's current working directory,
+ * now and at every later hot reload (the file is reopened by that path), so
+ * a host that changes directory should pass an absolute path. The script's
+ * name is the file name without directory and ".lua".
  * Thread: owner, not during ljs_frame. Blocks: yes (every worker loads it).
  * Returns LJS_OK, LJS_ENOENT (no such file), LJS_ESCRIPT (syntax error, error
  * while running the chunk, bad module shape: ljs_last_error() gives
@@ -427,11 +445,16 @@ typedef struct ljs_kv_s {
 
 /* Send event `name` to `target`, delivered in the next event phase to every
  * script of the target with an `on_<name>` handler, in (target, sender,
- * sequence) order; the host is sender 0. Payload: n == 0 gives nil; one
- * entry with key NULL gives that value; otherwise a flat table of the
- * entries. Everything is copied. Thread: owner, not during ljs_frame.
- * Returns LJS_OK, LJS_EINVAL (bad name or payload), LJS_ENOMEM. An event to
- * an entity that is dead at delivery is dropped and counted. */
+ * sequence) order; the host is sender 0. A valid name is 1 to 64
+ * characters, each a letter, digit or '_' (so on_<name> is a Lua
+ * identifier); scripts' send() follows the same rule. Payload: n == 0 gives
+ * nil; one entry with key NULL gives that value; otherwise a flat table of
+ * the entries, each key given once (at most 256). Everything is copied.
+ * Thread: owner, not during ljs_frame. Blocks: no. Returns LJS_OK,
+ * LJS_EINVAL (a bad name; a payload with a NULL string, a NULL key in a
+ * table, a key given twice, more than 256 entries), LJS_ENOMEM, LJS_EBUSY,
+ * LJS_EBADTHREAD. An event to an entity that is dead at delivery is dropped
+ * and counted. */
 LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload,
                      size_t n);
 
@@ -442,10 +465,13 @@ LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, c
 /* Run one frame: the update phase (every script's update over its entities,
  * in batches of LJS_BATCH spread over the workers), the event phase, the
  * field commit, then the structural changes scripts asked for (spawn,
- * destroy) in a deterministic order. Script errors do not fail the frame:
- * they are logged to the console and counted. The owner thread works as
- * worker 0 meanwhile. Thread: owner. Blocks: yes. Returns LJS_OK, LJS_EINVAL,
- * LJS_ENOMEM. */
+ * destroy) in a deterministic order. `dt` is the time step in seconds
+ * (scripts get it as update's `dt`); 0 is allowed. Script errors do not
+ * fail the frame: they are logged to the console and counted. The owner
+ * thread works as worker 0 meanwhile. Thread: owner. Blocks: yes.
+ * Returns LJS_OK; LJS_EINVAL when rt is NULL or dt is negative, NaN,
+ * infinite or 1e9 s or more; LJS_EBUSY when called from inside a frame;
+ * LJS_ENOMEM; LJS_EBADTHREAD. */
 LJS_API int ljs_frame(ljs_runtime_t *rt, double dt);
 
 /* Frames run so far. Thread: owner. */
@@ -469,8 +495,11 @@ typedef void (*ljs_log_fn)(void *ud, const ljs_log_line_t *line);
 
 /* Hand every buffered console line to `fn`, oldest first, then empty the
  * ring. The ring keeps at most LJS_CONSOLE_LINES lines; older ones are
- * dropped and counted. Strings are borrowed for the call only.
- * Thread: owner, between frames. Returns the number of lines delivered. */
+ * dropped and counted. Strings are borrowed for the call only. `fn` runs on
+ * the calling thread without any ljs lock held, so it may call ljs (even
+ * ljs_frame); lines logged meanwhile wait for the next drain. `fn` may be
+ * NULL (the lines are discarded). Thread: owner, between frames. Blocks: no.
+ * Returns the number of lines delivered (0 from another thread). */
 LJS_API size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud);
 
 /* ========================================================================

@@ -58,6 +58,7 @@ static int reserve_report(ljs_runtime_t *rt, uint32_t nscripts)
 
 int ljs_memory_report(ljs_runtime_t *rt, ljs_memory_report_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_memory_report");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_memory_report: NULL argument");
     if (rt->in_frame)
@@ -276,6 +277,7 @@ static void put_cache_queries(FILE *f, const ljs_runtime_t *rt)
 
 int ljs_report_json(ljs_runtime_t *rt, FILE *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_report_json");
     ljs_memory_report_t m = {0};
     ljs_stats_t st;
     if (rt == NULL || out == NULL)
@@ -304,6 +306,7 @@ int ljs_report_json(ljs_runtime_t *rt, FILE *out)
 
 int ljs_trace_flush(ljs_runtime_t *rt)
 {
+    LJS_CHECK_OWNER(rt, "ljs_trace_flush");
     if (rt == NULL)
         return ljs__error(LJS_EINVAL, "ljs_trace_flush: NULL runtime");
     if (rt->trace == NULL)

@@ -203,6 +203,8 @@ fail:
 
 void ljs_runtime_destroy(ljs_runtime_t *rt)
 {
+    if (ljs__owner_check(rt, "ljs_runtime_destroy") != LJS_OK)
+        return;
     if (rt == NULL)
         return;
     LJS_ASSERT_OWNER(rt);
@@ -238,6 +240,7 @@ const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt)
 
 int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_state_memory");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return ljs__error(LJS_EINVAL, "ljs_state_memory: bad runtime, worker %u or out", worker);
     const ljs__alloc_t *a = &rt->workers[worker].alloc;
@@ -251,6 +254,7 @@ int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_
 
 int ljs_frame(ljs_runtime_t *rt, double dt)
 {
+    LJS_CHECK_OWNER(rt, "ljs_frame");
     if (rt == NULL || !(dt >= 0.0 && dt < 1e9))
         return ljs__error(LJS_EINVAL, "ljs_frame: bad runtime or dt (must be >= 0 and finite)");
     LJS_ASSERT_OWNER(rt);
@@ -261,13 +265,29 @@ int ljs_frame(ljs_runtime_t *rt, double dt)
 
 uint64_t ljs_frame_count(const ljs_runtime_t *rt)
 {
+    if (ljs__owner_check(rt, "ljs_frame_count") != LJS_OK)
+        return 0;
     return rt != NULL ? rt->frame : 0;
 }
 
 int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload, size_t n)
 {
-    if (rt == NULL || name == NULL || name[0] == '\0' || (n > 0 && payload == NULL))
-        return ljs__error(LJS_EINVAL, "ljs_send: bad runtime, name or payload");
+    LJS_CHECK_OWNER(rt, "ljs_send");
+    if (rt == NULL || name == NULL || (n > 0 && payload == NULL))
+        return ljs__error(LJS_EINVAL, "ljs_send: NULL runtime, name or payload");
+    size_t len = strnlen(name, LJS__EVENT_NAME_MAX + 1);
+    if (!ljs__event_name_ok(name, len))
+        return ljs__error(LJS_EINVAL,
+                          "ljs_send('%.*s'): bad event name (1-%d letters, digits or '_', so on_<name> can "
+                          "handle it)",
+                          (int)len, name, LJS__EVENT_NAME_MAX);
+    /* A table has one value per key: a payload naming a key twice would
+     * arrive with one of them silently lost. n <= 256, so pairs are cheap. */
+    for (size_t i = 0; n > 1 && n <= 256 && i < n; i++)
+        for (size_t j = i + 1; payload[i].key != NULL && j < n; j++)
+            if (payload[j].key != NULL && !strcmp(payload[i].key, payload[j].key))
+                return ljs__error(LJS_EINVAL, "ljs_send('%s'): payload key '%s' given twice (entries %zu and %zu)",
+                                  name, payload[i].key, i, j);
     if (rt->in_frame)
         return ljs__error(LJS_EBUSY, "ljs_send: not allowed while a frame is running");
     ljs__msg_t head = {target.id, 0, rt->host_seq++, LJS__MSG_EVENT, 0, 0};
@@ -286,6 +306,7 @@ int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs
 
 int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_stats_get");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_stats_get: NULL argument");
     *out = rt->last;
@@ -326,6 +347,7 @@ int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
 
 int ljs_worker_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_worker_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_worker_stats");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return ljs__error(LJS_EINVAL, "ljs_worker_stats: bad runtime, worker %u or out", worker);
     ljs__sched_worker_stats_t ws;
@@ -361,6 +383,7 @@ static int exec_main(lua_State *L)
 
 int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
 {
+    LJS_CHECK_OWNER(rt, "ljs_exec_file");
     if (rt == NULL || path == NULL || argc < 0 || (argc > 0 && argv == NULL))
         return ljs__error(LJS_EINVAL, "ljs_exec_file: bad argument");
     FILE *f = fopen(path, "rb");
@@ -390,6 +413,7 @@ int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
 
 int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_cache_stats");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_cache_stats: NULL argument");
     ljs__cache_stats_get(out);

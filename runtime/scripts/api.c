@@ -181,8 +181,9 @@ static int api_send(lua_State *L)
     lua_Integer target = luaL_checkinteger(L, 1);
     size_t len;
     const char *name = luaL_checklstring(L, 2, &len);
-    if (len == 0 || memchr(name, 0, len) != NULL)
-        return luaL_error(L, "send: bad event name");
+    if (!ljs__event_name_ok(name, len))
+        return luaL_error(L, "send: bad event name (1-%d letters, digits or '_', so on_<name> can handle it)",
+                          LJS__EVENT_NAME_MAX);
     lua_settop(L, 3);
     push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
     return 0;
