@@ -46,7 +46,7 @@ int ljs_entity_destroy(ljs_runtime_t *rt, ljs_entity_t e)
     if (rc != LJS_OK)
         return rc;
     if (ljs__entity_destroy(rt, e.id) != LJS_OK)
-        return ljs__error(LJS_ENOENT, "entity %llu is not alive", (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " is not alive", LJS_ENTITY_ARGS(e.id));
     return LJS_OK;
 }
 
@@ -74,7 +74,7 @@ int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on)
         return rc;
     int64_t slot = ljs__world_slot(&rt->world, e.id);
     if (slot < 0)
-        return ljs__error(LJS_ENOENT, "entity %llu is not alive", (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " is not alive", LJS_ENTITY_ARGS(e.id));
     int bit = ljs__world_tag_bit(&rt->world, tag, on);
     if (bit < 0)
         return on ? ljs__error(LJS_EFULL, "more than %d tag names", LJS_MAX_TAGS) : LJS_OK;
@@ -116,7 +116,7 @@ static int locate(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int
         return ljs__error(LJS_EINVAL, "field access: NULL argument");
     *slot = ljs__world_slot(&rt->world, e.id);
     if (*slot < 0)
-        return ljs__error(LJS_ENOENT, "entity %llu is not alive", (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " is not alive", LJS_ENTITY_ARGS(e.id));
     *f = ljs__world_field_find(&rt->world, name);
     if (*f < 0)
         return ljs__error(LJS_ENOENT, "no field named '%s'", name);
@@ -133,7 +133,7 @@ static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, 
         return rc;
     const ljs__field_t *fd = &rt->world.fields[f];
     if (!fd->present[slot])
-        return ljs__error(LJS_ENOENT, "entity %llu has no field '%s'", (unsigned long long)e.id, name);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " has no field '%s'", LJS_ENTITY_ARGS(e.id), name);
     *v = fd->cur[slot];
     *t = fd->type;
     return LJS_OK;

@@ -131,6 +131,31 @@ static void test_runtime_owner_only_calls_from_another_thread_fail(void **state)
     ljs_runtime_destroy(f.rt);
 }
 
+/* Messages name entities as index:generation (ljs.h's LJS_ENTITY_FMT), not
+ * as the raw 64-bit handle: slot 0 reused once is "0:2". */
+static void test_runtime_messages_print_entities_as_index_generation(void **state)
+{
+    ljs_config_t cfg;
+    ljs_runtime_t *rt = NULL;
+    ljs_entity_t a, b;
+    char buf[64];
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 1;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    assert_int_equal(ljs_entity_create(rt, &a), LJS_OK);
+    assert_int_equal(ljs_entity_destroy(rt, a), LJS_OK);
+    assert_int_equal(ljs_entity_create(rt, &b), LJS_OK);
+    assert_int_equal(LJS_ENTITY_INDEX(b.id), LJS_ENTITY_INDEX(a.id));
+    assert_int_equal(LJS_ENTITY_GENERATION(b.id), LJS_ENTITY_GENERATION(a.id) + 1);
+    snprintf(buf, sizeof buf, "entity " LJS_ENTITY_FMT, LJS_ENTITY_ARGS(b.id));
+    assert_string_equal(buf, "entity 0:2");
+    assert_int_equal(ljs_entity_destroy(rt, a), LJS_ENOENT);
+    assert_string_equal(ljs_last_error(), "entity 0:1 is not alive");
+    double v;
+    assert_int_equal(ljs_field_get_number(rt, b, "nope", &v), LJS_ENOENT);
+    ljs_runtime_destroy(rt);
+}
+
 int main(void)
 {
     ljs_test_clear_env();
@@ -139,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_runtime_default_workers_is_online_cpus),
         cmocka_unit_test(test_runtime_too_small_memory_limit_fails_cleanly),
         cmocka_unit_test(test_runtime_owner_only_calls_from_another_thread_fail),
+        cmocka_unit_test(test_runtime_messages_print_entities_as_index_generation),
     };
     return cmocka_run_group_tests_name("runtime", tests, NULL, NULL);
 }

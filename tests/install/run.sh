@@ -7,7 +7,7 @@
 # tests/host_malloc.c (the host's malloc is still libc's) with each link line
 # README.md's "Linking" section shows, and checks what `ldd` shows against
 # what the README says:
-#   cmake_shared  find_package(ljs) + ljs::ljs          libljs.so.0 from the prefix, shared Lua
+#   cmake_shared  find_package(ljs) + ljs::ljs          libljs.so.0.1 from the prefix, shared Lua
 #   cmake_static  find_package(ljs) + ljs::ljs_static   no libljs.so, no liblua5.4.so
 #   pc_shared     the README's `pkg-config ... ljs` line        as cmake_shared
 #   pc_static     the README's `pkg-config ... ljs-static` line as cmake_static
@@ -95,7 +95,7 @@ check_ldd() { # EXE KIND
     out=$(ldd "$exe")
     if grep -q 'not found' <<<"$out"; then bad "$(basename "$exe"): ldd: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"; fi
     if [[ $kind == shared ]]; then
-        grep -qE "libljs\.so\.0 => $prefix/" <<<"$out" || bad "$(basename "$exe"): ldd shows no libljs.so.0 from $prefix"
+        grep -qF "libljs.so.$soversion => $prefix/" <<<"$out" || bad "$(basename "$exe"): ldd shows no libljs.so.$soversion from $prefix"
         grep -q 'liblua5\.4\.so' <<<"$out" || bad "$(basename "$exe"): ldd shows no liblua5.4.so (libljs.so links the shared Lua)"
     else
         if grep -qE 'libljs\.so|liblua5\.4\.so' <<<"$out"; then bad "$(basename "$exe"): static link, but ldd shows $(grep -oE 'lib(ljs|lua5\.4)\.so[.0-9]*' <<<"$out" | tr '\n' ' ')"; fi
@@ -103,7 +103,15 @@ check_ldd() { # EXE KIND
     grep -oE '^\s*lib[^ ]+' <<<"$out" | tr -d '\t ' | tr '\n' ' '
 }
 
-so=$(find "$prefix" -name 'libljs.so.*.*' -print -quit)
+so=$(find "$prefix" -name 'libljs.so.*.*.*' -print -quit)
+# The soname the README promises: major.minor before 1.0 (ljs.h's version).
+major=$(sed -n 's/^#define LJS_VERSION_MAJOR \([0-9]*\)/\1/p' "$prefix/include/ljs.h")
+minor=$(sed -n 's/^#define LJS_VERSION_MINOR \([0-9]*\)/\1/p' "$prefix/include/ljs.h")
+soversion=$major
+((major == 0)) && soversion=$major.$minor
+soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[[ $soname == "libljs.so.$soversion" ]] || bad "soname is $soname, the README says libljs.so.$soversion"
+echo "--- soname $soname"
 echo "--- readelf -d $(basename "$so"): $(needed "$so")"
 check_order "$(needed "$so")" "$(basename "$so")"
 spin=$src/examples/embed/spin.lua
