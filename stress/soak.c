@@ -601,6 +601,10 @@ typedef struct soak_s {
     uint64_t host_sends, runaways_triggered, bombs_triggered, slow_frames;
     uint64_t max_entities;
     double frame_ms_max, frame_ms_max_sample, next_progress;
+    /* This sample's frame times (the CSV's p50/p99 per second; a game
+     * programmer's first plot). Static storage: no allocation per frame. */
+    double frame_ms[16384];
+    size_t nframe_ms;
     uint64_t seg_frames_min; /* fewest frames a segment ran */
     ref_t ref[MAX_WORKERS];  /* by worker count - 1 */
 } soak_t;
@@ -932,6 +936,8 @@ static int timed_frame(soak_t *s)
     }
     if (ms > s->frame_ms_max_sample)
         s->frame_ms_max_sample = ms;
+    if (s->nframe_ms < sizeof s->frame_ms / sizeof s->frame_ms[0])
+        s->frame_ms[s->nframe_ms++] = ms;
     if (ms > s->frame_ms_max)
         s->frame_ms_max = ms;
     if (ms > s->o->stuck_ms && s->slow_frames++ < 5)
@@ -996,7 +1002,24 @@ static void csv_header(soak_t *s)
     for (uint32_t i = 0; i < s->csv_workers; i++)
         fprintf(s->csv, ",lua_bytes_w%u", i);
     fprintf(s->csv, ",entities,reloads,script_errors,events_sent,events_delivered,events_dropped,"
-                    "frame_ms_max_in_sample,segment,workers,live,c_heap_bytes,rss_anon_kb\n");
+                    "frame_ms_max_in_sample,segment,workers,live,c_heap_bytes,rss_anon_kb,frame_ms_p50,"
+                    "frame_ms_p99\n");
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of this sample's frame times (sorted in place:
+ * the buffer is reset after the sample). */
+static double frame_pct(soak_t *s, double pct)
+{
+    if (s->nframe_ms == 0)
+        return 0.0;
+    size_t rank = (size_t)ceil(pct / 100.0 * (double)s->nframe_ms);
+    return s->frame_ms[(rank < 1 ? 1 : rank) - 1];
 }
 
 /* One sample: a CSV row, and in the baseline and end windows of the
@@ -1025,14 +1048,16 @@ static void sample(soak_t *s, double t)
                 fprintf(s->csv, ",%llu", (unsigned long long)per[i]);
             else
                 fputc(',', s->csv);
-        fprintf(s->csv, ",%u,%llu,%llu,%llu,%llu,%llu,%.3f,%d,%u,%d,%llu,%llu\n", ljs_entity_count(s->rt),
-                (unsigned long long)tt.reloads, (unsigned long long)tt.script_errors,
+        qsort(s->frame_ms, s->nframe_ms, sizeof s->frame_ms[0], by_value);
+        fprintf(s->csv, ",%u,%llu,%llu,%llu,%llu,%llu,%.3f,%d,%u,%d,%llu,%llu,%.3f,%.3f\n",
+                ljs_entity_count(s->rt), (unsigned long long)tt.reloads, (unsigned long long)tt.script_errors,
                 (unsigned long long)tt.sent, (unsigned long long)tt.delivered, (unsigned long long)tt.dropped,
                 s->frame_ms_max_sample, s->seg + 1, s->workers, live, (unsigned long long)heap,
-                (unsigned long long)anon);
+                (unsigned long long)anon, frame_pct(s, 50.0), frame_pct(s, 99.0));
         fflush(s->csv);
     }
     s->frame_ms_max_sample = 0;
+    s->nframe_ms = 0;
 }
 
 static void progress(soak_t *s)
