@@ -100,6 +100,8 @@
  */
 #include <ljs.h>
 
+#include "stress/stress_util.h"
+
 #include "stress/soak_scripts.h"
 
 #include <errno.h>
@@ -207,40 +209,6 @@ typedef struct opts_s {
     int inject_leak;
 } opts_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_s(double s)
-{
-    if (s <= 0)
-        return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
-/* splitmix64 (Steele, Lea, Flood 2014): tiny, and fixed by --seed. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)(rng_next(s) % n);
-}
-
-static double rng_unit(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
 /* ========================================================================
  * Failures
  * ======================================================================== */
@@ -346,30 +314,6 @@ typedef struct files_s {
     uint64_t total_writes, total_valid, total_broken, total_inplace, total_renamed;
     char buf[BUF_CAP];
 } files_t;
-
-static int write_bytes(const char *path, const char *src, size_t len)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    size_t put = fwrite(src, 1, len, f);
-    return fclose(f) != 0 || put != len ? -1 : 0;
-}
-
-/* In place (the watcher sees the truncation and the write), or an editor's
- * atomic save (temp + rename: IN_MOVED_TO). The temp name does not end in
- * .lua, so the watcher ignores it. */
-static int write_file(const char *path, const char *src, int atomic_save)
-{
-    size_t len = strlen(src);
-    if (!atomic_save)
-        return write_bytes(path, src, len);
-    char tmp[160];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (write_bytes(tmp, src, len) != 0)
-        return -1;
-    return rename(tmp, path);
-}
 
 /* Write a new version of file f: the body after a header naming the
  * version, with a broken line first for the broken variants. */
@@ -1410,18 +1354,6 @@ static double parse_duration(const char *s)
         end++;
     }
     return *end == '\0' ? v * unit : -1.0;
-}
-
-/* A decimal number in [lo, hi]; 0 on success. */
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static int parse_counts(const char *s, opts_t *o)
