@@ -209,6 +209,19 @@ static void test_observe_report_json_has_every_section(void **state)
     LJS_CONFIG_MAP(LJS__HAS_VAR)
 #undef LJS__HAS_VAR
     assert_non_null(strstr(text, "\"LJS_WORKERS\":{\"value\":2,\"source\":\"host\"}"));
+    /* Every field of every stats struct, from the X-macro lists the structs
+     * are generated from. */
+#define LJS__HAS_FIELD(type, name)              \
+    if (strstr(text, "\"" #name "\":") == NULL) \
+        fail_msg("report has no field %s", #name);
+    LJS_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_GC_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_WORKER_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_STATE_MEMORY_FIELDS(LJS__HAS_FIELD)
+    LJS_SCRIPT_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_CACHE_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_QUERY_STATS_FIELDS(LJS__HAS_FIELD)
+#undef LJS__HAS_FIELD
     free(text);
     assert_int_equal(ljs_report_json(fx.rt, NULL), LJS_EINVAL);
     /* LJS_REPORT: written by ljs_runtime_destroy. */
