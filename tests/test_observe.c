@@ -38,11 +38,8 @@ typedef struct fixture_s {
 static void fixture_make(fixture_t *fx, uint32_t workers, const char *trace, const char *report, int stats)
 {
     char path[160];
-    strcpy(fx->dir, "/tmp/ljs-observe-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_test_tmpdir(fx->dir, sizeof fx->dir, "observe");
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.watch = 0;
     cfg.batch = 16; /* many batches: every worker gets some */
@@ -53,7 +50,7 @@ static void fixture_make(fixture_t *fx, uint32_t workers, const char *trace, con
         snprintf(cfg.trace, sizeof cfg.trace, "%s/%s", fx->dir, trace);
     if (report)
         snprintf(cfg.report, sizeof cfg.report, "%s/%s", fx->dir, report);
-    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    fx->rt = ljs_test_runtime(&cfg);
     snprintf(path, sizeof path, "%s/hog.lua", fx->dir);
     ljs_test_write(path, hog_src);
     assert_int_equal(ljs_script_load(fx->rt, path, &fx->hog), LJS_OK);

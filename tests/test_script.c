@@ -58,18 +58,15 @@ static void drain(fixture_t *fx)
 static fixture_t *make_with(unsigned workers, uint32_t budget, uint32_t timeout_ms)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    ljs_config_t cfg;
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/ljs-test-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    ljs_test_clear_env();
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_test_tmpdir(fx->dir, sizeof fx->dir, "test");
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.batch = 4; /* many batches even for few entities */
     cfg.state_mem_mb = 32;
     cfg.script_budget = budget;
     cfg.script_timeout_ms = timeout_ms;
-    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    fx->rt = ljs_test_runtime(&cfg);
     return fx;
 }
 
