@@ -50,7 +50,8 @@ static int env_u32(ljs_config_t *cfg, uint32_t *field, const char *env, unsigned
     if (val == NULL)
         return LJS_OK;
     if (parse_u64(val, &v) != 0)
-        return bad_value(cfg, env, val, "not a non-negative integer (digits only, no spaces or sign)", lo, hi);
+        return bad_value(cfg, env, val, "not a non-negative integer (digits only, no spaces or sign)", lo,
+                         hi);
     if (v < lo || v > hi)
         return bad_value(cfg, env, val, "out of range", lo, hi);
     *field = (uint32_t)v;

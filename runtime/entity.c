@@ -133,7 +133,8 @@ static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, 
         return rc;
     const ljs__field_t *fd = &rt->world.fields[f];
     if (!fd->present[slot])
-        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " has no field '%s'", LJS_ENTITY_ARGS(e.id), name);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " has no field '%s'", LJS_ENTITY_ARGS(e.id),
+                          name);
     *v = fd->cur[slot];
     *t = fd->type;
     return LJS_OK;

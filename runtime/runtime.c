@@ -286,8 +286,9 @@ int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs
     for (size_t i = 0; n > 1 && n <= 256 && i < n; i++)
         for (size_t j = i + 1; payload[i].key != NULL && j < n; j++)
             if (payload[j].key != NULL && !strcmp(payload[i].key, payload[j].key))
-                return ljs__error(LJS_EINVAL, "ljs_send('%s'): payload key '%s' given twice (entries %zu and %zu)",
-                                  name, payload[i].key, i, j);
+                return ljs__error(LJS_EINVAL,
+                                  "ljs_send('%s'): payload key '%s' given twice (entries %zu and %zu)", name,
+                                  payload[i].key, i, j);
     if (rt->in_frame)
         return ljs__error(LJS_EBUSY, "ljs_send: not allowed while a frame is running");
     ljs__msg_t head = {target.id, 0, rt->host_seq++, LJS__MSG_EVENT, 0, 0};

@@ -58,7 +58,7 @@ static void check_rejected(const char *var, const char *value, const char *range
 static void test_config_bad_env_values_are_rejected_with_name_and_range(void **state)
 {
     /* Spaces and '+' too: strtoull alone would take " 64", "64 " and "+64". */
-    static const char *const junk[] = {"abc", "-1",  "1.5", "",    "12abc", "99999999999999999999999",
+    static const char *const junk[] = {"abc", "-1",  "1.5", "",     "12abc", "99999999999999999999999",
                                        " 64", "64 ", "+64", "\t64", "64\n"};
 #define LJS__CHECK_VAR(type, field, env, def, lo, hi, help)              \
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)            \
@@ -129,11 +129,14 @@ static void test_config_unknown_ljs_variables_are_warned_about(void **state)
     for (int i = 0; i < w.n; i++) {
         print_message("warning: %s\n", w.text[i]);
         assert_null(strstr(w.text[i], "LJS_BATCH:"));
-        if (strstr(w.text[i], "LJS_WORKER: not an ljs variable") && strstr(w.text[i], "did you mean LJS_WORKERS?"))
+        if (strstr(w.text[i], "LJS_WORKER: not an ljs variable") &&
+            strstr(w.text[i], "did you mean LJS_WORKERS?"))
             worker++;
-        if (strstr(w.text[i], "LJS_GCMODE: not an ljs variable") && strstr(w.text[i], "did you mean LJS_GC_MODE?"))
+        if (strstr(w.text[i], "LJS_GCMODE: not an ljs variable") &&
+            strstr(w.text[i], "did you mean LJS_GC_MODE?"))
             gcmode++;
-        if (strstr(w.text[i], "LJS_QWERTYUIOPASDF: not an ljs variable") && !strstr(w.text[i], "did you mean"))
+        if (strstr(w.text[i], "LJS_QWERTYUIOPASDF: not an ljs variable") &&
+            !strstr(w.text[i], "did you mean"))
             junk++;
     }
     assert_int_equal(worker, 1);

@@ -101,7 +101,8 @@ static void test_console_drain_callback_may_call_ljs(void **state)
     ljs_entity_t e;
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/talk.lua", dir);
-    ljs_test_write(path, "return { fields = { n = 0 }, update = function(self) log('frame', frame()) end }\n");
+    ljs_test_write(path,
+                   "return { fields = { n = 0 }, update = function(self) log('frame', frame()) end }\n");
     ljs_test_clear_env();
     assert_int_equal(ljs_config_init(&cfg), LJS_OK);
     cfg.workers = 2;

@@ -432,16 +432,19 @@ static void test_script_event_names_and_payload_keys_are_validated(void **state)
     fixture_t *fx = *state;
     ljs_script_t s = load(fx, "counter", counter_src);
     ljs_entity_t b = spawn_with(fx, s);
-    static const char *const bad_names[] = {"hit me", "a.b", "on-hit", "é", "x\n",
-                                            "12345678901234567890123456789012345678901234567890123456789012345"};
+    static const char *const bad_names[] = {
+        "hit me", "a.b", "on-hit",
+        "é",      "x\n", "12345678901234567890123456789012345678901234567890123456789012345"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         assert_int_equal(ljs_send(fx->rt, b, bad_names[i], NULL, 0), LJS_EINVAL);
         assert_non_null(strstr(ljs_last_error(), "bad event name"));
     }
     assert_int_equal(ljs_send(fx->rt, b, "Hit_2", NULL, 0), LJS_OK);
-    assert_int_equal(ljs_send(fx->rt, b, "1234567890123456789012345678901234567890123456789012345678901234", NULL, 0),
-                     LJS_OK);
-    ljs_kv_t dup[3] = {{"n", LJS_TINTEGER, {.i = 1}}, {"m", LJS_TINTEGER, {.i = 2}}, {"n", LJS_TINTEGER, {.i = 3}}};
+    assert_int_equal(
+        ljs_send(fx->rt, b, "1234567890123456789012345678901234567890123456789012345678901234", NULL, 0),
+        LJS_OK);
+    ljs_kv_t dup[3] = {
+        {"n", LJS_TINTEGER, {.i = 1}}, {"m", LJS_TINTEGER, {.i = 2}}, {"n", LJS_TINTEGER, {.i = 3}}};
     assert_int_equal(ljs_send(fx->rt, b, "ping", dup, 3), LJS_EINVAL);
     assert_non_null(strstr(ljs_last_error(), "payload key 'n' given twice"));
     assert_int_equal(ljs_send(fx->rt, b, "ping", dup, 2), LJS_OK);

@@ -202,8 +202,9 @@ static void console_line(void *ud, const ljs_log_line_t *line)
     c->printed++;
     const char *script = line->script != NULL && line->script[0] ? line->script : "ljs";
     if (line->entity != 0)
-        fprintf(stderr, "[%s] frame %" PRIu64 " %s entity " LJS_ENTITY_FMT ": %s\n", severity_name(line->severity),
-                line->frame, script, LJS_ENTITY_ARGS(line->entity), line->text);
+        fprintf(stderr, "[%s] frame %" PRIu64 " %s entity " LJS_ENTITY_FMT ": %s\n",
+                severity_name(line->severity), line->frame, script, LJS_ENTITY_ARGS(line->entity),
+                line->text);
     else
         fprintf(stderr, "[%s] frame %" PRIu64 " %s: %s\n", severity_name(line->severity), line->frame, script,
                 line->text);
@@ -525,7 +526,8 @@ static int retry_broken(ljs_runtime_t *rt, scene_t *sc, int quiet)
         ljs_script_t s;
         int rc = ljs_script_load(rt, b->path, &s);
         if (rc != LJS_OK) {
-            fprintf(stderr, "ljs-run: still cannot load %s: %s: %s\n", b->path, ljs_errname(rc), ljs_last_error());
+            fprintf(stderr, "ljs-run: still cannot load %s: %s: %s\n", b->path, ljs_errname(rc),
+                    ljs_last_error());
             continue;
         }
         b->loaded = 1;
@@ -635,7 +637,8 @@ static int run_scene(const options_t *o)
     }
     int status = EXIT_RUNTIME;
     console_t con = {.quiet = o->quiet};
-    if (load_scripts(rt, o->scene_dir, scene, o) != 0 || create_entities(rt, scene, o->entities, o->seed) != 0) {
+    if (load_scripts(rt, o->scene_dir, scene, o) != 0 ||
+        create_entities(rt, scene, o->entities, o->seed) != 0) {
         console_drain(rt, &con);
         goto done;
     }
@@ -703,7 +706,8 @@ static int run_scene(const options_t *o)
     }
     for (size_t i = 0; i < scene->nbroken; i++)
         if (!scene->broken[i].loaded)
-            fprintf(stderr, "ljs-run: %s never loaded: its entities were not created\n", scene->broken[i].path);
+            fprintf(stderr, "ljs-run: %s never loaded: its entities were not created\n",
+                    scene->broken[i].path);
     status = 0;
     if (status == 0 && o->frames > 0 && frames < o->frames) {
         /* A digest of a partial run would look like a result. */

@@ -101,7 +101,8 @@ size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud)
         c->count--;
         pthread_mutex_unlock(&c->lock);
         if (fn != NULL) {
-            ljs_log_line_t out = {l.severity, l.frame, l.entity, l.script ? l.script : "", l.text ? l.text : ""};
+            ljs_log_line_t out = {l.severity, l.frame, l.entity, l.script ? l.script : "",
+                                  l.text ? l.text : ""};
             fn(ud, &out);
         }
         free_line(&l);

@@ -485,7 +485,8 @@ static int resolve(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s, const char
         return ljs__error(LJS_ENOENT, "%s: no such script", fn);
     *slot = ljs__world_slot(&rt->world, e.id);
     if (*slot < 0)
-        return ljs__error(LJS_ENOENT, "%s: entity " LJS_ENTITY_FMT " is not alive", fn, LJS_ENTITY_ARGS(e.id));
+        return ljs__error(LJS_ENOENT, "%s: entity " LJS_ENTITY_FMT " is not alive", fn,
+                          LJS_ENTITY_ARGS(e.id));
     return LJS_OK;
 }
 
