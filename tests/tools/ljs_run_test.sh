@@ -93,10 +93,15 @@ report)
     ;;
 screen)
     rm "$scene/broken.lua"
-    printf 'mover 10 fixed\ntalker 1 fixed\n' >"$scene/scene.txt"
+    printf 'return { fields = { k = 0 }, update = function(self) if frame() == 2 then error("boom") end end }\n' >"$scene/oops.lua"
+    printf 'mover 10 fixed\ntalker 1 fixed\noops 1 fixed\n' >"$scene/scene.txt"
     "$run" "$scene" --frames 5 --workers 2 --report "$work/r.json" >"$work/out" 2>"$work/err" || fail "exit status $?"
     grep -qE '^\[info\] frame 3 talker entity 10:1: hello from talker$' "$work/err" ||
         fail "console line without the entity as index:generation (want 'entity 10:1')"
+    grep -qE '^\[error\] frame 2 oops entity 11:1: update of entity 11:1: .*oops.lua:1: boom' "$work/err" ||
+        fail "script error without the entity as index:generation (want 'update of entity 11:1')"
+    rm "$scene/oops.lua"
+    printf 'mover 10 fixed\ntalker 1 fixed\n' >"$scene/scene.txt"
     if grep -qE '#[0-9]{6,}' "$work/err"; then fail "a raw 64-bit entity handle was printed"; fi
     line=$(grep '^caches' "$work/out") || fail "no caches line in the summary"
     json=$(tr -d '\n' <"$work/r.json" | grep -o '"cache":{[^}]*}')
