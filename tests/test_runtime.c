@@ -58,7 +58,7 @@ static void test_runtime_too_small_memory_limit_fails_cleanly(void **state)
 typedef struct foreign_s {
     ljs_runtime_t *rt;
     ljs_entity_t e;
-    int create, frame, get, set, destroy, stats, alive;
+    int create, frame, get, set, destroy, stats, alive, save;
     uint32_t count;
     size_t drained;
     char msg[512];
@@ -86,6 +86,9 @@ static void *foreign_calls(void *arg)
     f->destroy = ljs_entity_destroy(f->rt, f->e);
     f->stats = ljs_stats_get(f->rt, &st);
     f->alive = ljs_entity_alive(f->rt, f->e);
+    void *snap = NULL;
+    size_t len = 0;
+    f->save = ljs_world_save(f->rt, &snap, &len);
     f->count = ljs_entity_count(f->rt);
     f->drained = ljs_console_drain(f->rt, never_called, &calls) + (size_t)calls;
     ljs_runtime_destroy(f->rt); /* refused: the owner destroys it below */
@@ -117,6 +120,7 @@ static void test_runtime_owner_only_calls_from_another_thread_fail(void **state)
     assert_int_equal(f.destroy, LJS_EBADTHREAD);
     assert_int_equal(f.stats, LJS_EBADTHREAD);
     assert_int_equal(f.alive, 0);
+    assert_int_equal(f.save, LJS_EBADTHREAD);
     assert_int_equal(f.count, 0);
     assert_int_equal(f.drained, 0);
     assert_string_equal(ljs_errname(LJS_EBADTHREAD), "LJS_EBADTHREAD");
