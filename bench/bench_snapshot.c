@@ -65,7 +65,9 @@ static double plain_columns(const char *path, uint32_t n, int write, unsigned ch
     if (f == NULL)
         return -1;
     for (int k = 0; k < NFIELDS; k++) {
+        /* The file is opened for writing or for reading, never both. */
         size_t done =
+            // cppcheck-suppress IOWithoutPositioning
             write ? fwrite(cols + (size_t)k * col, 1, col, f) : fread(cols + (size_t)k * col, 1, col, f);
         if (done != col) {
             fclose(f);
