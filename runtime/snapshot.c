@@ -156,6 +156,11 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
 
 int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
 {
+    if (out != NULL)
+        *out = NULL;
+    if (len != NULL)
+        *len = 0;
+    LJS_CHECK_OWNER(rt, "ljs_world_save");
     if (rt == NULL || out == NULL || len == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save: NULL argument");
     if (rt->in_frame)
@@ -596,6 +601,7 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
 
 int ljs_world_load(ljs_runtime_t *rt, const void *data, size_t len)
 {
+    LJS_CHECK_OWNER(rt, "ljs_world_load");
     if (rt == NULL || (data == NULL && len > 0))
         return ljs__error(LJS_EINVAL, "ljs_world_load: NULL argument");
     if (rt->in_frame)
@@ -615,10 +621,11 @@ int ljs_world_load(ljs_runtime_t *rt, const void *data, size_t len)
 
 int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
 {
+    LJS_CHECK_OWNER(rt, "ljs_world_save_file");
     if (path == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL path");
-    void *data;
-    size_t len;
+    void *data = NULL;
+    size_t len = 0;
     int rc = ljs_world_save(rt, &data, &len);
     if (rc != LJS_OK)
         return rc;
@@ -640,6 +647,7 @@ int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
 
 int ljs_world_load_file(ljs_runtime_t *rt, const char *path)
 {
+    LJS_CHECK_OWNER(rt, "ljs_world_load_file");
     if (path == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_load_file: NULL path");
     FILE *f = fopen(path, "rb");

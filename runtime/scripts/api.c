@@ -242,6 +242,9 @@ static int api_send(lua_State *L)
     lua_Integer target = luaL_checkinteger(L, 1);
     size_t len;
     const char *name = check_name(L, 2, "send", &len);
+    if (!ljs__event_name_ok(name, len))
+        return luaL_error(L, "send: bad event name (1-%d letters, digits or '_', so on_<name> can handle it)",
+                          LJS__EVENT_NAME_MAX);
     lua_settop(L, 3);
     push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
     return 0;

@@ -227,6 +227,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
 
 int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_load");
     uint32_t id;
     int rc = check_loadable(rt, path);
     if (rc != LJS_OK)
@@ -376,6 +377,7 @@ void ljs__script_forget_module(ljs_runtime_t *rt, const char *path)
 
 int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_reload");
     ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_reload: no such script");
@@ -401,6 +403,7 @@ int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
 
 int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_find");
     if (rt == NULL || name == NULL)
         return ljs__error(LJS_EINVAL, "ljs_script_find: NULL argument");
     for (uint32_t i = 0; i < rt->nscripts; i++)
@@ -442,6 +445,7 @@ void ljs__script_detach_slot(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
 
 int ljs_script_unload(ljs_runtime_t *rt, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_unload");
     ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_unload: no such script");
@@ -498,12 +502,14 @@ static int resolve(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s, const char
         return ljs__error(LJS_ENOENT, "%s: no such script", fn);
     *slot = ljs__world_slot(&rt->world, e.id);
     if (*slot < 0)
-        return ljs__error(LJS_ENOENT, "%s: entity %llu is not alive", fn, (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "%s: entity " LJS_ENTITY_FMT " is not alive", fn,
+                          LJS_ENTITY_ARGS(e.id));
     return LJS_OK;
 }
 
 int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_attach");
     int64_t slot = -1;
     int rc = resolve(rt, e, s, "ljs_script_attach", &slot);
     if (rc == LJS_OK && (rc = ljs__script_attach(rt, (uint32_t)slot, s.id)) != LJS_OK)
@@ -513,6 +519,7 @@ int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 
 int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_detach");
     int64_t slot = -1;
     int rc = resolve(rt, e, s, "ljs_script_detach", &slot);
     if (rc == LJS_OK)
@@ -522,6 +529,7 @@ int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 
 int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_stats");
     const ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL || out == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_stats: no such script");
@@ -538,6 +546,7 @@ int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t
 
 int ljs_script_pin(ljs_runtime_t *rt, ljs_script_t s, int pinned)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_pin");
     ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_pin: no such script");
