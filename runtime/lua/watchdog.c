@@ -101,7 +101,7 @@ static void set_stop(ljs__worker_t *w, const char *where, const char *why)
 {
     char who[128];
     if (w->cur_id != 0)
-        snprintf(who, sizeof who, "entity %llu of script '%s'", (unsigned long long)w->cur_id,
+        snprintf(who, sizeof who, "entity " LJS_ENTITY_FMT " of script '%s'", LJS_ENTITY_ARGS(w->cur_id),
                  script_name(w));
     else
         snprintf(who, sizeof who, "loading script '%s'", script_name(w));
