@@ -70,6 +70,7 @@ typedef struct hostfn_s {
  * stored as offsets from the record's start until dispatch. */
 typedef struct drec_s {
     uint64_t entity;
+    uint64_t call; /* the worker's call_seq: records of one script call are one run */
     uint32_t seq;
     uint32_t fn, gen;
     uint32_t script;
@@ -94,11 +95,19 @@ typedef struct hostw_s {
     uint64_t call_seq;  /* the script call the bound below is for */
     size_t call_bytes0; /* queue size when it began */
     uint64_t dropped;
+    int depth; /* > 0 while this worker runs a host function (worker 0: the owner thread) */
 } __attribute__((aligned(64))) hostw_t; /* one cache line apart: workers write their own */
 
+/* A run: the consecutive records one script call queued on one worker,
+ * in the order it made them. An entity's calls never overlap and take
+ * their sequences from one counter, so sorting runs by (entity, first
+ * sequence) orders every record by (entity, sequence), at the cost of
+ * sorting calls instead of records (keys inline: no pointer chasing). */
 typedef struct order_s {
-    const drec_t *r;
-    unsigned char *base;
+    uint64_t entity;
+    uint32_t seq;
+    uint32_t worker;
+    uint32_t first, count;
 } order_t;
 
 typedef struct prof_node_s {
@@ -115,7 +124,6 @@ struct ljs__host_s {
     int loading;
     order_t *order;
     size_t order_cap;
-    int owner_depth; /* > 0 while the owner thread runs a host function */
     ljs__msgbuf_t events;
     ljs_host_event_fn ev_fn;
     void *ev_ud;
@@ -654,6 +662,7 @@ static void defer(lua_State *L, ljs__worker_t *w, hostw_t *hw, const hostfn_t *f
         luaL_error(L, "%s: out of memory queueing a deferred call", f->name);
     drec_t *r = &q->recs[q->n];
     r->entity = w->cur_id;
+    r->call = seq;
     r->seq = w->cur_id ? next_seq(w) : (uint32_t)q->n;
     r->fn = idx;
     r->gen = f->gen;
@@ -737,7 +746,8 @@ static int trampoline(lua_State *L)
                               f->name, i + 1, luaL_typename(L, i + 1));
         table_arg(L, f, i + 1, &args[i], hw, &npairs);
     }
-    fix_tables(args, n, hw->pairs);
+    if (npairs > 0)
+        fix_tables(args, n, hw->pairs);
     ljs_call_t c;
     c.err[0] = '\0';
     if (f->args[0] && !check_sig(f, args, n, c.err, sizeof c.err))
@@ -755,15 +765,15 @@ static int trampoline(lua_State *L)
     c.worker = w->index;
     c.deferred = 0;
     hw->rlen = 0;
-    h->owner_depth += w->index == 0;
+    hw->depth++;
     int rc = f->fn(&c, f->ud);
-    h->owner_depth -= w->index == 0;
+    hw->depth--;
     if (rc != LJS_OK) {
         if (c.err[0] == '\0')
             snprintf(c.err, sizeof c.err, "%s: failed (%s)", f->name, ljs_errname(rc));
         return luaL_error(L, "%s", c.err);
     }
-    luaL_checkstack(L, c.nrets, "host function results");
+    /* MAX_RETS is below LUA_MINSTACK, the room Lua gives every C call. */
     for (int i = 0; i < c.nrets; i++)
         push_value(L, &c.rets[i], hw->rbuf, c.roff[i]);
     return c.nrets;
@@ -882,7 +892,7 @@ static int install_all(ljs_runtime_t *rt)
 
 static int refuse_now(const ljs_runtime_t *rt, const char *what)
 {
-    if (rt->in_frame || rt->host->owner_depth > 0)
+    if (rt->in_frame || rt->host->w[0].depth > 0)
         return ljs__error(LJS_EBUSY, "%s: not allowed during ljs_frame or inside a host function", what);
     return LJS_OK;
 }
@@ -1201,9 +1211,9 @@ static void run_one(ljs_runtime_t *rt, const drec_t *r, unsigned char *base)
     c.worker = 0;
     c.deferred = 1;
     c.err[0] = '\0';
-    h->owner_depth++;
+    h->w[0].depth++;
     int rc = f->fn(&c, f->ud);
-    h->owner_depth--;
+    h->w[0].depth--;
     h->st.deferred_calls++;
     if (rc != LJS_OK) {
         h->st.deferred_errors++;
@@ -1217,7 +1227,7 @@ static void run_one(ljs_runtime_t *rt, const drec_t *r, unsigned char *base)
 
 static int cmp_order(const void *x, const void *y)
 {
-    const drec_t *a = ((const order_t *)x)->r, *b = ((const order_t *)y)->r;
+    const order_t *a = x, *b = y;
     /* Entities by slot, then the full handle, as events sort (event.c). */
     uint32_t sa = (uint32_t)a->entity, sb = (uint32_t)b->entity;
     if (sa != sb)
@@ -1242,11 +1252,15 @@ void ljs__host_dispatch(ljs_runtime_t *rt)
     /* Like a phase's events: all or nothing, so what runs never depends on
      * the worker count. */
     int drop = total > ((size_t)rt->cfg.event_mem_mb << 20);
-    if (!drop && n > h->order_cap) {
-        order_t *p = realloc(h->order, n * sizeof *p);
+    size_t nruns = 0;
+    for (uint32_t i = 0; i < h->nworkers; i++)
+        for (size_t j = 0; j < h->w[i].q.n; j++)
+            nruns += j == 0 || h->w[i].q.recs[j].call != h->w[i].q.recs[j - 1].call;
+    if (!drop && nruns > h->order_cap) {
+        order_t *p = realloc(h->order, nruns * sizeof *p);
         if (p != NULL) {
             h->order = p;
-            h->order_cap = n;
+            h->order_cap = nruns;
         }
         drop = p == NULL;
     }
@@ -1258,12 +1272,20 @@ void ljs__host_dispatch(ljs_runtime_t *rt)
                          (unsigned long long)rt->frame, n, total >> 10, rt->cfg.event_mem_mb);
     } else {
         size_t k = 0;
-        for (uint32_t i = 0; i < h->nworkers; i++)
-            for (size_t j = 0; j < h->w[i].q.n; j++)
-                h->order[k++] = (order_t){&h->w[i].q.recs[j], h->w[i].q.bytes + h->w[i].q.recs[j].off};
-        ljs__sort(h->order, n, sizeof *h->order, cmp_order);
-        for (size_t i = 0; i < n; i++)
-            run_one(rt, h->order[i].r, h->order[i].base);
+        for (uint32_t i = 0; i < h->nworkers; i++) {
+            const drec_t *r = h->w[i].q.recs;
+            for (size_t j = 0; j < h->w[i].q.n; j++) {
+                if (j == 0 || r[j].call != r[j - 1].call)
+                    h->order[k++] = (order_t){r[j].entity, r[j].seq, i, (uint32_t)j, 0};
+                h->order[k - 1].count++;
+            }
+        }
+        ljs__sort(h->order, nruns, sizeof *h->order, cmp_order);
+        for (size_t i = 0; i < nruns; i++) {
+            queue_t *q = &h->w[h->order[i].worker].q;
+            for (uint32_t j = h->order[i].first; j < h->order[i].first + h->order[i].count; j++)
+                run_one(rt, &q->recs[j], q->bytes + q->recs[j].off);
+        }
     }
     for (uint32_t i = 0; i < h->nworkers; i++) {
         h->w[i].q.n = 0;
@@ -1363,9 +1385,9 @@ static size_t deliver(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud)
         } else {
             read_value(&p, &ev.payload);
         }
-        h->owner_depth++;
+        h->w[0].depth++;
         fn(ud, &ev);
-        h->owner_depth--;
+        h->w[0].depth--;
         h->st.events_delivered++;
     }
     ljs__msgbuf_clear(b);
