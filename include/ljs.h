@@ -778,8 +778,8 @@ typedef void (*ljs_host_event_fn)(void *ud, const ljs_host_event_t *ev);
  * the same for any worker count. fn == NULL: keep them for
  * ljs_host_events_drain (the default). The callback runs inside ljs_frame:
  * calls refused during a frame are refused there. Held events count
- * against LJS_EVENT_MEM_MB; past it the oldest frame's are dropped, logged
- * and counted (ljs_host_stats), never silently. Thread: owner, not during
+ * against LJS_EVENT_MEM_MB; past it every held event is dropped, logged and
+ * counted (ljs_host_stats), never silently. Thread: owner, not during
  * ljs_frame. Returns LJS_OK, LJS_EINVAL, LJS_EBUSY. */
 LJS_API int ljs_host_events_set(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud);
 

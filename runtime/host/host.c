@@ -39,10 +39,12 @@
 
 #include "runtime/error.h"
 #include "runtime/lua/state.h"
+#include "runtime/lua/watchdog.h"
 #include "runtime/world/sort.h"
 
 #include <lauxlib.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +129,8 @@ struct ljs__host_s {
     ljs__msgbuf_t events;
     ljs_host_event_fn ev_fn;
     void *ev_ud;
-    ljs_pair_t *evpairs;
+    ljs_pair_t *evpairs; /* decoded payload of the event being delivered */
+    size_t evpairs_cap;
     prof_node_t *profs; /* every profiler ever set, freed at destroy */
     ljs_host_stats_t st;
 };
@@ -730,6 +733,14 @@ static int trampoline(lua_State *L)
     const hostfn_t *f = idx < h->nfns ? &h->fns[idx] : NULL;
     if (f == NULL || !f->used || f->gen != (uint32_t)lua_tointeger(L, lua_upvalueindex(2)))
         return luaL_error(L, "%s: the host function was unregistered", lua_tostring(L, lua_upvalueindex(3)));
+    /* A loop that only calls host functions must stop like any runaway:
+     * if the watchdog flagged this call but its signal is still pending
+     * (a sanitizer delays signals until the thread enters libc), deliver it
+     * now, so the watchdog's hook stops the script when this returns. */
+    uint64_t flagged = atomic_load_explicit(&w->wd_flagged, memory_order_relaxed);
+    if (__builtin_expect(flagged != 0, 0) &&
+        flagged == atomic_load_explicit(&w->call_seq, memory_order_relaxed))
+        raise(ljs__watchdog_signal());
     int n = lua_gettop(L);
     if (n > MAX_ARGS)
         return luaL_error(L, "%s: more than %d arguments", f->name, MAX_ARGS);
@@ -1367,14 +1378,18 @@ static size_t deliver(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud)
             uint32_t cnt;
             memcpy(&cnt, p + 1, 4);
             p += 5;
-            ljs_pair_t *pairs = realloc(h->evpairs, (cnt ? cnt : 1) * sizeof *pairs);
+            /* Grown, never shrunk: no allocation per event in steady state. */
+            ljs_pair_t *pairs = cnt <= h->evpairs_cap ? h->evpairs : realloc(h->evpairs, cnt * sizeof *pairs);
             if (pairs == NULL) {
                 h->st.events_dropped++;
                 ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, "",
                                  "event '%s' to the host: out of memory decoding it (dropped)", name);
                 continue;
             }
-            h->evpairs = pairs;
+            if (pairs != h->evpairs) {
+                h->evpairs = pairs;
+                h->evpairs_cap = cnt;
+            }
             for (uint32_t k = 0; k < cnt; k++) {
                 read_value(&p, &pairs[k].key);
                 read_value(&p, &pairs[k].value);
