@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 
+#include <ljs.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,8 @@ static const bench_case_t cases[] = {
     {"pool", bench_pool, "event payloads: tables from a per-state pool vs a new table per event"},
     {"gc", bench_gc, "GC: Lua's incremental and generational vs the managed per-frame policy, frame times"},
     {"stats", bench_stats, "observability: frame time with LJS_STATS=1 and LJS_TRACE vs counters only"},
+    {"snapshot", bench_snapshot,
+     "world snapshots: save and load of 100k entities vs fwrite/fread of the columns"},
     {"host", bench_host, "host functions: a parallel call vs a raw lua_CFunction and a Lua call; a deferred call"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
@@ -108,6 +112,13 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    /* A bad LJS_* variable would make every case fail or, worse, measure
+     * something else: refuse to run at all, saying which. */
+    ljs_config_t cfg;
+    if (ljs_config_init(&cfg) != LJS_OK) {
+        fprintf(stderr, "ljs-bench: %s\n", ljs_last_error());
+        return 2;
     }
     int rc = 0;
     if (!ctx.json)

@@ -317,8 +317,12 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__gc_frame(rt); /* GC work per state, on its own worker */
     t[6] = ljs__now_ns();
     record_times(rt, t);
-    if (rc != LJS_OK)
+    if (rc != LJS_OK) {
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "",
                          "frame %llu: out of memory queueing events", (unsigned long long)rt->frame);
+        /* ljs_last_error must describe this failure, not an older one. */
+        rc = ljs__error(rc, "ljs_frame: frame %llu ran out of memory queueing events (some were dropped)",
+                        (unsigned long long)rt->frame);
+    }
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "tests/support.h"
 
 #include <ljs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -481,6 +482,116 @@ static void test_hostile_a_refused_script_leaves_no_residue(void **state)
     ljs_test_rmtree(dir);
 }
 
+/* ---- two runtimes in one process ----------------------------------------------- */
+
+typedef struct twin_s {
+    const char *dir;
+    int failures;
+    char err[512];
+} twin_t;
+
+/* Loads the shared file, spawns nothing, lets LJS_UNLOAD_GRACE=1 unload it
+ * (which drops its bytecode when this runtime is alone), again and again,
+ * while the other runtime does the same on its own thread. */
+static void *twin_main(void *arg)
+{
+    twin_t *t = arg;
+    ljs_config_t cfg;
+    ljs_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.unload_grace = 1;
+    ljs_runtime_t *rt;
+    if (ljs_runtime_create(&cfg, &rt) != LJS_OK) {
+        t->failures++;
+        return NULL;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/shared.lua", t->dir);
+    for (int i = 0; i < 200 / LJS_TEST_SCALE + 20; i++) {
+        ljs_script_t s;
+        if (ljs_script_load(rt, path, &s) != LJS_OK) {
+            t->failures++;
+            snprintf(t->err, sizeof t->err, "%s", ljs_last_error());
+        } else {
+            (void)ljs_script_pin(rt, s, 0); /* host loads are pinned: let it unload */
+        }
+        for (int f = 0; f < 3; f++)
+            (void)ljs_frame(rt, 0.0);
+    }
+    ljs_runtime_destroy(rt);
+    return NULL;
+}
+
+static void test_hostile_two_runtimes_share_the_bytecode_cache_safely(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/ljs-twins-XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/shared.lua", dir);
+    ljs_test_write(
+        path, "local lib = require('lib')\nreturn { fields = { q = 0 }, update = function(self) self.q = "
+              "lib.k end }\n");
+    snprintf(path, sizeof path, "%s/lib.lua", dir);
+    ljs_test_write(path, "return { k = 3 }\n");
+    ljs_test_clear_env();
+    twin_t a = {dir, 0, ""}, b = {dir, 0, ""};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, twin_main, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, twin_main, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    if (a.failures || b.failures)
+        fail_msg("loads failed: %d and %d: %s%s", a.failures, b.failures, a.err, b.err);
+    ljs_test_rmtree(dir);
+}
+
+/* ---- symlinks ------------------------------------------------------------------------ */
+
+/* A symlink loop in the scripts' directory does not hang loading (the
+ * watcher does not follow symlinked directories), and a symlink that
+ * leaves the script root does not let require read outside it. */
+static void test_hostile_symlinks_neither_hang_loading_nor_escape_the_root(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/ljs-links-XXXXXX", out[64] = "/tmp/ljs-outside-XXXXXX", path[256], target[256];
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(out));
+    snprintf(path, sizeof path, "%s/l1", dir);
+    assert_int_equal(symlink(".", path), 0);
+    snprintf(path, sizeof path, "%s/l2", dir);
+    assert_int_equal(symlink(".", path), 0);
+    snprintf(path, sizeof path, "%s/l3", dir);
+    assert_int_equal(symlink(dir, path), 0);
+    snprintf(path, sizeof path, "%s/secret.lua", out);
+    ljs_test_write(path, "return { stolen = true }\n");
+    snprintf(path, sizeof path, "%s/evil", dir);
+    assert_int_equal(symlink(out, path), 0);
+    snprintf(path, sizeof path, "%s/ok.lua", dir);
+    ljs_test_write(path, "return { fields = { n = 0 }, update = function(self) self.n = self.n + 1 end }\n");
+    snprintf(target, sizeof target, "%s/thief.lua", dir);
+    ljs_test_write(target, "local s = require('evil.secret')\nreturn {}\n");
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    cfg.watch = 1;
+    for (int cache = 0; cache <= 1; cache++) {
+        cfg.cache = (uint32_t)cache;
+        ljs_runtime_t *rt;
+        assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+        ljs_script_t s;
+        if (ljs_script_load(rt, path, &s) != LJS_OK)
+            fail_msg("%s", ljs_last_error());
+        assert_int_equal(ljs_script_load(rt, target, &s), LJS_ESCRIPT);
+        if (strstr(ljs_last_error(), "resolves outside the script's directory") == NULL)
+            fail_msg("unclear: %s", ljs_last_error());
+        assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+        ljs_runtime_destroy(rt);
+    }
+    ljs_test_rmtree(dir);
+    ljs_test_rmtree(out);
+}
+
 /* ---- the widest script ---------------------------------------------------------- */
 
 #define MAXF 120 /* LJS__MAX_SCRIPT_FIELDS, documented in the README */
@@ -597,6 +708,8 @@ int main(void)
         cmocka_unit_test(test_hostile_a_state_full_to_its_limit_never_aborts_the_host),
         cmocka_unit_test(test_hostile_event_memory_is_bounded),
         cmocka_unit_test(test_hostile_a_refused_script_leaves_no_residue),
+        cmocka_unit_test(test_hostile_two_runtimes_share_the_bytecode_cache_safely),
+        cmocka_unit_test(test_hostile_symlinks_neither_hang_loading_nor_escape_the_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

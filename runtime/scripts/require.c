@@ -10,12 +10,16 @@
  * thread, which loads every script first) reads and prepares the file, the
  * other workers load the cached bytecode. Worker 0 also records which
  * scripts depend on which module files (hot reload uses it). */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
+
 #include "runtime/scripts/require.h"
 
 #include "runtime/error.h"
 #include "runtime/lua/state.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +84,23 @@ static void record_dependency(ljs__worker_t *w, const char *path)
     s->deps[s->ndeps++] = copy;
 }
 
+/* Module names cannot climb out of the root, but a symlink inside it can
+ * point anywhere: the resolved file must lie under the resolved root. A
+ * missing file is left to the read's own "module not found". */
+static int inside_root(const char *path, const char *root)
+{
+    char real_root[PATH_MAX], real_path[PATH_MAX];
+    if (realpath(path, real_path) == NULL)
+        return 1;
+    if (realpath(root, real_root) == NULL)
+        return 0;
+    size_t n = strlen(real_root);
+    return strncmp(real_path, real_root, n) == 0 && (real_path[n] == '/' || n == 1);
+}
+
 /* Push the module file's chunk. Worker 0 prepares it in the cache first. */
-static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, const char *name)
+static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, const char *name,
+                              const char *root)
 {
     const ljs_config_t *cfg = &w->rt->cfg;
     char chunkname[1100], err[1024], warn[1024];
@@ -100,6 +119,8 @@ static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, 
     char *src = NULL;
     size_t len = 0;
     ljs__source_id_t id;
+    if (!inside_root(path, root))
+        luaL_error(L, "require('%s'): %s resolves outside the script's directory (a symlink?)", name, path);
     if (ljs__script_read_source(path, &src, &len, &id) != LJS_OK)
         luaL_error(L, "require('%s'): module not found (looked for %s)", name, path);
     int st;
@@ -127,7 +148,7 @@ static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, 
 static int load_and_run(lua_State *L)
 {
     const char *path = lua_tostring(L, 1), *name = lua_tostring(L, 2), *root = lua_tostring(L, 3);
-    load_module_chunk(L, ljs__worker_of(L), path, name);
+    load_module_chunk(L, ljs__worker_of(L), path, name, root);
     ljs__require_run_chunk(L, root);
     return 1;
 }
