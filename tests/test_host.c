@@ -645,6 +645,34 @@ static void test_host_log_callback_gets_console_lines_as_they_are_made(void **st
     stop(&w);
 }
 
+static void on_exit_line(void *ud, const ljs_log_line_t *line)
+{
+    if (strstr(line->text, "LJS_REPORT=") != NULL && strstr(line->text, "/r.json") != NULL)
+        (*(int *)ud)++;
+}
+
+/* What went to stderr at exit (an LJS_REPORT that cannot be written) goes
+ * to the log callback when one is set. */
+static void test_host_log_callback_gets_the_messages_that_went_to_stderr(void **state)
+{
+    (void)state;
+    ljs_test_clear_env();
+    ljs_config_t cfg;
+    ljs_runtime_t *rt;
+    int got = 0;
+    char dir[64] = "/tmp/ljs-host-report-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    cfg.watch = 0;
+    snprintf(cfg.report, sizeof cfg.report, "%s/r.json", dir);
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    assert_int_equal(ljs_log_set(rt, on_exit_line, &got), LJS_OK);
+    assert_int_equal(rmdir(dir), 0); /* the report cannot be written at exit */
+    ljs_runtime_destroy(rt);
+    assert_int_equal(got, 1);
+}
+
 typedef struct prof_s {
     atomic_int starts, stops, batch_begin, batch_end, gc_begin, gc_end, park_begin, park_end;
     atomic_int updates;
@@ -739,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_host_deferred_calls_are_bounded_like_events_and_runaways_still_stop),
         cmocka_unit_test(test_host_events_reach_the_host_in_a_deterministic_order_and_none_is_dropped),
         cmocka_unit_test(test_host_log_callback_gets_console_lines_as_they_are_made),
+        cmocka_unit_test(test_host_log_callback_gets_the_messages_that_went_to_stderr),
         cmocka_unit_test(test_host_profiler_hooks_see_threads_batches_gc_and_parking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
