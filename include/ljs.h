@@ -702,7 +702,8 @@ typedef struct ljs_pair_s {
  *   event phase and field commit, before spawns and destroys apply, in
  *   (calling entity, sequence) order, so the order is the same for any
  *   worker count; calls made by a module's top level run when its load or
- *   reload succeeds (dropped if it is refused). Returns nothing to the
+ *   reload succeeds (dropped if it is refused), calls made by on_reload at
+ *   the start of the next frame. Returns nothing to the
  *   script. Its arguments count against LJS_CALL_QUEUE_KB (per call) and
  *   LJS_EVENT_MEM_MB (per frame) like queued events. */
 typedef enum ljs_safety_e { LJS_PARALLEL = 0, LJS_READONLY = 1, LJS_DEFERRED = 2 } ljs_safety_t;

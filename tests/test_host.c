@@ -475,6 +475,18 @@ static void test_host_module_top_level_calls_follow_the_class_rules(void **state
     assert_int_equal(ljs_script_load(w.rt, path, &s), LJS_ESCRIPT);
     frames(&w, 1);
     assert_int_equal(dlog.calls, 1);
+    /* A reload runs the top level again (once), and on_reload's calls run
+     * at the start of the next frame, in entity order. */
+    put(&w, "main.lua",
+        "audio.play('loaded', 2)\n"
+        "return { fields = { t = 0.0 }, on_reload = function(self) audio.play('on_reload', 1) end }\n");
+    if (ljs_script_reload(w.rt, w.s) != LJS_OK)
+        fail_msg("reload: %s", ljs_last_error());
+    assert_int_equal(dlog.calls, 2);
+    frames(&w, 1);
+    assert_int_equal(dlog.calls, 2 + NENT);
+    assert_string_equal(dlog.names[2], "on_reload");
+    assert_false(dlog.out_of_order);
     stop(&w);
 }
 
