@@ -724,15 +724,17 @@ static void push_value(lua_State *L, const ljs_value_t *v, const char *rbuf, siz
     }
 }
 
-/* Every host function's closure. Upvalues: slot, generation, name. */
+/* Every host function's closure. Upvalues: (generation, slot), name. */
 static int trampoline(lua_State *L)
 {
     ljs__worker_t *w = ljs__worker_of(L);
     ljs__host_t *h = w->rt->host;
-    uint32_t idx = (uint32_t)lua_tointeger(L, lua_upvalueindex(1));
+    /* Upvalue 1 packs (generation << 32 | slot): one API call, not two. */
+    uint64_t key = (uint64_t)lua_tointeger(L, lua_upvalueindex(1));
+    uint32_t idx = (uint32_t)key;
     const hostfn_t *f = idx < h->nfns ? &h->fns[idx] : NULL;
-    if (f == NULL || !f->used || f->gen != (uint32_t)lua_tointeger(L, lua_upvalueindex(2)))
-        return luaL_error(L, "%s: the host function was unregistered", lua_tostring(L, lua_upvalueindex(3)));
+    if (f == NULL || !f->used || f->gen != (uint32_t)(key >> 32))
+        return luaL_error(L, "%s: the host function was unregistered", lua_tostring(L, lua_upvalueindex(2)));
     /* A loop that only calls host functions must stop like any runaway:
      * if the watchdog flagged this call but its signal is still pending
      * (a sanitizer delays signals until the thread enters libc), deliver it
@@ -848,10 +850,9 @@ static int install(lua_State *L)
             lua_rawset(L, base);
         }
         lua_pushstring(L, f->name + f->nslen + 1);
-        lua_pushinteger(L, (lua_Integer)i);
-        lua_pushinteger(L, (lua_Integer)f->gen);
+        lua_pushinteger(L, (lua_Integer)((uint64_t)f->gen << 32 | i));
         lua_pushstring(L, f->name);
-        lua_pushcclosure(L, trampoline, 3);
+        lua_pushcclosure(L, trampoline, 2);
         lua_rawset(L, -3);
         lua_settop(L, base);
     }
