@@ -342,6 +342,19 @@ static int h_try_register(ljs_call_t *c, void *ud)
     return LJS_OK;
 }
 
+/* Called by a module's top level in every state: worker threads and the
+ * owner inside a host function are refused alike. */
+static atomic_int register_accepted, register_tries;
+static int h_try_register_any(ljs_call_t *c, void *ud)
+{
+    (void)c;
+    ljs_host_def_t d = {"late.any", LJS_PARALLEL, h_version, NULL, NULL};
+    atomic_fetch_add(&register_tries, 1);
+    if (ljs_host_register(ud, &d) != LJS_EBUSY)
+        atomic_fetch_add(&register_accepted, 1);
+    return LJS_OK;
+}
+
 static const char *reg_src = "return {\n"
                              "  fields = { v = 0, w = 0, late = 0 },\n"
                              "  update = function(self, dt)\n"
@@ -384,6 +397,15 @@ static void test_host_registering_before_and_after_create_during_a_frame_and_aft
     /* During a frame: refused. */
     ljs_host_def_t d4 = {"try.reg", LJS_PARALLEL, h_try_register, w.rt, NULL};
     assert_int_equal(ljs_host_register(w.rt, &d4), LJS_OK);
+    ljs_host_def_t d5 = {"try.any", LJS_PARALLEL, h_try_register_any, w.rt, NULL};
+    assert_int_equal(ljs_host_register(w.rt, &d5), LJS_OK);
+    put(&w, "other.lua", "try.any()\nreturn { fields = { o = 0 } }\n");
+    char other[256];
+    ljs_script_t os;
+    snprintf(other, sizeof other, "%s/other.lua", w.dir);
+    assert_int_equal(ljs_script_load(w.rt, other, &os), LJS_OK);
+    assert_int_equal(atomic_load(&register_tries), 4);
+    assert_int_equal(atomic_load(&register_accepted), 0);
     put(&w, "main.lua",
         "return { fields = { v = 0, w = 0, late = 0 }, update = function(self) try.reg(); self.v = env.version() * 10 "
         "end }\n");

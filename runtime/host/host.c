@@ -902,9 +902,13 @@ static int install_all(ljs_runtime_t *rt)
     return rc;
 }
 
+/* Changes that rebuild every state wait for a quiet runtime: not in a
+ * frame, not inside a host function on the owner, and not on a worker
+ * thread (a host function called by a module's top level while it loads on
+ * worker k runs there, outside any frame). */
 static int refuse_now(const ljs_runtime_t *rt, const char *what)
 {
-    if (rt->in_frame || rt->host->w[0].depth > 0)
+    if (ljs__sched_self() > 0 || rt->in_frame || rt->host->w[0].depth > 0)
         return ljs__error(LJS_EBUSY, "%s: not allowed during ljs_frame or inside a host function", what);
     return LJS_OK;
 }
@@ -1510,8 +1514,9 @@ int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p)
     if (rt == NULL)
         return ljs__error(LJS_EINVAL, "ljs_profiler_set: rt is NULL");
     LJS_ASSERT_OWNER(rt);
-    if (rt->in_frame)
-        return ljs__error(LJS_EBUSY, "ljs_profiler_set: not allowed during ljs_frame");
+    int rc = refuse_now(rt, "ljs_profiler_set");
+    if (rc != LJS_OK)
+        return rc;
     prof_node_t *n = NULL;
     if (p != NULL) {
         n = malloc(sizeof *n);
