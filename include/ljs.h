@@ -176,7 +176,9 @@ LJS_API const char *ljs_last_error(void);
     X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)")    \
     X(gc_mode, "LJS_GC_MODE", "managed", 16, "GC per state: managed, generational or incremental") \
     X(trace, "LJS_TRACE", "", 512, "Chrome trace-event file written at exit (empty = off)")        \
-    X(report, "LJS_REPORT", "", 512, "JSON report file written at exit (empty = off)")
+    X(report, "LJS_REPORT", "", 512, "JSON report file written at exit (empty = off)")             \
+    X(script_root, "LJS_SCRIPT_ROOT", "", 512,                                                     \
+      "scripts are named by their path under this directory, ai/idle.lua -> ai.idle (empty = by file name)")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;

@@ -622,6 +622,10 @@ static int run_scene(const options_t *o)
         }
         snprintf(cfg.report, sizeof cfg.report, "%s", o->report);
     }
+    /* Scripts are named by their path under the scene directory (ai/idle.lua
+     * is ai.idle), unless LJS_SCRIPT_ROOT says otherwise. */
+    if (cfg.script_root[0] == '\0' && strlen(o->scene_dir) < sizeof cfg.script_root)
+        snprintf(cfg.script_root, sizeof cfg.script_root, "%s", o->scene_dir);
     scene_t *scene = calloc(1, sizeof *scene);
     if (scene == NULL || parse_scene(o->scene_dir, scene) != 0) {
         free(scene);
