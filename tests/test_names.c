@@ -45,13 +45,10 @@ static int teardown(void **state)
 
 static ljs_runtime_t *runtime(const char *root)
 {
-    ljs_config_t cfg;
-    ljs_test_clear_env();
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     snprintf(cfg.script_root, sizeof cfg.script_root, "%s", root);
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     return rt;
 }
 

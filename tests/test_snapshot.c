@@ -30,13 +30,10 @@ static const char *swarm_src =
 
 static ljs_runtime_t *make(unsigned workers, ljs_script_t *s)
 {
-    ljs_config_t cfg;
-    ljs_test_clear_env();
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.batch = 8;
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     char path[128];
     snprintf(path, sizeof path, "%s/swarm.lua", dir);
     if (ljs_script_load(rt, path, s) != LJS_OK)
