@@ -350,7 +350,7 @@ static int h_try_register_any(ljs_call_t *c, void *ud)
     (void)c;
     ljs_host_def_t d = {"late.any", LJS_PARALLEL, h_version, NULL, NULL};
     atomic_fetch_add(&register_tries, 1);
-    if (ljs_host_register(ud, &d) != LJS_EBUSY)
+    if (ljs_host_register(ud, &d) == LJS_OK) /* LJS_EBADTHREAD on workers, LJS_EBUSY on the owner */
         atomic_fetch_add(&register_accepted, 1);
     return LJS_OK;
 }

@@ -917,7 +917,7 @@ int ljs_host_register(ljs_runtime_t *rt, const ljs_host_def_t *def)
 {
     if (rt == NULL)
         return global_register(def);
-    LJS_ASSERT_OWNER(rt);
+    LJS_CHECK_OWNER(rt, "ljs_host_register");
     ljs__host_t *h = rt->host;
     hostfn_t f;
     int rc = refuse_now(rt, "ljs_host_register");
@@ -958,7 +958,7 @@ int ljs_host_unregister(ljs_runtime_t *rt, const char *name)
         return ljs__error(LJS_EINVAL, "ljs_host_unregister: name is NULL");
     if (rt == NULL)
         return global_unregister(name);
-    LJS_ASSERT_OWNER(rt);
+    LJS_CHECK_OWNER(rt, "ljs_host_unregister");
     int rc = refuse_now(rt, "ljs_host_unregister");
     if (rc != LJS_OK)
         return rc;
@@ -1444,6 +1444,7 @@ int ljs_host_events_set(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud)
 {
     if (rt == NULL)
         return ljs__error(LJS_EINVAL, "ljs_host_events_set: rt is NULL");
+    LJS_CHECK_OWNER(rt, "ljs_host_events_set");
     if (rt->in_frame)
         return ljs__error(LJS_EBUSY, "ljs_host_events_set: not allowed during ljs_frame");
     rt->host->ev_fn = fn;
@@ -1453,7 +1454,7 @@ int ljs_host_events_set(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud)
 
 size_t ljs_host_events_drain(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud)
 {
-    if (rt == NULL || rt->in_frame)
+    if (rt == NULL || ljs__owner_check(rt, "ljs_host_events_drain") != LJS_OK || rt->in_frame)
         return 0;
     return deliver(rt, fn, ud);
 }
@@ -1513,7 +1514,7 @@ int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p)
 {
     if (rt == NULL)
         return ljs__error(LJS_EINVAL, "ljs_profiler_set: rt is NULL");
-    LJS_ASSERT_OWNER(rt);
+    LJS_CHECK_OWNER(rt, "ljs_profiler_set");
     int rc = refuse_now(rt, "ljs_profiler_set");
     if (rc != LJS_OK)
         return rc;

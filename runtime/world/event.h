@@ -65,6 +65,23 @@ LJS_HIDDEN void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg
 LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
                                 const ljs_kv_t *kv, size_t n);
 
+/* A valid event name: 1..LJS__EVENT_NAME_MAX characters, each a letter,
+ * digit or '_', so that on_<name> is the Lua identifier of the handler it
+ * reaches ("hit me", "a.b" or "" could never reach one). ljs_send and the
+ * scripts' send() both check it. Thread: any. */
+#define LJS__EVENT_NAME_MAX 64
+static inline int ljs__event_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > LJS__EVENT_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
 /* The message's name (NUL-terminated inside the buffer). */
 LJS_HIDDEN const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m);
 
