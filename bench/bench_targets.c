@@ -45,7 +45,8 @@ static const target_t targets[] = {
     {"stats", "frame_time_stats_off_vs_on", 0, 0.98, "stats on cost < 2% of frame time"},
     {"runaway", "frame_time_protection_off_vs_on", 0, 0.98, "runaway protection costs < 2% of frame time"},
     {"snapshot", "save_vs_fwrite", 0, 0.5, "100k x 10 fields: world save vs fwrite of the columns"},
-    {"snapshot", "load_vs_fread", 0, 0.5, "100k x 10 fields: world load vs fread of the columns"},
+    {"host", "parallel_over_raw", 1, 2.0, "parallel host call vs a raw lua_CFunction in one state"},
+    {"host", "deferred_call_ns", 1, 150.0, "deferred host call, amortised with the owner's dispatch, ns"},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 

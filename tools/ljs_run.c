@@ -66,12 +66,15 @@ typedef struct options_s {
     int quiet;
     int strict;         /* --strict: a script that fails to load ends the run */
     const char *report; /* --report FILE, or NULL */
+    const char *save;   /* --save FILE: the world at the end, or NULL */
+    const char *load;   /* --load FILE: start from a saved world, or NULL */
 } options_t;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ljs-run SCENE_DIR [--workers N] [--entities N] [--frames N] [--seconds S]\n"
                "               [--dt X] [--seed N] [--quiet] [--strict] [--report FILE]\n"
+               "               [--save FILE] [--load FILE]\n"
                "       ljs-run --exec FILE [ARGS...]\n"
                "       ljs-run [--workers N] --print-config\n"
                "       ljs-run --help\n"
@@ -89,6 +92,9 @@ static void usage(FILE *f)
                "                 scene runs without it and it loads once the file is fixed\n"
                "  --report FILE  write the JSON report (stats, memory, GC, scripts) at the end\n"
                "                 (sets LJS_REPORT, so the report names its own file)\n"
+               "  --save FILE    save the world (ljs_world_save_file) when the run ends\n"
+               "  --load FILE    start from a saved world instead of creating the scene's\n"
+               "                 entities (the scene's scripts must match the save's)\n"
                "  --exec FILE    run a plain Lua file (full standard library, arg = ARGS)\n"
                "  --print-config print every LJS_* setting, its value and where it came from\n"
                "                 (default, environment, or host: set by ljs-run's options)\n"
@@ -650,6 +656,10 @@ static int run_scene(const options_t *o)
         }
         snprintf(cfg.report, sizeof cfg.report, "%s", o->report);
     }
+    /* Scripts are named by their path under the scene directory (ai/idle.lua
+     * is ai.idle), unless LJS_SCRIPT_ROOT says otherwise. */
+    if (cfg.script_root[0] == '\0' && strlen(o->scene_dir) < sizeof cfg.script_root)
+        snprintf(cfg.script_root, sizeof cfg.script_root, "%s", o->scene_dir);
     scene_t *scene = calloc(1, sizeof *scene);
     if (scene == NULL || parse_scene(o->scene_dir, scene) != 0) {
         free(scene);
@@ -673,8 +683,12 @@ static int run_scene(const options_t *o)
     int status = EXIT_RUNTIME;
     console_t con = {.quiet = o->quiet};
     if (load_scripts(rt, o->scene_dir, scene, o) != 0 ||
-        create_entities(rt, scene, o->entities, o->seed) != 0) {
+        (o->load == NULL && create_entities(rt, scene, o->entities, o->seed) != 0)) {
         console_drain(rt, &con);
+        goto done;
+    }
+    if (o->load != NULL && (rc = ljs_world_load_file(rt, o->load)) != LJS_OK) {
+        fprintf(stderr, "ljs-run: --load %s: %s: %s\n", o->load, ljs_errname(rc), ljs_last_error());
         goto done;
     }
     console_drain(rt, &con);
@@ -736,6 +750,10 @@ static int run_scene(const options_t *o)
             fprintf(stderr, "ljs-run: %s never loaded: its entities were not created\n",
                     scene->broken[i].path);
     status = 0;
+    if (o->save != NULL && (rc = ljs_world_save_file(rt, o->save)) != LJS_OK) {
+        fprintf(stderr, "ljs-run: --save %s: %s: %s\n", o->save, ljs_errname(rc), ljs_last_error());
+        status = EXIT_RUNTIME;
+    }
     if (status == 0 && o->frames > 0 && frames < o->frames) {
         /* A digest of a partial run would look like a result. */
         fprintf(stderr, "ljs-run: %s after %ld of %ld frames, no digest\n",
@@ -767,7 +785,9 @@ int main(int argc, char **argv)
                    .seed = 1,
                    .quiet = 0,
                    .strict = 0,
-                   .report = NULL};
+                   .report = NULL,
+                   .save = NULL,
+                   .load = NULL};
     int want_config = 0;
     if (argc < 2) {
         usage(stderr);
@@ -786,6 +806,13 @@ int main(int argc, char **argv)
             if (v == NULL)
                 return bad_usage("%s needs a FILE", a);
             o.report = argv[++i];
+        } else if (!strcmp(a, "--save") || !strcmp(a, "--load")) {
+            if (v == NULL)
+                return bad_usage("%s needs a FILE", a);
+            if (!strcmp(a, "--save"))
+                o.save = argv[++i];
+            else
+                o.load = argv[++i];
         } else if (!strcmp(a, "--exec")) {
             if (i != 1)
                 return bad_usage("%s must be the first argument", a);

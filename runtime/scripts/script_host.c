@@ -1,12 +1,17 @@
 /* script_host.c - the host's script API: load into every worker, unload,
  * attach, detach (owner thread, between frames). */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
+
 #include "runtime/error.h"
 #include "runtime/scripts/exec.h"
 #include "runtime/core.h"
+#include "runtime/host/host.h"
 #include "runtime/scripts/script_host.h"
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +59,53 @@ int ljs__script_read_source(const char *path, char **out, size_t *len, ljs__sour
     return LJS_OK;
 }
 
-/* "dir/mover.lua" -> "mover" */
-static char *script_name(const char *path)
+/* With LJS_SCRIPT_ROOT: "<root>/ai/idle.lua" -> "ai.idle" (both resolved
+ * with realpath, so "./x/../ai/idle.lua" names the same script). Returns
+ * NULL with ljs_last_error set when the file is outside the root. */
+static int rooted_name(const char *root, const char *path, char **out)
 {
+    char rroot[PATH_MAX], rpath[PATH_MAX];
+    if (realpath(root, rroot) == NULL)
+        return ljs__error(LJS_EINVAL, "LJS_SCRIPT_ROOT '%s': %s", root, strerror(errno));
+    if (realpath(path, rpath) == NULL)
+        return ljs__error(LJS_ENOENT, "cannot open '%s': %s", path, strerror(errno));
+    size_t n = strlen(rroot);
+    if (n == 1) /* the root is "/" */
+        n = 0;
+    if (strncmp(rpath, rroot, n) != 0 || rpath[n] != '/')
+        return ljs__error(LJS_EINVAL,
+                          "'%s' is not under LJS_SCRIPT_ROOT '%s' (scripts are named by their path under it)",
+                          path, root);
+    char *name = strdup(rpath + n + 1);
+    if (name == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    size_t len = strlen(name);
+    if (len > 4 && !strcmp(name + len - 4, ".lua"))
+        name[len - 4] = '\0';
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = '.';
+    *out = name;
+    return LJS_OK;
+}
+
+/* "dir/mover.lua" -> "mover", or the rooted name (above). */
+static int script_name(const ljs_runtime_t *rt, const char *path, char **out)
+{
+    if (rt->cfg.script_root[0] != '\0')
+        return rooted_name(rt->cfg.script_root, path, out);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t n = strlen(base);
     if (n > 4 && !strcmp(base + n - 4, ".lua"))
         n -= 4;
     char *name = malloc(n + 1);
-    if (name != NULL) {
-        memcpy(name, base, n);
-        name[n] = '\0';
-    }
-    return name;
+    if (name == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    memcpy(name, base, n);
+    name[n] = '\0';
+    *out = name;
+    return LJS_OK;
 }
 
 /* Make sure every worker has room for instance `id`. */
@@ -158,7 +196,7 @@ static ljs__script_t *live_script(const ljs_runtime_t *rt, ljs_script_t s)
  * bytecode cache, and instantiate it on every worker (worker 0 first, which
  * reads the metadata), all or nothing. `name` is taken. On failure the
  * slot is freed and ljs_last_error says why. Thread: owner. */
-static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
+static int load_version_body(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
 {
     int rc;
     ljs__script_t *s = &rt->scripts[id];
@@ -225,6 +263,16 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
     return rc;
 }
 
+/* Deferred host calls made by the module's top level run only if the load
+ * (or reload) succeeds. */
+static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
+{
+    ljs__host_load_begin(rt);
+    int rc = load_version_body(rt, id, path, name);
+    ljs__host_load_end(rt, rc == LJS_OK);
+    return rc;
+}
+
 int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
 {
     LJS_CHECK_OWNER(rt, "ljs_script_load");
@@ -232,9 +280,9 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
     int rc = check_loadable(rt, path);
     if (rc != LJS_OK)
         return rc;
-    char *name = script_name(path);
-    if (name == NULL)
-        return ljs__error(LJS_ENOMEM, "out of memory");
+    char *name = NULL;
+    if ((rc = script_name(rt, path, &name)) != LJS_OK)
+        return rc;
     ljs_script_t dup;
     if (ljs_script_find(rt, name, &dup) == LJS_OK) {
         rc = ljs__error(LJS_EEXIST, "a script named '%s' is already loaded", name);

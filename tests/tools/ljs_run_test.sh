@@ -13,6 +13,8 @@
 #                 match the report's "cache" object
 #   unknown_env   a misspelt LJS_* variable is warned about with the closest name
 #   workers_zero  LJS_WORKERS=0 means "one worker per online CPU"
+#   save_load     --save at frame 30 then --load with another worker count and
+#                 30 more frames gives the digest of 60 frames in one run
 set -euo pipefail
 run=$1
 case_=$2
@@ -127,6 +129,19 @@ workers_zero)
     LJS_WORKERS=0 "$run" --print-config >"$work/out" 2>"$work/err" || fail "LJS_WORKERS=0 refused: $(cat "$work/err")"
     cpus=$(getconf _NPROCESSORS_ONLN)
     grep -qE "^LJS_WORKERS +0 +environment .* = $cpus CPUs" "$work/out" || fail "--print-config does not show 0 = $cpus CPUs"
+    ;;
+save_load)
+    rm "$scene/broken.lua"
+    printf 'mover 10 fixed\ntalker 1 fixed\n' >"$scene/scene.txt"
+    "$run" "$scene" --frames 60 --workers 2 --quiet >"$work/out" 2>"$work/err" || fail "exit status $?"
+    whole=$(grep '^digest:' "$work/out") || fail "no digest for the 60-frame run"
+    "$run" "$scene" --frames 30 --workers 2 --quiet --save "$work/w.ljsw" >"$work/out" 2>"$work/err" || fail "--save: exit status $?"
+    [[ -s $work/w.ljsw ]] || fail "--save wrote nothing"
+    "$run" "$scene" --frames 30 --workers 1 --quiet --load "$work/w.ljsw" >"$work/out" 2>"$work/err" || fail "--load: exit status $?"
+    [[ $(grep '^digest:' "$work/out") == "$whole" ]] || fail "saved at 30 + 30 loaded frames != 60 frames ($whole)"
+    printf 'junk' >"$work/bad.ljsw"
+    if "$run" "$scene" --frames 1 --quiet --load "$work/bad.ljsw" >"$work/out" 2>"$work/err"; then fail "a corrupt save was accepted"; fi
+    grep -q 'corrupt or truncated snapshot' "$work/err" || fail "the corrupt save is not explained"
     ;;
 *)
     echo "unknown case $case_" >&2
