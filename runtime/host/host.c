@@ -645,7 +645,7 @@ static void defer(lua_State *L, ljs__worker_t *w, hostw_t *hw, const hostfn_t *f
     size_t len = (head + strings + 7) & ~(size_t)7;
     /* Bounded per script call like the events it queues (LJS_CALL_QUEUE_KB):
      * the call's deferred bytes plus its outbox bytes. */
-    uint64_t seq = atomic_load_explicit(&w->call_seq, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&w->wd.call_seq, memory_order_relaxed);
     if (q == &hw->q && hw->call_seq != seq) {
         hw->call_seq = seq;
         hw->call_bytes0 = queue_size(q);
@@ -735,14 +735,11 @@ static int trampoline(lua_State *L)
     const hostfn_t *f = idx < h->nfns ? &h->fns[idx] : NULL;
     if (f == NULL || !f->used || f->gen != (uint32_t)(key >> 32))
         return luaL_error(L, "%s: the host function was unregistered", lua_tostring(L, lua_upvalueindex(2)));
-    /* A loop that only calls host functions must stop like any runaway:
-     * if the watchdog flagged this call but its signal is still pending
-     * (a sanitizer delays signals until the thread enters libc), deliver it
-     * now, so the watchdog's hook stops the script when this returns. */
-    uint64_t flagged = atomic_load_explicit(&w->wd_flagged, memory_order_relaxed);
-    if (__builtin_expect(flagged != 0, 0) &&
-        flagged == atomic_load_explicit(&w->call_seq, memory_order_relaxed))
-        raise(ljs__watchdog_signal());
+    /* A loop that only calls host functions must stop like any runaway,
+     * even while the watchdog's signal is still pending (a sanitizer delays
+     * signals until the thread enters libc): check the limits here (two
+     * relaxed loads; raises the stop error when over). */
+    ljs__watchdog_check(L, 1);
     int n = lua_gettop(L);
     if (n > MAX_ARGS)
         return luaL_error(L, "%s: more than %d arguments", f->name, MAX_ARGS);
