@@ -44,6 +44,9 @@ static void fixture_make(fixture_t *fx, uint32_t workers, const char *trace, con
     cfg.watch = 0;
     cfg.batch = 16; /* many batches: every worker gets some */
     cfg.stats = (uint32_t)stats;
+    /* The hog's 10 MiB can take over a second of CPU under TSan on a loaded
+     * machine: it must not be stopped as a runaway here. */
+    cfg.script_timeout_ms = 60000;
     if (fixture_trace_spans)
         cfg.trace_spans = fixture_trace_spans;
     if (trace)
