@@ -424,6 +424,7 @@ static int take_scalar(cur_t *c, val_t *v)
 /* A table key: 'i' or 's' only (what the encoders write). */
 static int take_key(cur_t *c, val_t *v)
 {
+    memset(v, 0, sizeof *v);
     if (c->p == c->end || (*c->p != 'i' && *c->p != 's'))
         return -1;
     return take_scalar(c, v);
