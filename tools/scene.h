@@ -1,9 +1,11 @@
 /* scene.h - ljs-run's scene.txt: which scripts to instantiate, how many.
  *
- * One line per script: `NAME COUNT [fixed]`, `#` starts a comment, blank
- * lines are skipped; at most SCENE_MAX_LINES lines, names of at most
- * SCENE_NAME_MAX - 1 bytes, counts 0..100000000. Fuzzed by
- * fuzz/fuzz_scene.c. */
+ * One line per script: `NAME COUNT [fixed]` (tokens separated by
+ * whitespace), `#` starts a comment, blank lines are skipped; at most
+ * SCENE_MAX_LINES lines, names of at most SCENE_NAME_MAX - 1 bytes, counts
+ * 0..SCENE_COUNT_MAX (decimal, at most 31 characters). Anything else (a NUL byte included) is an
+ * error naming the line; nothing is truncated or split silently. Fuzzed by
+ * fuzz/fuzz_scene.c against a reference parser. */
 #ifndef LJS_TOOLS_SCENE_H
 #define LJS_TOOLS_SCENE_H
 
