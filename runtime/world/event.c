@@ -515,32 +515,40 @@ static void push_val(lua_State *L, const val_t *v)
 
 int ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled)
 {
+    /* One pass, building the value as it reads: a malformed message (never
+     * one the encoders wrote) drops what was built and gives nil. */
     val_t name, k, v;
     cur_t c;
-    int is_table;
     uint32_t cnt;
-    if (open_msg(b, m, &name, &c) || check_payload(c, &is_table, &cnt)) {
-        lua_pushnil(L);
-        return -1;
-    }
-    if (!is_table) {
-        (void)take_scalar(&c, &v); /* validated above */
+    int top = lua_gettop(L);
+    if (open_msg(b, m, &name, &c))
+        goto bad;
+    if (c.p < c.end && *c.p == 't') {
+        c.p++;
+        if (take(&c, &cnt, 4) || cnt > MAX_PAYLOAD_KEYS)
+            goto bad;
+        if (pooled)
+            ljs__msg_pool_get(L);
+        else
+            lua_createtable(L, 0, (int)cnt);
+        for (uint32_t e = 0; e < cnt; e++) {
+            if (take_key(&c, &k) || take_scalar(&c, &v))
+                goto bad;
+            push_val(L, &k);
+            push_val(L, &v);
+            lua_rawset(L, -3);
+        }
+    } else {
+        if (take_scalar(&c, &v))
+            goto bad;
         push_val(L, &v);
+    }
+    if (c.p == c.end)
         return 0;
-    }
-    c.p += 5; /* 't' and the count */
-    if (pooled)
-        ljs__msg_pool_get(L);
-    else
-        lua_createtable(L, 0, (int)cnt);
-    for (uint32_t e = 0; e < cnt; e++) {
-        (void)take_key(&c, &k);
-        (void)take_scalar(&c, &v);
-        push_val(L, &k);
-        push_val(L, &v);
-        lua_rawset(L, -3);
-    }
-    return 0;
+bad:
+    lua_settop(L, top);
+    lua_pushnil(L);
+    return -1;
 }
 
 /* The pool is an array in the registry; a table's hash part keeps its size
