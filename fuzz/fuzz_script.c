@@ -75,7 +75,7 @@ int ljs_fuzz_script(const uint8_t *data, size_t size)
     ljs_config_t cfg;
     FUZZ_CHECK(ljs_config_init(&cfg) == LJS_OK);
     cfg.workers = 1;
-    cfg.state_mem_mb = 16;
+    cfg.state_mem_mb = 8;
     cfg.script_budget = 2000000;
     cfg.script_timeout_ms = 200;
     cfg.watch = 0;
