@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 
+#include <ljs.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +109,13 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    /* A bad LJS_* variable would make every case fail or, worse, measure
+     * something else: refuse to run at all, saying which. */
+    ljs_config_t cfg;
+    if (ljs_config_init(&cfg) != LJS_OK) {
+        fprintf(stderr, "ljs-bench: %s\n", ljs_last_error());
+        return 2;
     }
     int rc = 0;
     if (!ctx.json)

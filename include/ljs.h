@@ -125,7 +125,11 @@ LJS_API const char *ljs_last_error(void);
       "reuse event payload tables from a per-state pool (0 = a new table per event)")                    \
     X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")          \
     X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                     \
-      "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")
+      "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")                               \
+    X(uint32_t, call_queue_kb, "LJS_CALL_QUEUE_KB", 4096, 1, 4194304,                                    \
+      "bytes one script call may queue as events, spawns and destroys, KiB (past it: a script error)")   \
+    X(uint32_t, event_mem_mb, "LJS_EVENT_MEM_MB", 256, 1, 65536,                                         \
+      "bytes scripts may queue in one phase, MiB (past it the phase's messages are dropped)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
 #define LJS_CONFIG_STR_MAP(X)                                                                      \

@@ -45,6 +45,13 @@ typedef struct ljs__worker_s {
     uint32_t cur_slot;
     uint32_t cur_script;
     double dt;
+    /* set() writes of the call in progress, landed when it returns (api.c). */
+    struct {
+        uint32_t field;
+        ljs__value_t v;
+    } sets[32];
+    uint32_t nsets;
+    size_t call_out0; /* outbox bytes when the call began (LJS_CALL_QUEUE_KB) */
     uint32_t loading; /* worker 0: id of the script being loaded, else UINT32_MAX */
     /* Messages emitted during the current phase. */
     ljs__msgbuf_t out;
@@ -66,6 +73,7 @@ typedef struct ljs__worker_s {
     ljs__gc_t gc;
     uint64_t updates;
     uint64_t delivered;
+    uint64_t dropped; /* messages refused by LJS_CALL_QUEUE_KB (owner sums them) */
     uint64_t errors;
     char errmsg[1024]; /* last load error of this worker */
 } __attribute__((aligned(64))) ljs__worker_t;
@@ -86,6 +94,10 @@ struct ljs_runtime_s {
     ljs__qcache_t queries;
     ljs__posts_t *posts;         /* tag changes posted by any thread */
     ljs__qentry_t query_scratch; /* ljs_query's result with the cache off */
+    /* Query views (api.c) point into the query cache: they are valid only
+     * until this changes. The owner bumps it, outside phases, whenever the
+     * cache may change or a frame ends. */
+    uint64_t view_epoch;
     uint64_t reloads, reload_errors;
     ljs__script_t *scripts;
     uint32_t nscripts; /* slots, used or free */

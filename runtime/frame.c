@@ -29,9 +29,30 @@ static int cmp_u32(const void *a, const void *b)
 static int gather(ljs_runtime_t *rt)
 {
     int rc = LJS_OK;
-    size_t nmsgs = 0, nbytes = 0;
+    size_t nmsgs = 0, nbytes = 0, total = 0, nall = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        total += ljs__msgbuf_size(&rt->workers[i].out);
+        nall += rt->workers[i].out.n;
+        rt->events_dropped += rt->workers[i].dropped;
+        rt->workers[i].dropped = 0;
+    }
+    /* The phase's total does not depend on the worker count, so dropping
+     * all of it keeps frames deterministic (dropping some would not). A
+     * handler that sends two events per event dies out here. */
+    int drop = total > ((size_t)rt->cfg.event_mem_mb << 20);
+    if (drop) {
+        rt->events_dropped += nall;
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "",
+                         "frame %llu: scripts queued %zu messages (%zu MiB) in one phase, more than "
+                         "LJS_EVENT_MEM_MB=%u: all of them were dropped",
+                         (unsigned long long)rt->frame, nall, total >> 20, rt->cfg.event_mem_mb);
+    }
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         ljs__msgbuf_t *out = &rt->workers[i].out;
+        if (drop) {
+            ljs__msgbuf_clear(out);
+            continue;
+        }
         nmsgs += out->n;
         nbytes += out->nbytes;
         for (size_t k = 0; k < out->n; k++) {
@@ -289,6 +310,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__world_commit(&rt->world, rt->sched);
     ljs__gc_idle_open(rt, 0);
     rt->in_frame = 0;
+    rt->view_epoch++; /* query views die with their frame */
     t[4] = ljs__now_ns();
     apply_commands(rt);
     ljs__script_unload_idle(rt);
@@ -297,8 +319,12 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__gc_frame(rt); /* GC work per state, on its own worker */
     t[6] = ljs__now_ns();
     record_times(rt, t);
-    if (rc != LJS_OK)
+    if (rc != LJS_OK) {
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, 0, "",
                          "frame %llu: out of memory queueing events", (unsigned long long)rt->frame);
+        /* ljs_last_error must describe this failure, not an older one. */
+        rc = ljs__error(rc, "ljs_frame: frame %llu ran out of memory queueing events (some were dropped)",
+                        (unsigned long long)rt->frame);
+    }
     return rc;
 }

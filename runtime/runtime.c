@@ -49,7 +49,12 @@ static int worker_start(void *ud, uint32_t w)
     *(ljs__worker_t **)lua_getextraspace(wk->L) = wk;
     ljs__gc_setup(wk);
     lua_pushcfunction(wk->L, ljs__api_open);
-    if (lua_pcall(wk->L, 0, 0, 0) != LUA_OK) {
+    int rc = lua_pcall(wk->L, 0, 0, 0);
+    if (rc == LUA_OK) {
+        lua_pushcfunction(wk->L, ljs__state_seal); /* after the API: it becomes read-only too */
+        rc = lua_pcall(wk->L, 0, 0, 0);
+    }
+    if (rc != LUA_OK) {
         lua_close(wk->L);
         wk->L = NULL;
         ljs__alloc_fini(&wk->alloc);

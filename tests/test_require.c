@@ -79,16 +79,19 @@ static void test_require_loads_modules_once_per_state_on_every_worker(void **sta
     fixture_t *fx = *state;
     put(fx, "lib/vec.lua",
         "local V = {}\nfunction V.len(x, y) return math.sqrt(x * x + y * y) end\nreturn V\n");
-    put(fx, "shared.lua", "return { count = 0 }\n");
+    /* Module tables are read-only (frozen); a module keeps state in its own
+     * locals, shared by every script of the state. */
+    put(fx, "shared.lua",
+        "local n = 0\nreturn { bump = function() n = n + 1 end, count = function() return n end }\n");
     const char *a =
         put(fx, "a.lua",
-            "local S = require('shared')\nS.count = S.count + 1\n"
+            "local S = require('shared')\nS.bump()\n"
             "local V = require('lib.vec')\n"
-            "return { fields = { v = 0.0 }, update = function(self) self.v = V.len(3, 4) * S.count end }\n");
+            "return { fields = { v = 0.0 }, update = function(self) self.v = V.len(3, 4) * S.count() end }\n");
     char apath[256];
     strcpy(apath, a);
     const char *b = put(fx, "b.lua",
-                        "local S = require('shared')\nS.count = S.count + 1\n"
+                        "local S = require('shared')\nS.bump()\n"
                         "return { fields = { w = 0.0 } }\n");
     char bpath[256];
     strcpy(bpath, b);

@@ -353,7 +353,7 @@ static void test_script_wrong_field_type_is_an_error_naming_the_field(void **sta
 
 static void test_script_new_global_is_an_error(void **state)
 {
-    check_isolated_failure(*state, 7, "assignment to undeclared global 'undeclared_global'");
+    check_isolated_failure(*state, 7, "assignment to global 'undeclared_global' after the script loaded");
 }
 
 static void test_script_stale_handle_is_enoent(void **state)

@@ -465,6 +465,14 @@ int ljs__cache_load(ck_epoch_record_t *rec, lua_State *L, const char *path, int 
 void ljs__cache_forget(const char *path)
 {
     pthread_mutex_lock(&cache_lock);
+    /* Entries are keyed by path, and another runtime may be between
+     * preparing this path and loading it on its workers: while several
+     * runtimes share the cache, unloading keeps the bytecode (at most one
+     * chunk per file and strip mode; freed with the cache). */
+    if (cache->refs > 1) {
+        pthread_mutex_unlock(&cache_lock);
+        return;
+    }
     for (int strip = 0; strip <= 1; strip++) {
         int found;
         uint32_t at = find(atomic_load_explicit(&cache->current, memory_order_relaxed), path, strip, &found);

@@ -74,8 +74,9 @@ LJS_HIDDEN int ljs__cache_prepare(lua_State *L, const ljs__cache_req_t *req, cha
 LJS_HIDDEN int ljs__cache_load(struct ck_epoch_record *rec, lua_State *L, const char *path, int strip,
                                const char *chunkname, int internal);
 
-/* Drop the entry of `path` (both forms) from the cache, e.g. when no
- * runtime uses the script any more. Thread: owner. */
+/* Drop the entry of `path` (both forms) from the cache when the script is
+ * unloaded; a no-op while more than one runtime shares the cache (another
+ * may be loading the same path). Thread: owner. */
 LJS_HIDDEN void ljs__cache_forget(const char *path);
 
 /* Run reclaim callbacks whose grace period has passed. Cheap when nothing

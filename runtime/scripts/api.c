@@ -12,6 +12,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A name argument (field, tag, script, event): a non-empty string without
+ * NUL bytes, since C looks it up by its bytes up to the first NUL and
+ * "a\0b" would silently mean "a". Lua: may raise. */
+static const char *check_name(lua_State *L, int arg, const char *fn, size_t *len)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, arg, &n);
+    if (n == 0 || memchr(s, 0, n) != NULL)
+        luaL_error(L, "%s: bad name (argument %d must be a non-empty string without NUL bytes)", fn, arg);
+    if (len != NULL)
+        *len = n;
+    return s;
+}
+
 static ljs__worker_t *in_call(lua_State *L, const char *fn)
 {
     ljs__worker_t *w = ljs__worker_of(L);
@@ -36,16 +50,16 @@ static int64_t entity_arg(lua_State *L, ljs__world_t *world, int arg)
 
 static int field_arg(lua_State *L, ljs__world_t *world, int arg)
 {
-    const char *name = luaL_checkstring(L, arg);
+    const char *name = check_name(L, arg, "field", NULL);
     /* A per-state name -> id table turns the lookup into one interned-string
      * hash probe instead of strcmp over every field. */
     lua_pushvalue(L, arg);
-    if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) {
-        int f = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        return f;
-    }
+    int cached = lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
     lua_pop(L, 1);
+    /* A refused script's fields are forgotten and their ids reused: trust
+     * the cached id only while it still names this field. */
+    if (cached >= 0 && (uint32_t)cached < world->nfields && !strcmp(world->fields[cached].name, name))
+        return cached;
     int f = ljs__world_field_find(world, name);
     if (f >= 0) {
         lua_pushvalue(L, arg);
@@ -80,14 +94,11 @@ static const char *type_name(ljs_type_t t)
     return t == LJS_TNUMBER ? "number" : t == LJS_TINTEGER ? "integer" : "boolean";
 }
 
-void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx, int nil_keeps,
-                          const char *script)
+/* The value at idx as field fd's type; raises naming the field. */
+static ljs__value_t to_value(lua_State *L, const ljs__field_t *fd, int idx, const char *script)
 {
-    ljs__field_t *fd = &w->fields[f];
     ljs__value_t v;
     int ok = 1;
-    if (nil_keeps && lua_isnil(L, idx))
-        return;
     switch (fd->type) {
     case LJS_TNUMBER:
         v.n = lua_tonumberx(L, idx, &ok);
@@ -105,9 +116,17 @@ void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t sl
     if (!ok)
         luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd->type),
                    lua_type(L, idx) == LUA_TNUMBER ? "a non-integral number" : luaL_typename(L, idx), "");
+    return v;
+}
+
+void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx, int nil_keeps,
+                          const char *script)
+{
+    if (nil_keeps && lua_isnil(L, idx))
+        return;
     /* Presence never changes during a frame (other workers read it without
      * locks): callers only store fields the entity holds. */
-    fd->work[slot] = v;
+    w->fields[f].work[slot] = to_value(L, &w->fields[f], idx, script);
 }
 
 /* get(e, field) -> value or nil */
@@ -126,13 +145,16 @@ static int api_get(lua_State *L)
     return 1;
 }
 
-/* set(e, field, value): own entity only. */
+/* set(e, field, value): own entity only, a field the call does not return
+ * itself (another script's field). The write is held until the call
+ * returns without error (ljs__api_apply_sets), so a call that raises
+ * changes nothing and a returned `self` never overwrites it. */
 static int api_set(lua_State *L)
 {
     ljs__worker_t *w = in_call(L, "set");
     ljs__world_t *world = &w->rt->world;
     int64_t slot = entity_arg(L, world, 1);
-    const char *name = luaL_checkstring(L, 2);
+    const char *name = check_name(L, 2, "set", NULL);
     int f = field_arg(L, world, 2);
     luaL_checkany(L, 3);
     if (slot != (int64_t)w->cur_slot)
@@ -144,9 +166,32 @@ static int api_set(lua_State *L)
         return luaL_error(L, "unknown field '%s' (declare it in a script's fields)", name);
     if (!world->fields[f].present[slot])
         return luaL_error(L, "entity has no field '%s' (attach a script that declares it)", name);
-    ljs__api_store_field(L, world, (uint32_t)f, (uint32_t)slot, 3, 0, w->rt->scripts[w->cur_script].name);
-    atomic_store_explicit(&world->fields[f].dirty, 1, memory_order_relaxed);
+    const ljs__script_t *sc = &w->rt->scripts[w->cur_script];
+    if (ljs__script_returns_field(sc, (uint32_t)f))
+        return luaL_error(
+            L,
+            "set: field '%s' is one this call returns (assign self.%s, or return it in the fast "
+            "form): set() is for the entity's other fields",
+            name, name);
+    ljs__value_t v = to_value(L, &world->fields[f], 3, sc->name);
+    if (w->nsets == sizeof w->sets / sizeof w->sets[0])
+        return luaL_error(L, "set: more than %d set() calls in one call",
+                          (int)(sizeof w->sets / sizeof w->sets[0]));
+    w->sets[w->nsets].field = (uint32_t)f;
+    w->sets[w->nsets].v = v;
+    w->nsets++;
     return 0;
+}
+
+void ljs__api_apply_sets(ljs__worker_t *w)
+{
+    ljs__world_t *world = &w->rt->world;
+    for (uint32_t i = 0; i < w->nsets; i++) {
+        ljs__field_t *fd = &world->fields[w->sets[i].field];
+        fd->work[w->cur_slot] = w->sets[i].v;
+        atomic_store_explicit(&fd->dirty, 1, memory_order_relaxed);
+    }
+    w->nsets = 0;
 }
 
 /* The calling entity's per-frame counters, reset on its first use in a
@@ -171,7 +216,23 @@ static void push_msg(lua_State *L, ljs__worker_t *w, uint32_t kind, uint64_t tar
                      size_t len, int payload)
 {
     ljs__msg_t head = {target, w->cur_id, next_seq(w), kind, 0, 0};
+    size_t n0 = w->out.n, bytes0 = w->out.nbytes;
     ljs__msg_push_lua(L, &w->out, &head, name, len, payload);
+    /* Bounded per call, so what one call may queue never depends on the
+     * worker count (LJS_EVENT_MEM_MB bounds the phase in frame.c). */
+    size_t cap = (size_t)w->rt->cfg.call_queue_kb << 10;
+    if (ljs__msgbuf_size(&w->out) - w->call_out0 > cap) {
+        w->out.n = n0;
+        w->out.nbytes = bytes0;
+        w->dropped++;
+        luaL_error(L,
+                   "%s: this call queued more than LJS_CALL_QUEUE_KB=%d KiB of events, spawns and destroys; "
+                   "the message was dropped",
+                   kind == LJS__MSG_EVENT   ? "send"
+                   : kind == LJS__MSG_SPAWN ? "spawn"
+                                            : "destroy",
+                   (int)w->rt->cfg.call_queue_kb);
+    }
 }
 
 /* send(target, name [, payload]) */
@@ -180,9 +241,7 @@ static int api_send(lua_State *L)
     ljs__worker_t *w = in_call(L, "send");
     lua_Integer target = luaL_checkinteger(L, 1);
     size_t len;
-    const char *name = luaL_checklstring(L, 2, &len);
-    if (len == 0 || memchr(name, 0, len) != NULL)
-        return luaL_error(L, "send: bad event name");
+    const char *name = check_name(L, 2, "send", &len);
     lua_settop(L, 3);
     push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
     return 0;
@@ -193,7 +252,7 @@ static int api_spawn(lua_State *L)
 {
     ljs__worker_t *w = in_call(L, "spawn");
     size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
+    const char *name = check_name(L, 1, "spawn", &len);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
@@ -218,16 +277,21 @@ typedef struct qview_s {
     const uint64_t *ids;
     uint32_t n;
     uint64_t frame;
+    uint64_t epoch; /* rt->view_epoch when made: `ids` is valid while it holds */
     uint64_t data[];
 } qview_t;
 
+/* A view kept past its frame (in a global, a module, a library table...)
+ * would read cache memory that has moved: refuse it, every time. */
 static const qview_t *check_view(lua_State *L)
 {
     const qview_t *v = luaL_checkudata(L, 1, "ljs.query");
-    uint64_t frame = ljs__worker_of(L)->rt->frame;
-    if (v->frame != frame)
-        luaL_error(L, "a query result from frame %d used in frame %d: query again each frame", (int)v->frame,
-                   (int)frame);
+    const ljs_runtime_t *rt = ljs__worker_of(L)->rt;
+    if (v->epoch != rt->view_epoch)
+        luaL_error(L,
+                   "a query result from frame %d used after that frame's phases ended (now frame %d): query "
+                   "again in each call",
+                   (int)v->frame, (int)rt->frame);
     return v;
 }
 
@@ -254,7 +318,7 @@ static int add_tags(lua_State *L, ljs__world_t *world, int idx, uint64_t *mask, 
     lua_Integer n = luaL_len(L, idx);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, i);
-        int bit = ljs__world_tag_bit(world, luaL_checkstring(L, -1), 0);
+        int bit = ljs__world_tag_bit(world, check_name(L, -1, "query", NULL), 0);
         lua_pop(L, 1);
         if (bit >= 0)
             *mask |= 1ull << bit;
@@ -281,9 +345,9 @@ static int api_query(lua_State *L)
         lua_settop(L, 1);
     } else {
         int n = lua_gettop(L);
-        luaL_checkstring(L, 1);
+        check_name(L, 1, "query", NULL);
         for (int i = 1; i <= n && possible; i++) {
-            int bit = ljs__world_tag_bit(world, luaL_checkstring(L, i), 0);
+            int bit = ljs__world_tag_bit(world, check_name(L, i, "query", NULL), 0);
             if (bit < 0)
                 possible = 0; /* an unknown tag matches nothing */
             else
@@ -321,8 +385,29 @@ static int api_query(lua_State *L)
         }
     }
     v->frame = rt->frame;
+    v->epoch = rt->view_epoch;
     luaL_setmetatable(L, "ljs.query");
     return 1;
+}
+
+/* The string at idx with NUL bytes shown as "\\0" (the console holds C
+ * strings: a NUL would cut the line short). Lua: may raise. */
+static const char *visible(lua_State *L, int idx)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (memchr(s, 0, n) == NULL)
+        return s;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0')
+            luaL_addstring(&b, "\\0");
+        else
+            luaL_addchar(&b, s[i]);
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
 }
 
 /* log(...) -> console, tagged with script and entity. */
@@ -340,8 +425,44 @@ static int api_log(lua_State *L)
     }
     luaL_pushresult(&b);
     const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
-    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s",
-                     lua_tostring(L, -1));
+    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    return 0;
+}
+
+/* print(...) and warn(...) go to the console like log(), never to the
+ * process's stdout or stderr: the host decides where script output goes.
+ * print separates its values with tabs, as Lua's does; warn concatenates
+ * strings and drops Lua's "@on"/"@off" control messages. */
+static int api_print(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+        if (i < n)
+            luaL_addchar(&b, '\t');
+    }
+    luaL_pushresult(&b);
+    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
+    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    return 0;
+}
+
+static int api_warn(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    int n = lua_gettop(L);
+    luaL_checkstring(L, 1);
+    for (int i = 2; i <= n; i++)
+        luaL_checkstring(L, i);
+    if (n == 1 && lua_tostring(L, 1)[0] == '@')
+        return 0; /* control message */
+    lua_concat(L, n);
+    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
+    ljs__console_log(&w->rt->console, LJS_LOG_WARN, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
     return 0;
 }
 
@@ -389,19 +510,12 @@ static int api_frame(lua_State *L)
     return 1;
 }
 
-static int env_guard(lua_State *L)
-{
-    return luaL_error(L,
-                      "assignment to undeclared global '%s': script state belongs in fields (self.x); "
-                      "globals are per worker thread",
-                      lua_tostring(L, 2));
-}
-
 int ljs__api_open(lua_State *L)
 {
     static const luaL_Reg plain[] = {
         {"send", api_send}, {"spawn", api_spawn}, {"destroy", api_destroy}, {"query", api_query},
-        {"log", api_log},   {"rand", api_rand},   {"frame", api_frame},     {NULL, NULL},
+        {"log", api_log},   {"rand", api_rand},   {"frame", api_frame},     {"print", api_print},
+        {"warn", api_warn}, {NULL, NULL},
     };
     lua_pushglobaltable(L);
     luaL_setfuncs(L, plain, 0);
@@ -426,10 +540,5 @@ int ljs__api_open(lua_State *L)
     /* Modules loaded in this state, by path (require.c). */
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "ljs.modules");
-    /* The metatable put on script environments once their chunk has run. */
-    lua_newtable(L);
-    lua_pushcfunction(L, env_guard);
-    lua_setfield(L, -2, "__newindex");
-    lua_setfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
     return 0;
 }

@@ -20,4 +20,8 @@ LJS_HIDDEN void ljs__api_push_field(lua_State *L, const ljs__field_t *fd, uint32
 LJS_HIDDEN void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t slot, int idx,
                                      int nil_keeps, const char *script);
 
+/* Land the call's set() writes (after it returned without error).
+ * Thread: same-worker. */
+LJS_HIDDEN void ljs__api_apply_sets(ljs__worker_t *w);
+
 #endif

@@ -56,6 +56,8 @@ static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
 {
     w->cur_id = id;
     w->cur_slot = slot;
+    w->nsets = 0; /* a raised call's set() writes are dropped here */
+    w->call_out0 = ljs__msgbuf_size(&w->out);
     /* Relaxed: the watchdog only needs to see the value change. */
     atomic_store_explicit(&w->call_seq, atomic_load_explicit(&w->call_seq, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -114,7 +116,23 @@ static void store_results(lua_State *L, const batch_t *b, const uint32_t *ids, u
             ljs__api_store_field(L, world, ids[i], slot, base + (int)i, nil_keeps, b->s->path); /* raises */
     for (uint32_t i = 0; i < n; i++)
         world->fields[ids[i]].work[slot] = v[i];
+    if (b->w->nsets)
+        ljs__api_apply_sets(b->w);
     lua_settop(L, base - 1);
+}
+
+/* A C function is only promised LUA_MINSTACK free slots; a batch pushes
+ * the function, up to four fixed arguments and one value per field, and
+ * takes one result per written field. Checked once per protected run (the
+ * stack is back at its base after every entity). Lua: may raise. */
+static void reserve_stack(lua_State *L, const ljs__script_t *s)
+{
+    uint32_t n = s->nfields;
+    if (s->nreads > n)
+        n = s->nreads;
+    if (s->nwrites > n)
+        n = s->nwrites;
+    luaL_checkstack(L, (int)n + 16, "too many fields for one call");
 }
 
 /* The update function sits at stack index 1 for the whole batch (cheaper
@@ -143,6 +161,7 @@ static int run_updates(lua_State *L)
 {
     batch_t *b = lua_touserdata(L, 1);
     lua_settop(L, 0);
+    reserve_stack(L, b->s);
     ljs__script_push_ref(L, b->inst->update_ref);
     for (; b->pos < b->end; b->pos++)
         update_one(L, b, b->s->ents[b->pos]);
@@ -156,6 +175,7 @@ static int run_reloads(lua_State *L)
     const ljs__script_t *s = b->s;
     const ljs__world_t *world = &b->ph->rt->world;
     lua_settop(L, 0);
+    reserve_stack(L, s);
     ljs__script_push_ref(L, b->inst->reload_ref);
     for (; b->pos < b->end; b->pos++) {
         uint32_t slot = s->ents[b->pos];
@@ -180,6 +200,7 @@ static int run_events(lua_State *L)
     const ljs__msgbuf_t *ev = b->ph->events;
     const ljs__script_t *s = b->s;
     lua_settop(L, 0);
+    reserve_stack(L, s);
     for (; b->pos < b->end; b->pos++) {
         const ljs__msg_t *m = &ev->msgs[b->pos];
         int64_t slot = ljs__world_slot(world, m->target);

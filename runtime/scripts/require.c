@@ -10,11 +10,16 @@
  * thread, which loads every script first) reads and prepares the file, the
  * other workers load the cached bytecode. Worker 0 also records which
  * scripts depend on which module files (hot reload uses it). */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
+
 #include "runtime/scripts/require.h"
 
 #include "runtime/error.h"
+#include "runtime/lua/state.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +84,23 @@ static void record_dependency(ljs__worker_t *w, const char *path)
     s->deps[s->ndeps++] = copy;
 }
 
+/* Module names cannot climb out of the root, but a symlink inside it can
+ * point anywhere: the resolved file must lie under the resolved root. A
+ * missing file is left to the read's own "module not found". */
+static int inside_root(const char *path, const char *root)
+{
+    char real_root[PATH_MAX], real_path[PATH_MAX];
+    if (realpath(path, real_path) == NULL)
+        return 1;
+    if (realpath(root, real_root) == NULL)
+        return 0;
+    size_t n = strlen(real_root);
+    return strncmp(real_path, real_root, n) == 0 && (real_path[n] == '/' || n == 1);
+}
+
 /* Push the module file's chunk. Worker 0 prepares it in the cache first. */
-static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, const char *name)
+static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, const char *name,
+                              const char *root)
 {
     const ljs_config_t *cfg = &w->rt->cfg;
     char chunkname[1100], err[1024], warn[1024];
@@ -99,6 +119,8 @@ static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, 
     char *src = NULL;
     size_t len = 0;
     ljs__source_id_t id;
+    if (!inside_root(path, root))
+        luaL_error(L, "require('%s'): %s resolves outside the script's directory (a symlink?)", name, path);
     if (ljs__script_read_source(path, &src, &len, &id) != LJS_OK)
         luaL_error(L, "require('%s'): module not found (looked for %s)", name, path);
     int st;
@@ -126,7 +148,7 @@ static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, 
 static int load_and_run(lua_State *L)
 {
     const char *path = lua_tostring(L, 1), *name = lua_tostring(L, 2), *root = lua_tostring(L, 3);
-    load_module_chunk(L, ljs__worker_of(L), path, name);
+    load_module_chunk(L, ljs__worker_of(L), path, name, root);
     ljs__require_run_chunk(L, root);
     return 1;
 }
@@ -135,8 +157,11 @@ static int load_and_run(lua_State *L)
 static int api_require(lua_State *L)
 {
     ljs__worker_t *w = ljs__worker_of(L);
-    const char *name = luaL_checkstring(L, 1);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
     const char *root = lua_tostring(L, lua_upvalueindex(1));
+    if (strlen(name) != len)
+        return luaL_error(L, "require: bad module name (it contains a NUL byte)");
     char rel[MAX_MODULE_NAME + 8], path[1024];
     if (!module_rel_path(name, rel, sizeof rel))
         return luaL_error(
@@ -167,6 +192,12 @@ static int api_require(lua_State *L)
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
+    } else if (lua_istable(L, -1)) {
+        /* Every script of this worker shares the value: read-only, deeply. */
+        char what[MAX_MODULE_NAME + 16];
+        snprintf(what, sizeof what, "module '%s'", name);
+        ljs__state_push_frozen_deep(L, -1, what);
+        lua_remove(L, -2);
     }
     lua_pushvalue(L, -1);
     lua_setfield(L, modules, path);
@@ -176,17 +207,10 @@ static int api_require(lua_State *L)
 
 void ljs__require_run_chunk(lua_State *L, const char *root)
 {
-    /* The environment: a fresh copy of the sandbox globals, so scripts and
-     * modules never see each other's globals. */
-    lua_newtable(L);
-    lua_pushglobaltable(L);
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -5);
-    }
-    lua_pop(L, 1);
+    /* The environment: the script's own globals over pristine, read-only
+     * libraries (state.c), so scripts and modules never see each other's
+     * globals or changes. */
+    ljs__state_env_push(L);
     lua_pushstring(L, root);
     lua_pushcclosure(L, api_require, 1);
     lua_setfield(L, -2, "require");
@@ -194,10 +218,7 @@ void ljs__require_run_chunk(lua_State *L, const char *root)
     lua_insert(L, -3); /* env, chunk, env */
     lua_setupvalue(L, -2, 1);
     lua_call(L, 0, 1);
-    /* From now on a new global is a mistake: state belongs in fields. */
-    lua_pushvalue(L, -2);
-    lua_getfield(L, LUA_REGISTRYINDEX, "ljs.env_guard");
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
+    /* From now on a global assignment is a mistake: state belongs in fields. */
+    ljs__state_env_seal(L, -2);
     lua_remove(L, -2); /* env */
 }

@@ -32,6 +32,19 @@ typedef struct load_ctx_s {
     int meta;
 } load_ctx_t;
 
+/* Lua's reserved words: a field named `end` could not be written
+ * `self.end`, and would break the generated wrapper. */
+static int is_keyword(const char *s)
+{
+    static const char *const kw[] = {"and",      "break",  "do",   "else", "elseif", "end",  "false", "for",
+                                     "function", "goto",   "if",   "in",   "local",  "nil",  "not",   "or",
+                                     "repeat",   "return", "then", "true", "until",  "while"};
+    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+        if (!strcmp(s, kw[i]))
+            return 1;
+    return 0;
+}
+
 static int is_ident(const char *s)
 {
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
@@ -56,8 +69,11 @@ static const char **sorted_keys(lua_State *L, int idx, uint32_t *n, const char *
     uint32_t cnt = 0;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
+        size_t len;
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "%s: %s keys must be strings", path, what);
+        if (strlen(lua_tolstring(L, -2, &len)) != len)
+            luaL_error(L, "%s: a %s key contains a NUL byte", path, what);
         cnt++;
         lua_pop(L, 1);
     }
@@ -106,8 +122,9 @@ static void read_fields(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *w
     s->field_ids = xcalloc(L, n, sizeof *s->field_ids);
     s->defaults = xcalloc(L, n, sizeof *s->defaults);
     for (uint32_t i = 0; i < n; i++) {
-        if (!is_ident(keys[i]) || !strcmp(keys[i], "id"))
-            luaL_error(L, "%s: field name '%s' must be an identifier other than 'id'", s->path, keys[i]);
+        if (!is_ident(keys[i]) || is_keyword(keys[i]) || !strcmp(keys[i], "id"))
+            luaL_error(L, "%s: field name '%s' must be an identifier other than 'id' and Lua's keywords",
+                       s->path, keys[i]);
         lua_getfield(L, t, keys[i]);
         ljs_type_t ty = lua_field_type(L, -1);
         if (ty == LJS_TNIL)
@@ -141,8 +158,11 @@ static void read_tags(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *wor
         luaL_error(L, "%s: 'tags' must be an array of strings", s->path);
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
+        size_t len;
         if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
             luaL_error(L, "%s: tags[%d] must be a string", s->path, (int)i);
+        if (len = 0, strlen(lua_tolstring(L, -1, &len)) != len || len == 0)
+            luaL_error(L, "%s: tags[%d] must be a non-empty string without NUL bytes", s->path, (int)i);
         int bit = ljs__world_tag_bit(world, lua_tostring(L, -1), 1);
         if (bit < 0)
             luaL_error(L, "%s: too many tag names (at most %d)", s->path, LJS_MAX_TAGS);
@@ -169,7 +189,8 @@ static uint32_t *read_names(lua_State *L, int mod, const char *key, uint32_t *n,
     uint32_t tmp[MAX_SCRIPT_FIELDS] = {0};
     for (lua_Integer i = 1; i <= cnt; i++) {
         int f = -1;
-        if (lua_rawgeti(L, -1, i) == LUA_TSTRING)
+        size_t len = 0;
+        if (lua_rawgeti(L, -1, i) == LUA_TSTRING && strlen(lua_tolstring(L, -1, &len)) == len)
             f = ljs__world_field_find(world, lua_tostring(L, -1));
         if (f < 0)
             luaL_error(L, "%s: %s[%d] is not a declared field", s->path, key, (int)i);
@@ -184,23 +205,38 @@ static uint32_t *read_names(lua_State *L, int mod, const char *key, uint32_t *n,
     return ids;
 }
 
+/* 1 if the key/value pair on top is an event handler (on_<name> = function).
+ * An on_ key with anything but a function, or with a NUL byte, is refused:
+ * it would silently never run. */
+static int is_handler(lua_State *L, const ljs__script_t *s)
+{
+    size_t len;
+    if (lua_type(L, -2) != LUA_TSTRING)
+        return 0;
+    const char *k = lua_tolstring(L, -2, &len);
+    if (len < 3 || strncmp(k, "on_", 3) != 0 || !strcmp(k, "on_reload"))
+        return 0;
+    if (len == 3 || strlen(k) != len)
+        luaL_error(L, "%s: handler name '%s' must be on_ followed by an event name without NUL bytes",
+                   s->path, k);
+    if (!lua_isfunction(L, -1))
+        luaL_error(L, "%s: handler '%s' must be a function (got %s)", s->path, k, luaL_typename(L, -1));
+    return 1;
+}
+
 static void read_handlers(lua_State *L, int mod, ljs__script_t *s)
 {
     uint32_t cnt = 0;
     lua_pushnil(L);
     while (lua_next(L, mod) != 0) {
-        if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1) &&
-            !strncmp(lua_tostring(L, -2), "on_", 3) && lua_tostring(L, -2)[3] != '\0' &&
-            strcmp(lua_tostring(L, -2), "on_reload") != 0)
-            cnt++;
+        cnt += (uint32_t)is_handler(L, s);
         lua_pop(L, 1);
     }
     s->handlers = xcalloc(L, cnt, sizeof *s->handlers);
     lua_pushnil(L);
     while (lua_next(L, mod) != 0) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        if (lua_isfunction(L, -1) && !strncmp(k, "on_", 3) && k[3] != '\0' && strcmp(k, "on_reload") != 0) {
-            s->handlers[s->nhandlers] = strdup(k + 3);
+        if (is_handler(L, s)) {
+            s->handlers[s->nhandlers] = strdup(lua_tostring(L, -2) + 3);
             if (s->handlers[s->nhandlers] == NULL)
                 luaL_error(L, "out of memory");
             s->nhandlers++;
@@ -218,6 +254,10 @@ static void read_meta(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *wor
     if (ut != LUA_TNIL && ut != LUA_TFUNCTION)
         luaL_error(L, "%s: 'update' must be a function", s->path);
     s->has_update = ut == LUA_TFUNCTION;
+    lua_pop(L, 1);
+    int rl = lua_getfield(L, mod, "on_reload");
+    if (rl != LUA_TNIL && rl != LUA_TFUNCTION)
+        luaL_error(L, "%s: 'on_reload' must be a function", s->path);
     lua_pop(L, 1);
     s->reads = read_names(L, mod, "reads", &s->nreads, s, world);
     s->writes = read_names(L, mod, "writes", &s->nwrites, s, world);
@@ -503,6 +543,16 @@ int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id)
     const ljs__escripts_t *es = &w->escripts[slot];
     for (uint32_t i = 0; i < es->n; i++)
         if (es->ids[i] == id)
+            return 1;
+    return 0;
+}
+
+int ljs__script_returns_field(const ljs__script_t *s, uint32_t f)
+{
+    const uint32_t *ids = s->fast ? s->writes : s->field_ids;
+    uint32_t n = s->fast ? s->nwrites : s->nfields;
+    for (uint32_t i = 0; i < n; i++)
+        if (ids[i] == f)
             return 1;
     return 0;
 }

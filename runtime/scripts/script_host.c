@@ -162,6 +162,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
 {
     int rc;
     ljs__script_t *s = &rt->scripts[id];
+    uint32_t nfields0 = rt->world.nfields, ntags0 = rt->world.ntags;
     memset(s, 0, sizeof *s);
     s->name = name;
     s->trace_name = ljs__trace_intern(rt->trace, name);
@@ -198,6 +199,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
     if (rc != LJS_OK) {
         rc = ljs__error(rc, "%s", rt->workers[0].errmsg);
         ljs__script_free(s);
+        ljs__world_forget_since(&rt->world, nfields0, ntags0); /* a refused script leaves nothing */
         return rc;
     }
     load_job_t *job = calloc(1, sizeof *job);
@@ -217,6 +219,7 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
         release_job_t rel = {rt, id, job->rc};
         ljs__sched_run_on_all(rt->sched, release_on_worker, &rel);
         ljs__script_free(s);
+        ljs__world_forget_since(&rt->world, nfields0, ntags0);
     }
     free(job);
     return rc;
@@ -296,6 +299,7 @@ static void run_on_reload(ljs_runtime_t *rt, uint32_t id)
     if (rt->workers[0].inst[id].reload_ref == LUA_NOREF || s->nents == 0)
         return;
     ljs__phase_t ph = {rt, id, 0.0, NULL, NULL};
+    rt->view_epoch++; /* views kept from the last frame must not be read here */
     ljs__sched_parallel_for(rt->sched, s->nents, rt->cfg.batch, ljs__exec_reloads, &ph);
     ljs__world_commit(&rt->world, rt->sched);
 }
@@ -336,11 +340,14 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force, int *reloaded)
     return LJS_OK;
 }
 
+/* Protected: making the key string allocates, and a state filled to its
+ * limit must get an error here, not an abort. */
 static int clear_module(lua_State *L)
 {
+    const char *path = lua_touserdata(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, "ljs.modules");
     lua_pushnil(L);
-    lua_setfield(L, -2, lua_tostring(L, 1));
+    lua_setfield(L, -2, path);
     return 0;
 }
 
@@ -356,7 +363,7 @@ static void forget_module_on_worker(void *arg, uint32_t worker)
     forget_job_t *j = arg;
     lua_State *L = j->rt->workers[worker].L;
     lua_pushcfunction(L, clear_module);
-    lua_pushstring(L, j->path);
+    lua_pushlightuserdata(L, (void *)j->path);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK)
         lua_pop(L, 1);
 }

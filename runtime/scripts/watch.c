@@ -124,7 +124,9 @@ static void add_tree_locked(ljs__watch_t *w, const char *dir, int report, int de
             continue;
         join_path(path, sizeof path, dir, de->d_name);
         struct stat st;
-        if (stat(path, &st) != 0)
+        /* lstat: a symlinked directory is not followed, so a loop
+         * (l1 -> ., l2 -> .) or a link to / cannot make the walk explode. */
+        if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
             continue;
         if (S_ISDIR(st.st_mode))
             add_tree_locked(w, path, report, depth + 1);

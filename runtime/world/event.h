@@ -36,6 +36,13 @@ typedef struct ljs__msgbuf_s {
     size_t nbytes, bytes_cap;
 } ljs__msgbuf_t;
 
+/* Bytes the buffer's messages take (headers and payloads): what the
+ * LJS_CALL_QUEUE_KB and LJS_EVENT_MEM_MB bounds count. */
+static inline size_t ljs__msgbuf_size(const ljs__msgbuf_t *b)
+{
+    return b->nbytes + b->n * sizeof(ljs__msg_t);
+}
+
 LJS_HIDDEN void ljs__msgbuf_fini(ljs__msgbuf_t *b);
 LJS_HIDDEN void ljs__msgbuf_clear(ljs__msgbuf_t *b);
 /* Make room for `msgs` more messages and `bytes` more payload bytes.

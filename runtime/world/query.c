@@ -238,6 +238,7 @@ static ljs__qentry_t *insert(ljs_runtime_t *rt, uint64_t all, uint64_t none)
 
 void ljs__query_sync(ljs_runtime_t *rt)
 {
+    rt->view_epoch++; /* entries move: every view of them is stale */
     ljs__qcache_t *q = &rt->queries;
     ljs__world_t *w = &rt->world;
     if (!w->changes_lost)
@@ -293,6 +294,8 @@ static int masks(ljs_runtime_t *rt, const ljs_query_t *qq, uint64_t *all, uint64
 
 int ljs_query(ljs_runtime_t *rt, const ljs_query_t *qq, const ljs_entity_t **out, size_t *n)
 {
+    if (rt != NULL)
+        rt->view_epoch++; /* the cache may evict or grow entries */
     uint64_t all, none;
     int empty;
     if (rt == NULL || qq == NULL || out == NULL || n == NULL || (qq->nall && qq->all == NULL) ||

@@ -193,6 +193,19 @@ int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type)
     return (int)w->nfields++;
 }
 
+void ljs__world_forget_since(ljs__world_t *w, uint32_t nfields, uint32_t ntags)
+{
+    while (w->nfields > nfields) {
+        ljs__field_t *fd = &w->fields[--w->nfields];
+        free_field(fd);
+        memset(fd, 0, sizeof *fd);
+    }
+    while (w->ntags > ntags) {
+        free(w->tag_names[--w->ntags]);
+        w->tag_names[w->ntags] = NULL;
+    }
+}
+
 void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value_t v)
 {
     ljs__field_t *fd = &w->fields[f];

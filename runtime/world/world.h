@@ -131,6 +131,12 @@ LJS_HIDDEN void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot,
 LJS_HIDDEN void ljs__world_commit_range(ljs__world_t *w, uint32_t begin, uint32_t end);
 LJS_HIDDEN void ljs__world_commit_done(ljs__world_t *w);
 
+/* Forget the fields and tags declared after there were `nfields` and
+ * `ntags` (a refused script's, which no entity holds yet), so its
+ * declarations cannot make a later script refused. Thread: owner, outside
+ * phases. */
+LJS_HIDDEN void ljs__world_forget_since(ljs__world_t *w, uint32_t nfields, uint32_t ntags);
+
 /* Copy this frame's field writes to the committed buffer, sliced over the
  * workers. Thread: owner, outside phases. */
 LJS_HIDDEN void ljs__world_commit(ljs__world_t *w, ljs__sched_t *sched);
