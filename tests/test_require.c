@@ -83,11 +83,11 @@ static void test_require_loads_modules_once_per_state_on_every_worker(void **sta
      * locals, shared by every script of the state. */
     put(fx, "shared.lua",
         "local n = 0\nreturn { bump = function() n = n + 1 end, count = function() return n end }\n");
-    const char *a =
-        put(fx, "a.lua",
-            "local S = require('shared')\nS.bump()\n"
-            "local V = require('lib.vec')\n"
-            "return { fields = { v = 0.0 }, update = function(self) self.v = V.len(3, 4) * S.count() end }\n");
+    const char *a = put(
+        fx, "a.lua",
+        "local S = require('shared')\nS.bump()\n"
+        "local V = require('lib.vec')\n"
+        "return { fields = { v = 0.0 }, update = function(self) self.v = V.len(3, 4) * S.count() end }\n");
     char apath[256];
     strcpy(apath, a);
     const char *b = put(fx, "b.lua",
