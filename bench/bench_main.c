@@ -35,6 +35,8 @@ static const bench_case_t cases[] = {
     {"pool", bench_pool, "event payloads: tables from a per-state pool vs a new table per event"},
     {"gc", bench_gc, "GC: Lua's incremental and generational vs the managed per-frame policy, frame times"},
     {"stats", bench_stats, "observability: frame time with LJS_STATS=1 and LJS_TRACE vs counters only"},
+    {"snapshot", bench_snapshot,
+     "world snapshots: save and load of 100k entities vs fwrite/fread of the columns"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

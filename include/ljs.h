@@ -281,6 +281,40 @@ LJS_API int ljs_field_set_boolean(ljs_runtime_t *rt, ljs_entity_t e, const char 
 LJS_API uint64_t ljs_world_digest(const ljs_runtime_t *rt);
 
 /* ========================================================================
+ * World snapshots (save games, replays, bug reports)
+ * ===================================================================== */
+
+/* Save the whole world between frames: every entity (slot, generation),
+ * tag, committed field value, script binding (by script name) and pending
+ * event, in a versioned, checksummed byte format (runtime/snapshot.c has
+ * the layout). `*out` is allocated by ljs: free it with ljs_world_free.
+ * Script-local Lua state (upvalues, module locals) is not saved: state
+ * belongs in fields. Thread: owner, not during ljs_frame. Blocks: no.
+ * Returns LJS_OK, LJS_EINVAL, LJS_EBUSY, LJS_ENOMEM. */
+LJS_API int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len);
+
+/* Free a buffer from ljs_world_save. Thread: any. */
+LJS_API void ljs_world_free(void *data);
+
+/* Replace this runtime's world with a snapshot (`data` borrowed). The
+ * runtime must have every script the snapshot binds loaded (by name);
+ * fields it declares must have the snapshot's types. Everything is checked
+ * before anything changes: a corrupt, truncated or foreign file
+ * (LJS_EINVAL), a missing script (LJS_ENOENT) or a field type mismatch
+ * (LJS_ETYPE) leaves the world as it was, with ljs_last_error saying why.
+ * Stepping on is bit-identical to the saved runtime when both loaded the
+ * same scripts in the same order, for any worker counts. Thread: owner, not
+ * during ljs_frame. Returns LJS_OK, LJS_EINVAL, LJS_ENOENT, LJS_ETYPE,
+ * LJS_EBUSY, LJS_EFULL, LJS_ENOMEM. */
+LJS_API int ljs_world_load(ljs_runtime_t *rt, const void *data, size_t len);
+
+/* The same through a file (`path` borrowed). Saving writes a temp file
+ * and renames it, so a crash never leaves half a save. Thread: owner.
+ * Blocks: yes (file I/O). Returns as above, plus LJS_EIO / LJS_ENOENT. */
+LJS_API int ljs_world_save_file(const ljs_runtime_t *rt, const char *path);
+LJS_API int ljs_world_load_file(ljs_runtime_t *rt, const char *path);
+
+/* ========================================================================
  * Scripts
  * ======================================================================== */
 

@@ -412,6 +412,16 @@ int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out
     return ljs__error(LJS_ENOENT, "no script named '%s' is loaded", name);
 }
 
+void ljs__script_unbind_all(ljs_runtime_t *rt)
+{
+    for (uint32_t id = 0; id < rt->nscripts; id++) {
+        rt->scripts[id].nents = 0;
+        rt->scripts[id].ents_dirty = 1;
+    }
+    for (uint32_t i = 0; i < rt->world.nslots; i++)
+        rt->world.escripts[i].n = 0;
+}
+
 void ljs__script_detach_slot(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
 {
     ljs__escripts_t *es = &rt->world.escripts[slot];

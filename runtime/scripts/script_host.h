@@ -31,4 +31,9 @@ LJS_HIDDEN void ljs__script_forget_module(struct ljs_runtime_s *rt, const char *
  * Thread: owner, after a frame's phases. */
 LJS_HIDDEN void ljs__script_unload_idle(struct ljs_runtime_s *rt);
 
+/* Unbind every entity from every script at once (world snapshots replace
+ * the whole world: one detach per entity would be O(n^2)). Thread: owner,
+ * outside phases. */
+LJS_HIDDEN void ljs__script_unbind_all(struct ljs_runtime_s *rt);
+
 #endif

@@ -193,6 +193,37 @@ int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type)
     return (int)w->nfields++;
 }
 
+int ljs__world_restore_slots(ljs__world_t *w, uint32_t nslots, const uint32_t *gen, const uint8_t *alive,
+                             const uint32_t *free_slots, uint32_t nfree)
+{
+    while (w->cap < nslots) {
+        int rc = grow_slots(w);
+        if (rc != LJS_OK)
+            return rc;
+    }
+    for (uint32_t i = 0; i < w->nslots; i++)
+        if (w->alive[i])
+            log_change(w, i, 1, w->tags[i], 0, 0);
+    for (uint32_t f = 0; f < w->nfields; f++)
+        memset(w->fields[f].present, 0, w->cap);
+    w->live = 0;
+    for (uint32_t i = 0; i < w->cap; i++) {
+        w->alive[i] = i < nslots ? alive[i] : 0;
+        w->gen[i] = i < nslots ? gen[i] : 0;
+        w->tags[i] = 0;
+        w->escripts[i].n = 0;
+        w->ectr[i].frame = UINT64_MAX;
+        if (w->alive[i]) {
+            log_change(w, i, 0, 0, 1, 0);
+            w->live++;
+        }
+    }
+    w->nslots = nslots;
+    memcpy(w->free_slots, free_slots, sizeof *free_slots * nfree);
+    w->nfree = nfree;
+    return LJS_OK;
+}
+
 void ljs__world_forget_since(ljs__world_t *w, uint32_t nfields, uint32_t ntags)
 {
     while (w->nfields > nfields) {

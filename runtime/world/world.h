@@ -131,6 +131,14 @@ LJS_HIDDEN void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot,
 LJS_HIDDEN void ljs__world_commit_range(ljs__world_t *w, uint32_t begin, uint32_t end);
 LJS_HIDDEN void ljs__world_commit_done(ljs__world_t *w);
 
+/* Replace every slot with a saved layout (world snapshots): `nslots`
+ * slots with these generations and liveness, this free list; live slots
+ * start with no tags, scripts or fields. The caller validated the layout
+ * (free slots dead and unique, every dead slot free). Thread: owner,
+ * outside frames. Returns LJS_OK or LJS_ENOMEM (nothing changed). */
+LJS_HIDDEN int ljs__world_restore_slots(ljs__world_t *w, uint32_t nslots, const uint32_t *gen,
+                                        const uint8_t *alive, const uint32_t *free_slots, uint32_t nfree);
+
 /* Forget the fields and tags declared after there were `nfields` and
  * `ntags` (a refused script's, which no entity holds yet), so its
  * declarations cannot make a later script refused. Thread: owner, outside

@@ -1,0 +1,674 @@
+/* snapshot.c - world snapshots: save games, replays, bug reports.
+ *
+ * Between frames the world is all C-side (slots, generations, the free list,
+ * tags, committed fields, which scripts each entity runs, pending events),
+ * so a snapshot is that data in a fixed little-endian layout:
+ *
+ *   header  "LJSWORLD" | u32 version | u32 flags (0) | u64 body bytes | u64 body hash
+ *   body    u64 frame | u32 host sequence
+ *           u32 nslots | per slot: u32 generation, u8 alive
+ *           u32 nfree  | u32 free slot (LIFO order: reuse stays deterministic)
+ *           u32 ntags  | per tag: str name;            per live slot: u64 tag bits
+ *           u32 nfields| per field: str name, u8 type, then per live slot:
+ *                        u8 present [+ 8-byte value]   (committed values)
+ *           u32 nscripts | per script: str name;       per live slot: u32 n, u32 script[n]
+ *           u32 nevents  | per event: u64 target, u64 sender, u32 seq, u32 len, bytes[len]
+ *   (str = u16 length + bytes, no NUL)
+ *
+ * Loading parses and checks everything first (hash, bounds, every free slot
+ * dead and unique, tag bits, field types against the runtime's, scripts
+ * loaded by name, event payloads well formed) and only then replaces the
+ * world, so a corrupt, truncated or mismatched file changes nothing.
+ * Script-local Lua state (upvalues, module locals) is not part of a world:
+ * state belongs in fields. Scripts are bound by name; a runtime that loads
+ * the same scripts in the same order steps on bit-identically. */
+#include "runtime/cache/cache.h"
+#include "runtime/error.h"
+#include "runtime/runtime.h"
+#include "runtime/scripts/script_host.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAGIC "LJSWORLD"
+#define VERSION 1u
+#define HEADER_BYTES 32u
+#define MAX_SLOTS (1u << 28)
+#define MAX_NAME 255u
+#define MAX_EVENT_BYTES (1u << 30)
+
+/* ---- writing ------------------------------------------------------------------ */
+
+/* The exact size is computed first, so the body is written with plain
+ * stores into one allocation (bench: snapshot). */
+typedef struct wbuf_s {
+    unsigned char *p;
+} wbuf_t;
+
+/* Fixed-width little-endian integers, whatever the host's byte order
+ * (compilers turn this into one store on little-endian machines). */
+static inline void put_le(wbuf_t *b, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        b->p[i] = (unsigned char)(v >> (8 * i));
+    b->p += bytes;
+}
+
+static void put(wbuf_t *b, const void *src, size_t n)
+{
+    memcpy(b->p, src, n);
+    b->p += n;
+}
+
+static void put_str(wbuf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_le(b, n, 2);
+    put(b, s, n);
+}
+
+static size_t body_size(const ljs_runtime_t *rt)
+{
+    const ljs__world_t *w = &rt->world;
+    size_t n = 8 + 4 + 4 + (size_t)w->nslots * 5 + 4 + (size_t)w->nfree * 4 + 4;
+    for (uint32_t t = 0; t < w->ntags; t++)
+        n += 2 + strlen(w->tag_names[t]);
+    n += (size_t)w->live * 8 + 4;
+    for (uint32_t f = 0; f < w->nfields; f++) {
+        n += 2 + strlen(w->fields[f].name) + 1 + w->live;
+        for (uint32_t i = 0; i < w->nslots; i++)
+            n += w->alive[i] && w->fields[f].present[i] ? 8 : 0;
+    }
+    n += 4;
+    for (uint32_t s = 0; s < rt->nscripts; s++)
+        n += 2 + (rt->scripts[s].used ? strlen(rt->scripts[s].name) : 0);
+    for (uint32_t i = 0; i < w->nslots; i++)
+        n += w->alive[i] ? 4 + (size_t)w->escripts[i].n * 4 : 0;
+    n += 4;
+    for (size_t k = 0; k < rt->events.n; k++)
+        n += 24 + rt->events.msgs[k].len;
+    return n;
+}
+
+static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
+{
+    const ljs__world_t *w = &rt->world;
+    put_le(b, rt->frame, 8);
+    put_le(b, rt->host_seq, 4);
+    put_le(b, w->nslots, 4);
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        put_le(b, w->gen[i], 4);
+        put_le(b, w->alive[i], 1);
+    }
+    put_le(b, w->nfree, 4);
+    for (uint32_t i = 0; i < w->nfree; i++)
+        put_le(b, w->free_slots[i], 4);
+    put_le(b, w->ntags, 4);
+    for (uint32_t t = 0; t < w->ntags; t++)
+        put_str(b, w->tag_names[t]);
+    for (uint32_t i = 0; i < w->nslots; i++)
+        if (w->alive[i])
+            put_le(b, w->tags[i], 8);
+    put_le(b, w->nfields, 4);
+    for (uint32_t f = 0; f < w->nfields; f++) {
+        const ljs__field_t *fd = &w->fields[f];
+        put_str(b, fd->name);
+        put_le(b, (uint64_t)fd->type, 1);
+        for (uint32_t i = 0; i < w->nslots; i++) {
+            if (!w->alive[i])
+                continue;
+            put_le(b, fd->present[i], 1);
+            if (fd->present[i]) {
+                uint64_t bits;
+                if (fd->type == LJS_TNUMBER)
+                    memcpy(&bits, &fd->cur[i].n, 8);
+                else
+                    bits = (uint64_t)fd->cur[i].i;
+                put_le(b, bits, 8);
+            }
+        }
+    }
+    /* Every loaded script by name, indexed by slot id (unused slots get an
+     * empty name and are never referenced). */
+    put_le(b, rt->nscripts, 4);
+    for (uint32_t s = 0; s < rt->nscripts; s++)
+        put_str(b, rt->scripts[s].used ? rt->scripts[s].name : "");
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        if (!w->alive[i])
+            continue;
+        put_le(b, w->escripts[i].n, 4);
+        for (uint32_t k = 0; k < w->escripts[i].n; k++)
+            put_le(b, w->escripts[i].ids[k], 4);
+    }
+    const ljs__msgbuf_t *ev = &rt->events;
+    put_le(b, ev->n, 4);
+    for (size_t k = 0; k < ev->n; k++) {
+        const ljs__msg_t *m = &ev->msgs[k];
+        put_le(b, m->target, 8);
+        put_le(b, m->sender, 8);
+        put_le(b, m->seq, 4);
+        put_le(b, m->len, 4);
+        put(b, ev->bytes + m->off, m->len);
+    }
+}
+
+int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
+{
+    if (rt == NULL || out == NULL || len == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_world_save: NULL argument");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_world_save: not allowed while a frame is running");
+    size_t body = body_size(rt);
+    unsigned char *data = malloc(HEADER_BYTES + body);
+    if (data == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_save: out of memory (%zu bytes)", HEADER_BYTES + body);
+    wbuf_t b = {data + HEADER_BYTES};
+    write_body(rt, &b);
+    LJS_ASSERT(b.p == data + HEADER_BYTES + body);
+    wbuf_t h = {data};
+    put(&h, MAGIC, 8);
+    put_le(&h, VERSION, 4);
+    put_le(&h, 0, 4);
+    put_le(&h, body, 8);
+    put_le(&h, ljs__cache_hash(data + HEADER_BYTES, body), 8);
+    *out = data;
+    *len = HEADER_BYTES + body;
+    return LJS_OK;
+}
+
+void ljs_world_free(void *data)
+{
+    free(data);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+typedef struct rbuf_s {
+    const unsigned char *p;
+    size_t n, at;
+    int bad;
+} rbuf_t;
+
+static uint64_t get_le(rbuf_t *r, int bytes)
+{
+    if (r->bad || r->n - r->at < (size_t)bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
+    r->at += (size_t)bytes;
+    return v;
+}
+
+static const unsigned char *get_bytes(rbuf_t *r, size_t n)
+{
+    if (r->bad || r->n - r->at < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *p = r->p + r->at;
+    r->at += n;
+    return p;
+}
+
+/* A name: 1..MAX_NAME bytes, no NUL; copied into out. */
+static int get_name(rbuf_t *r, char out[MAX_NAME + 1], int may_be_empty)
+{
+    size_t n = (size_t)get_le(r, 2);
+    const unsigned char *s = get_bytes(r, n);
+    if (s == NULL || n > MAX_NAME || (n == 0 && !may_be_empty) || memchr(s, 0, n) != NULL)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* One encoded payload value (event.c's layout); advances *p. */
+static int valid_value(const unsigned char **p, const unsigned char *end, int scalar_only)
+{
+    if (*p >= end)
+        return 0;
+    unsigned char tag = *(*p)++;
+    size_t left = (size_t)(end - *p);
+    uint32_t len;
+    switch (tag) {
+    case 'n':
+        return 1;
+    case 'b':
+        if (left < 1 || **p > 1)
+            return 0;
+        *p += 1;
+        return 1;
+    case 'i':
+    case 'd':
+        if (left < 8)
+            return 0;
+        *p += 8;
+        return 1;
+    case 's':
+        if (left < 4)
+            return 0;
+        memcpy(&len, *p, 4);
+        if (left - 4 < (size_t)len + 1 || (*p)[4 + len] != '\0')
+            return 0;
+        *p += 4 + (size_t)len + 1;
+        return 1;
+    case 't':
+        if (scalar_only || left < 4)
+            return 0;
+        memcpy(&len, *p, 4);
+        *p += 4;
+        if (len > 256)
+            return 0;
+        for (uint32_t k = 0; k < len; k++) {
+            unsigned char kt = *p < end ? **p : 0;
+            if ((kt != 'i' && kt != 's') || !valid_value(p, end, 1) || !valid_value(p, end, 1))
+                return 0;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* An event's bytes: a non-empty NUL-terminated name, then exactly one
+ * payload value, nothing after it. */
+static int valid_event(const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len, *nul = memchr(p, 0, len);
+    if (nul == NULL || nul == p)
+        return 0;
+    const unsigned char *q = nul + 1;
+    return valid_value(&q, end, 0) && q == end;
+}
+
+typedef struct parsed_s {
+    uint64_t frame;
+    uint32_t host_seq;
+    uint32_t nslots, nfree, nlive;
+    uint32_t *gen, *free_slots;
+    uint8_t *alive;
+    uint32_t ntags;
+    char tag_names[LJS_MAX_TAGS][MAX_NAME + 1];
+    size_t tags_at; /* offset of the live slots' tag bits */
+    uint32_t nfields;
+    size_t fields_at;
+    uint32_t nscripts;
+    uint32_t *script_ids; /* snapshot script index -> this runtime's id (UINT32_MAX: unused) */
+    size_t bindings_at;
+    uint32_t nevents;
+    size_t events_at;
+} parsed_t;
+
+static void parsed_free(parsed_t *ps)
+{
+    free(ps->gen);
+    free(ps->free_slots);
+    free(ps->alive);
+    free(ps->script_ids);
+}
+
+static int corrupt(const char *what)
+{
+    return ljs__error(LJS_EINVAL, "ljs_world_load: corrupt or truncated snapshot (%s)", what);
+}
+
+static int parse_slots(rbuf_t *r, parsed_t *ps)
+{
+    ps->nslots = (uint32_t)get_le(r, 4);
+    if (r->bad || ps->nslots > MAX_SLOTS || (size_t)ps->nslots * 5 > r->n - r->at)
+        return corrupt("slot count");
+    ps->gen = malloc(sizeof *ps->gen * (ps->nslots + 1u));
+    ps->alive = calloc(ps->nslots + 1u, 1);
+    ps->free_slots = malloc(sizeof *ps->free_slots * (ps->nslots + 1u));
+    uint8_t *seen = calloc(ps->nslots + 1u, 1);
+    if (ps->gen == NULL || ps->alive == NULL || ps->free_slots == NULL || seen == NULL) {
+        free(seen);
+        return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+    }
+    for (uint32_t i = 0; i < ps->nslots; i++) {
+        ps->gen[i] = (uint32_t)get_le(r, 4);
+        ps->alive[i] = (uint8_t)get_le(r, 1);
+        if (ps->gen[i] == 0 || ps->gen[i] > 0x7fffffffu || ps->alive[i] > 1)
+            r->bad = 1;
+        ps->nlive += ps->alive[i];
+    }
+    ps->nfree = (uint32_t)get_le(r, 4);
+    int ok = !r->bad && ps->nfree == ps->nslots - ps->nlive;
+    for (uint32_t k = 0; ok && k < ps->nfree; k++) {
+        uint32_t i = (uint32_t)get_le(r, 4);
+        ok = !r->bad && i < ps->nslots && !ps->alive[i] && !seen[i];
+        if (ok) {
+            seen[i] = 1;
+            ps->free_slots[k] = i;
+        }
+    }
+    free(seen);
+    return ok ? LJS_OK : corrupt("slots or free list");
+}
+
+static int parse_tags(rbuf_t *r, parsed_t *ps)
+{
+    ps->ntags = (uint32_t)get_le(r, 4);
+    if (r->bad || ps->ntags > LJS_MAX_TAGS)
+        return corrupt("tag count");
+    for (uint32_t t = 0; t < ps->ntags; t++) {
+        if (get_name(r, ps->tag_names[t], 0) != 0)
+            return corrupt("tag name");
+        for (uint32_t u = 0; u < t; u++)
+            if (!strcmp(ps->tag_names[u], ps->tag_names[t]))
+                return corrupt("duplicate tag name");
+    }
+    ps->tags_at = r->at;
+    uint64_t allowed = ps->ntags == 64 ? UINT64_MAX : (1ull << ps->ntags) - 1;
+    for (uint32_t k = 0; k < ps->nlive; k++)
+        if (get_le(r, 8) & ~allowed)
+            return corrupt("tag bits");
+    return r->bad ? corrupt("tags") : LJS_OK;
+}
+
+/* Fields: names unique, types known and equal to the runtime's where it
+ * declares the name too. */
+static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
+{
+    ps->nfields = (uint32_t)get_le(r, 4);
+    if (r->bad || ps->nfields > LJS_MAX_FIELDS)
+        return corrupt("field count");
+    ps->fields_at = r->at;
+    for (uint32_t f = 0; f < ps->nfields; f++) {
+        char name[MAX_NAME + 1];
+        if (get_name(r, name, 0) != 0)
+            return corrupt("field name");
+        uint32_t type = (uint32_t)get_le(r, 1);
+        if (type != LJS_TNUMBER && type != LJS_TINTEGER && type != LJS_TBOOLEAN)
+            return corrupt("field type");
+        int have = ljs__world_field_find(w, name);
+        if (have >= 0 && w->fields[have].type != (ljs_type_t)type)
+            return ljs__error(LJS_ETYPE, "ljs_world_load: field '%s' has another type in this runtime", name);
+        for (uint32_t k = 0; k < ps->nlive && !r->bad; k++) {
+            uint64_t present = get_le(r, 1), v = present == 1 ? get_le(r, 8) : 0;
+            if (present > 1 || (type == LJS_TBOOLEAN && v > 1))
+                return corrupt("field value");
+        }
+    }
+    return r->bad ? corrupt("fields") : LJS_OK;
+}
+
+static int parse_scripts(rbuf_t *r, parsed_t *ps, const ljs_runtime_t *rt)
+{
+    ps->nscripts = (uint32_t)get_le(r, 4);
+    if (r->bad || ps->nscripts > (1u << 20))
+        return corrupt("script count");
+    ps->script_ids = malloc(sizeof *ps->script_ids * (ps->nscripts + 1u));
+    if (ps->script_ids == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+    for (uint32_t s = 0; s < ps->nscripts; s++) {
+        char name[MAX_NAME + 1];
+        if (get_name(r, name, 1) != 0)
+            return corrupt("script name");
+        ps->script_ids[s] = UINT32_MAX;
+        if (name[0] == '\0')
+            continue;
+        ljs_script_t h;
+        if (ljs_script_find(rt, name, &h) != LJS_OK)
+            return ljs__error(LJS_ENOENT,
+                              "ljs_world_load: the snapshot runs script '%s', which is not loaded", name);
+        ps->script_ids[s] = h.id;
+    }
+    ps->bindings_at = r->at;
+    /* stamp[s] = 1 + the live slot that last bound s: a script bound twice
+     * to one entity is refused without an O(n^2) scan. */
+    uint32_t *stamp = calloc(ps->nscripts + 1u, sizeof *stamp);
+    if (stamp == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+    int rc = LJS_OK;
+    for (uint32_t k = 0; k < ps->nlive && rc == LJS_OK; k++) {
+        uint32_t n = (uint32_t)get_le(r, 4);
+        if (r->bad || n > ps->nscripts)
+            rc = corrupt("bindings");
+        for (uint32_t j = 0; j < n && rc == LJS_OK; j++) {
+            uint32_t s = (uint32_t)get_le(r, 4);
+            if (r->bad || s >= ps->nscripts || ps->script_ids[s] == UINT32_MAX || stamp[s] == k + 1)
+                rc = corrupt("binding");
+            else
+                stamp[s] = k + 1;
+        }
+    }
+    free(stamp);
+    return rc;
+}
+
+static int parse_events(rbuf_t *r, parsed_t *ps)
+{
+    ps->nevents = (uint32_t)get_le(r, 4);
+    ps->events_at = r->at;
+    for (uint32_t k = 0; k < ps->nevents && !r->bad; k++) {
+        (void)get_le(r, 8);
+        (void)get_le(r, 8);
+        (void)get_le(r, 4);
+        uint32_t len = (uint32_t)get_le(r, 4);
+        const unsigned char *p = len <= MAX_EVENT_BYTES ? get_bytes(r, len) : NULL;
+        if (p == NULL || !valid_event(p, len))
+            return corrupt("event");
+    }
+    if (r->bad)
+        return corrupt("events");
+    return r->at == r->n ? LJS_OK : corrupt("bytes after the end");
+}
+
+static int parse(const ljs_runtime_t *rt, const unsigned char *data, size_t len, parsed_t *ps)
+{
+    rbuf_t h = {data, len, 0, 0};
+    const unsigned char *magic = get_bytes(&h, 8);
+    if (magic == NULL || memcmp(magic, MAGIC, 8) != 0)
+        return corrupt("not a world snapshot");
+    uint32_t version = (uint32_t)get_le(&h, 4), flags = (uint32_t)get_le(&h, 4);
+    uint64_t body = get_le(&h, 8), hash = get_le(&h, 8);
+    if (h.bad)
+        return corrupt("header");
+    if (version != VERSION || flags != 0)
+        return ljs__error(LJS_EINVAL, "ljs_world_load: snapshot format %u, this ljs reads format %u", version,
+                          VERSION);
+    if (body != len - HEADER_BYTES)
+        return corrupt("length");
+    if (ljs__cache_hash(data + HEADER_BYTES, (size_t)body) != hash)
+        return corrupt("checksum");
+    rbuf_t r = {data + HEADER_BYTES, (size_t)body, 0, 0};
+    ps->frame = get_le(&r, 8);
+    ps->host_seq = (uint32_t)get_le(&r, 4);
+    int rc = parse_slots(&r, ps);
+    if (rc == LJS_OK)
+        rc = parse_tags(&r, ps);
+    if (rc == LJS_OK)
+        rc = parse_fields(&r, ps, &rt->world);
+    if (rc == LJS_OK)
+        rc = parse_scripts(&r, ps, rt);
+    if (rc == LJS_OK)
+        rc = parse_events(&r, ps);
+    return rc;
+}
+
+/* ---- applying (everything already checked) ---------------------------------- */
+
+static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *ps)
+{
+    ljs__world_t *w = &rt->world;
+    uint32_t tag_bit[LJS_MAX_TAGS];
+    for (uint32_t t = 0; t < ps->ntags; t++) {
+        int bit = ljs__world_tag_bit(w, ps->tag_names[t], 1);
+        if (bit < 0)
+            return ljs__error(LJS_EFULL, "ljs_world_load: too many tag names (at most %d)", LJS_MAX_TAGS);
+        tag_bit[t] = (uint32_t)bit;
+    }
+    rbuf_t r = {body, SIZE_MAX, ps->fields_at, 0};
+    uint32_t *field_ids = malloc(sizeof *field_ids * (ps->nfields + 1u));
+    uint32_t *live = malloc(sizeof *live * (ps->nlive + 1u));
+    if (field_ids == NULL || live == NULL) {
+        free(field_ids);
+        free(live);
+        return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+    }
+    int rc = LJS_OK;
+    for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
+        char name[MAX_NAME + 1];
+        (void)get_name(&r, name, 0);
+        ljs_type_t type = (ljs_type_t)get_le(&r, 1);
+        int id = ljs__world_field_declare(w, name, type);
+        if (id < 0)
+            rc = ljs__error(id, "ljs_world_load: cannot declare field '%s'", name);
+        field_ids[f] = (uint32_t)id;
+        for (uint32_t k = 0; k < ps->nlive; k++)
+            if (get_le(&r, 1))
+                (void)get_le(&r, 8);
+    }
+    /* From here on the world is replaced: every entity goes (unbinding its
+     * scripts), then the saved slots come back. */
+    if (rc == LJS_OK)
+        ljs__script_unbind_all(rt);
+    if (rc == LJS_OK)
+        rc = ljs__world_restore_slots(w, ps->nslots, ps->gen, ps->alive, ps->free_slots, ps->nfree);
+    uint32_t nl = 0;
+    for (uint32_t i = 0; i < ps->nslots && rc == LJS_OK; i++)
+        if (ps->alive[i])
+            live[nl++] = i;
+    /* Bindings first (attaching sets the script's tags and defaults), then
+     * the saved tags and values over them. */
+    r.at = ps->bindings_at;
+    for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
+        uint32_t n = (uint32_t)get_le(&r, 4);
+        for (uint32_t j = 0; j < n && rc == LJS_OK; j++)
+            rc = ljs__script_attach(rt, live[k], ps->script_ids[get_le(&r, 4)]);
+    }
+    r.at = ps->tags_at;
+    for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
+        uint64_t saved = get_le(&r, 8), tags = 0;
+        for (uint32_t t = 0; t < ps->ntags; t++)
+            if (saved & (1ull << t))
+                tags |= 1ull << tag_bit[t];
+        ljs__world_set_tags(w, live[k], tags);
+    }
+    r.at = ps->fields_at;
+    for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
+        char name[MAX_NAME + 1];
+        (void)get_name(&r, name, 0);
+        ljs_type_t type = (ljs_type_t)get_le(&r, 1);
+        ljs__field_t *fd = &w->fields[field_ids[f]];
+        for (uint32_t k = 0; k < nl; k++) {
+            if (!get_le(&r, 1)) {
+                fd->present[live[k]] = 0;
+                continue;
+            }
+            uint64_t bits = get_le(&r, 8);
+            ljs__value_t v;
+            if (type == LJS_TNUMBER)
+                memcpy(&v.n, &bits, 8);
+            else
+                v.i = (int64_t)bits;
+            ljs__world_field_put(w, field_ids[f], live[k], v);
+        }
+    }
+    ljs__msgbuf_clear(&rt->events);
+    r.at = ps->events_at;
+    for (uint32_t k = 0; k < ps->nevents && rc == LJS_OK; k++) {
+        ljs__msg_t m = {0};
+        m.target = get_le(&r, 8);
+        m.sender = get_le(&r, 8);
+        m.seq = (uint32_t)get_le(&r, 4);
+        m.kind = LJS__MSG_EVENT;
+        m.len = (size_t)get_le(&r, 4);
+        ljs__msgbuf_t one = {&m, 1, 1, (unsigned char *)body + r.at, m.len, m.len};
+        m.off = 0;
+        r.at += m.len;
+        if (ljs__msgbuf_append(&rt->events, &one, &m) != 0)
+            rc = ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+    }
+    rt->frame = ps->frame;
+    rt->host_seq = ps->host_seq;
+    rt->view_epoch++;
+    free(field_ids);
+    free(live);
+    return rc;
+}
+
+int ljs_world_load(ljs_runtime_t *rt, const void *data, size_t len)
+{
+    if (rt == NULL || (data == NULL && len > 0))
+        return ljs__error(LJS_EINVAL, "ljs_world_load: NULL argument");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_world_load: not allowed while a frame is running");
+    if (len < HEADER_BYTES)
+        return corrupt("shorter than the header");
+    parsed_t ps;
+    memset(&ps, 0, sizeof ps);
+    int rc = parse(rt, data, len, &ps);
+    if (rc == LJS_OK)
+        rc = apply(rt, (const unsigned char *)data + HEADER_BYTES, &ps);
+    parsed_free(&ps);
+    return rc;
+}
+
+/* ---- files ------------------------------------------------------------------------ */
+
+int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
+{
+    if (path == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL path");
+    void *data;
+    size_t len;
+    int rc = ljs_world_save(rt, &data, &len);
+    if (rc != LJS_OK)
+        return rc;
+    /* Temp file + rename: a crash mid-write never leaves half a save. */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL && fwrite(data, 1, len, f) == len;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    free(data);
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return ljs__error(LJS_EIO, "ljs_world_save_file: cannot write '%s': %s", path, strerror(e));
+    }
+    return LJS_OK;
+}
+
+int ljs_world_load_file(ljs_runtime_t *rt, const char *path)
+{
+    if (path == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_world_load_file: NULL path");
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ljs__error(LJS_ENOENT, "ljs_world_load_file: cannot open '%s': %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *data = malloc(cap);
+    while (data != NULL) {
+        n += fread(data + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        unsigned char *q = realloc(data, cap * 2);
+        if (q == NULL) {
+            free(data);
+            data = NULL;
+            break;
+        }
+        data = q;
+        cap *= 2;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (data == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_load_file: out of memory reading '%s'", path);
+    if (err) {
+        free(data);
+        return ljs__error(LJS_EIO, "ljs_world_load_file: cannot read '%s'", path);
+    }
+    int rc = ljs_world_load(rt, data, n);
+    free(data);
+    return rc;
+}
