@@ -1,5 +1,4 @@
-/* fuzz.h - the libFuzzer targets' entry points (fuzz/README, README
- * "Fuzzing").
+/* fuzz.h - the libFuzzer targets' entry points (README "Fuzzing").
  *
  * Each fuzz/fuzz_<target>.c defines ljs_fuzz_<target>, which runs one input
  * and aborts (FUZZ_CHECK) on a broken invariant; memory errors are the
