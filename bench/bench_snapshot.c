@@ -65,8 +65,9 @@ static double plain_columns(const char *path, uint32_t n, int write, unsigned ch
     if (f == NULL)
         return -1;
     for (int k = 0; k < NFIELDS; k++) {
-        size_t done =
-            write ? fwrite(cols + (size_t)k * col, 1, col, f) : fread(cols + (size_t)k * col, 1, col, f);
+        unsigned char *p = cols + (size_t)k * col;
+        /* cppcheck-suppress IOWithoutPositioning ; the file is opened either to write or to read */
+        size_t done = write ? fwrite(p, 1, col, f) : fread(p, 1, col, f);
         if (done != col) {
             fclose(f);
             return -1;

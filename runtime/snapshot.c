@@ -571,8 +571,8 @@ int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
 {
     if (path == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL path");
-    void *data;
-    size_t len;
+    void *data = NULL;
+    size_t len = 0;
     int rc = ljs_world_save(rt, &data, &len);
     if (rc != LJS_OK)
         return rc;
