@@ -31,7 +31,7 @@ SOAK_DURATION ?= 10m
 SOAK_ARGS   ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= codec cache scene script
+FUZZ_TARGETS ?= codec cache scene script snapshot
 
 # Debian packages: building and testing; linting. gcc brings libasan/libtsan.
 # libc6-dev is only a Recommends of gcc, so name it (--no-install-recommends).

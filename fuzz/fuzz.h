@@ -22,6 +22,7 @@ int ljs_fuzz_codec(const uint8_t *data, size_t size);
 int ljs_fuzz_cache(const uint8_t *data, size_t size);
 int ljs_fuzz_scene(const uint8_t *data, size_t size);
 int ljs_fuzz_script(const uint8_t *data, size_t size);
+int ljs_fuzz_snapshot(const uint8_t *data, size_t size);
 
 #ifndef LJS_FUZZ_NO_MAIN
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

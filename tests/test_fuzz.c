@@ -70,6 +70,12 @@ static void test_fuzz_script_corpus_replays_clean(void **state)
     assert_true(replay("script", ljs_fuzz_script) > 0);
 }
 
+static void test_fuzz_snapshot_corpus_replays_clean(void **state)
+{
+    (void)state;
+    assert_true(replay("snapshot", ljs_fuzz_snapshot) > 0);
+}
+
 int main(void)
 {
     ljs_test_clear_env();
@@ -78,6 +84,7 @@ int main(void)
         cmocka_unit_test(test_fuzz_cache_corpus_replays_clean),
         cmocka_unit_test(test_fuzz_scene_corpus_replays_clean),
         cmocka_unit_test(test_fuzz_script_corpus_replays_clean),
+        cmocka_unit_test(test_fuzz_snapshot_corpus_replays_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
