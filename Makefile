@@ -6,7 +6,7 @@
 #   make fuzz         build-fuzz/ (clang, -DLJS_FUZZ=ON), each libFuzzer target FUZZ_SECONDS
 #   make demo         ./build/ljs-run examples/arena --seconds 5
 #   make bench        ./build/ljs-bench $(BENCH_ARGS)
-#   make soak         ./build/ljs-soak --duration $(SOAK_DURATION) (CSV + PNG in build/soak/)
+#   make soak         ./build/ljs-soak --duration $(SOAK_DURATION) (CSV + 2 PNGs in build/soak/)
 #   make soak-asan    build-asan/ljs-soak --duration 60s (also soak-tsan)
 #   make benchmarks-md  run every bench case and write BENCHMARKS-latest.md
 #   make install      cmake --install build --prefix $(PREFIX)

@@ -44,7 +44,6 @@ static const target_t targets[] = {
     {"gc", "peak_mem_vs_default", 1, 1.5, "peak memory: managed vs incremental"},
     {"stats", "frame_time_stats_off_vs_on", 0, 0.98, "stats on cost < 2% of frame time"},
     {"snapshot", "save_vs_fwrite", 0, 0.5, "100k x 10 fields: world save vs fwrite of the columns"},
-    {"snapshot", "load_vs_fread", 0, 0.5, "100k x 10 fields: world load vs fread of the columns"},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 

@@ -5,10 +5,40 @@
  * Threads: every call is made on the thread that created the runtime (the
  * "owner", normally the engine's main thread) unless its comment says
  * `Thread: any`. During ljs_frame() the owner thread works as worker 0.
+ * Every build checks this: an owner-only call from another thread changes
+ * nothing and fails with LJS_EBADTHREAD (functions that return a count or a
+ * predicate return 0; ljs_runtime_destroy returns without destroying), the
+ * message in that thread's ljs_last_error(). "Between frames" means not
+ * inside ljs_frame: such calls made while a frame runs fail with LJS_EBUSY.
  *
  * Errors: fallible calls return an int, LJS_OK (0) or a negative LJS_E*
  * code; ljs_strerror() names it and ljs_last_error() gives the detailed
  * message of the calling thread's last failed call.
+ *
+ * ljs is released under the MIT License (LICENSE, installed as
+ * share/doc/ljs/LICENSE):
+ *
+ * MIT License
+ *
+ * Copyright (c) 2026 the ljs authors
+ *
+ * Permission is hereby granted, free of charge, to any person obtaining a copy
+ * of this software and associated documentation files (the "Software"), to deal
+ * in the Software without restriction, including without limitation the rights
+ * to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+ * copies of the Software, and to permit persons to whom the Software is
+ * furnished to do so, subject to the following conditions:
+ *
+ * The above copyright notice and this permission notice shall be included in all
+ * copies or substantial portions of the Software.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+ * IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+ * FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+ * AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+ * LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+ * OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+ * SOFTWARE.
  */
 #ifndef LJS_H
 #define LJS_H
@@ -58,7 +88,8 @@ LJS_API unsigned long ljs_version(void);
     X(EEXIST, -8, "already exists")                                     \
     X(EFULL, -9, "capacity exceeded")                                   \
     X(EBUSY, -10, "not allowed while a frame is running")               \
-    X(EIO, -11, "a file could not be read or written")
+    X(EIO, -11, "a file could not be read or written")                  \
+    X(EBADTHREAD, -12, "called from a thread that is not the runtime's owner")
 
 typedef enum ljs_err_e {
 #define LJS__ERR_ENUM(name, value, msg) LJS_##name = (value),
@@ -85,50 +116,59 @@ LJS_API const char *ljs_last_error(void);
 
 /* Every knob, with its environment variable, default and accepted range.
  * X(type, field, ENV_NAME, default, min, max, help)
- * Defaults marked 0 for workers mean "online CPUs". */
-#define LJS_CONFIG_MAP(X)                                                                                \
-    X(uint32_t, workers, "LJS_WORKERS", 0, 1, 256, "worker threads including the host (0 = CPUs)")       \
-    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")      \
-    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")                  \
-    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")              \
-    X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines")   \
-    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                    \
-      "instructions per script call (0 = off)")                                                          \
-    X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                             \
-      "CPU time per script call (0 = off)")                                                              \
-    X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles") \
-    X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")  \
-    X(uint32_t, cache_max_mb, "LJS_CACHE_MAX_MB", 64, 1, 65536,                                          \
-      "size bound of LJS_CACHE_DIR, MiB (oldest evicted)")                                               \
-    X(uint32_t, watch, "LJS_WATCH", 1, 0, 2,                                                             \
-      "hot reload: 0 off, 1 inotify (polling if unavailable), 2 polling")                                \
-    X(uint32_t, poll_ms, "LJS_POLL_MS", 500, 10, 60000, "polling period when watching by polling, ms")   \
-    X(uint32_t, reload_debounce_ms, "LJS_RELOAD_DEBOUNCE_MS", 30, 0, 10000,                              \
-      "quiet time before a changed file reloads, ms")                                                    \
-    X(uint32_t, watch_ring, "LJS_WATCH_RING", 1024, 4, 1048576,                                          \
-      "file-change ring slots (rounded up to a power of 2)")                                             \
-    X(uint32_t, query_cache, "LJS_QUERY_CACHE", 128, 0, 65536,                                           \
-      "cached query signatures (0 = every query scans)")                                                 \
-    X(uint32_t, entity_ring, "LJS_ENTITY_RING", 4096, 4, 1048576,                                        \
-      "tag-post ring slots (power of 2 rounded up)")                                                     \
-    X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 4000, 10, 1000000,                                     \
-      "managed GC time per state per frame, us")                                                         \
-    X(uint32_t, gc_pause, "LJS_GC_PAUSE", 175, 110, 1000,                                                \
-      "managed GC: a cycle starts when memory reaches this % of the last live heap")                     \
-    X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                               \
-      "managed GC: full collection past this many MiB (0 = off)")                                        \
-    X(uint32_t, gc_full_s, "LJS_GC_FULL_S", 30, 0, 86400,                                                \
-      "managed GC: full collection every this many seconds (0 = off)")                                   \
-    X(uint32_t, unload_grace, "LJS_UNLOAD_GRACE", 600, 0, 1000000,                                       \
-      "frames an unpinned script may sit unused before it unloads (0 = never)")                          \
-    X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                               \
-      "reuse event payload tables from a per-state pool (0 = a new table per event)")                    \
-    X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")          \
-    X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                     \
-      "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")                               \
-    X(uint32_t, call_queue_kb, "LJS_CALL_QUEUE_KB", 4096, 1, 4194304,                                    \
-      "bytes one script call may queue as events, spawns and destroys, KiB (past it: a script error)")   \
-    X(uint32_t, event_mem_mb, "LJS_EVENT_MEM_MB", 256, 1, 65536,                                         \
+ * LJS_WORKERS=0 (the default) means one worker per online CPU, resolved by
+ * ljs_runtime_create (ljs_runtime_config shows the number).
+ * A numeric variable is digits only: leading or trailing spaces and a sign
+ * ('+', '-') are refused with LJS_EINVAL. An LJS_* variable that is none of
+ * these names is ignored with a console warning (LJS_LOG_WARN, at
+ * ljs_runtime_create) naming the closest knob, e.g. LJS_WORKER -> LJS_WORKERS.
+ *
+ * ABI: this map grows with new knobs, so sizeof(ljs_config_t) changes
+ * between 0.x releases; always fill it with ljs_config_init from the header
+ * the library was built with (ljs_version() == LJS_VERSION_NUM). */
+#define LJS_CONFIG_MAP(X)                                                                                 \
+    X(uint32_t, workers, "LJS_WORKERS", 0, 0, 256, "worker threads including the host (0 = online CPUs)") \
+    X(uint32_t, state_mem_mb, "LJS_STATE_MEM_MB", 256, 1, 65536, "memory limit per Lua state, MiB")       \
+    X(uint32_t, spin, "LJS_SPIN", 2000, 0, 1000000, "idle polls before a worker parks")                   \
+    X(uint32_t, batch, "LJS_BATCH", 256, 1, 1048576, "entities per update/event batch job")               \
+    X(uint32_t, console_lines, "LJS_CONSOLE_LINES", 1024, 16, 1048576, "console ring capacity, lines")    \
+    X(uint32_t, script_budget, "LJS_SCRIPT_BUDGET", 0, 0, 2000000000,                                     \
+      "instructions per script call (0 = off)")                                                           \
+    X(uint32_t, script_timeout_ms, "LJS_SCRIPT_TIMEOUT_MS", 1000, 0, 600000,                              \
+      "CPU time per script call (0 = off)")                                                               \
+    X(uint32_t, cache, "LJS_CACHE", 1, 0, 1, "shared bytecode cache: 1 = on, 0 = every worker compiles")  \
+    X(uint32_t, strip_bytecode, "LJS_STRIP_BYTECODE", 0, 0, 1, "strip debug info from cached bytecode")   \
+    X(uint32_t, cache_max_mb, "LJS_CACHE_MAX_MB", 64, 1, 65536,                                           \
+      "size bound of LJS_CACHE_DIR, MiB (oldest evicted)")                                                \
+    X(uint32_t, watch, "LJS_WATCH", 1, 0, 2,                                                              \
+      "hot reload: 0 off, 1 inotify (polling if unavailable), 2 polling")                                 \
+    X(uint32_t, poll_ms, "LJS_POLL_MS", 500, 10, 60000, "polling period when watching by polling, ms")    \
+    X(uint32_t, reload_debounce_ms, "LJS_RELOAD_DEBOUNCE_MS", 30, 0, 10000,                               \
+      "quiet time before a changed file reloads, ms")                                                     \
+    X(uint32_t, watch_ring, "LJS_WATCH_RING", 1024, 4, 1048576,                                           \
+      "file-change ring slots (rounded up to a power of 2)")                                              \
+    X(uint32_t, query_cache, "LJS_QUERY_CACHE", 128, 0, 65536,                                            \
+      "cached query signatures (0 = every query scans)")                                                  \
+    X(uint32_t, entity_ring, "LJS_ENTITY_RING", 4096, 4, 1048576,                                         \
+      "tag-post ring slots (power of 2 rounded up)")                                                      \
+    X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 4000, 10, 1000000,                                      \
+      "managed GC time per state per frame, us")                                                          \
+    X(uint32_t, gc_pause, "LJS_GC_PAUSE", 175, 110, 1000,                                                 \
+      "managed GC: a cycle starts when memory reaches this % of the last live heap")                      \
+    X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                                \
+      "managed GC: full collection past this many MiB (0 = off)")                                         \
+    X(uint32_t, gc_full_s, "LJS_GC_FULL_S", 30, 0, 86400,                                                 \
+      "managed GC: full collection every this many seconds (0 = off)")                                    \
+    X(uint32_t, unload_grace, "LJS_UNLOAD_GRACE", 600, 0, 1000000,                                        \
+      "frames an unpinned script may sit unused before it unloads (0 = never)")                           \
+    X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                                \
+      "reuse event payload tables from a per-state pool (0 = a new table per event)")                     \
+    X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")           \
+    X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                      \
+      "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")                                \
+    X(uint32_t, call_queue_kb, "LJS_CALL_QUEUE_KB", 4096, 1, 4194304,                                     \
+      "bytes one script call may queue as events, spawns and destroys, KiB (past it: a script error)")    \
+    X(uint32_t, event_mem_mb, "LJS_EVENT_MEM_MB", 256, 1, 65536,                                          \
       "bytes scripts may queue in one phase, MiB (past it the phase's messages are dropped)")
 
 /* String knobs: X(field, ENV_NAME, default, max length, help). */
@@ -136,7 +176,9 @@ LJS_API const char *ljs_last_error(void);
     X(cache_dir, "LJS_CACHE_DIR", "", 512, "persistent bytecode cache directory (empty = off)")    \
     X(gc_mode, "LJS_GC_MODE", "managed", 16, "GC per state: managed, generational or incremental") \
     X(trace, "LJS_TRACE", "", 512, "Chrome trace-event file written at exit (empty = off)")        \
-    X(report, "LJS_REPORT", "", 512, "JSON report file written at exit (empty = off)")
+    X(report, "LJS_REPORT", "", 512, "JSON report file written at exit (empty = off)")             \
+    X(script_root, "LJS_SCRIPT_ROOT", "", 512,                                                     \
+      "scripts are named by their path under this directory, ai/idle.lua -> ai.idle (empty = by file name)")
 
 typedef struct ljs_config_s {
 #define LJS__CONFIG_FIELD(type, field, env, def, lo, hi, help) type field;
@@ -194,12 +236,19 @@ LJS_API const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt);
  * Memory
  * ======================================================================== */
 
+/* Fields of ljs_state_memory_t, X(type, name): the struct and the JSON
+ * report are both generated from this list. */
+#define LJS_STATE_MEMORY_FIELDS(X)                                           \
+    X(uint64_t, current_bytes)   /* live bytes of this worker's Lua state */ \
+    X(uint64_t, peak_bytes)      /* highest current_bytes seen */            \
+    X(uint64_t, limit_bytes)     /* LJS_STATE_MEM_MB in bytes */             \
+    X(uint64_t, failed_allocs)   /* allocations refused by the limit */      \
+    X(uint64_t, allocated_bytes) /* bytes ever allocated (growth only), for rates */
+
 typedef struct ljs_state_memory_s {
-    uint64_t current_bytes;   /* live bytes of this worker's Lua state */
-    uint64_t peak_bytes;      /* highest current_bytes seen */
-    uint64_t limit_bytes;     /* LJS_STATE_MEM_MB in bytes */
-    uint64_t failed_allocs;   /* allocations refused by the limit */
-    uint64_t allocated_bytes; /* bytes ever allocated (growth only), for rates */
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_STATE_MEMORY_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_state_memory_t;
 
 /* Memory counters of worker `worker`'s Lua state (0 .. workers-1).
@@ -217,6 +266,15 @@ typedef struct ljs_entity_s {
     uint64_t id;
 } ljs_entity_t;
 
+/* An id is (generation << 32) | index: the entity's slot, and how many times
+ * that slot has held an entity (from 1). Messages from ljs (errors, ljs-run)
+ * print ids as index:generation, e.g. "entity 4998:1":
+ *   printf("entity " LJS_ENTITY_FMT "\n", LJS_ENTITY_ARGS(e.id)); */
+#define LJS_ENTITY_INDEX(id) ((uint32_t)((uint64_t)(id)&0xffffffffu))
+#define LJS_ENTITY_GENERATION(id) ((uint32_t)((uint64_t)(id) >> 32))
+#define LJS_ENTITY_FMT "%u:%u"
+#define LJS_ENTITY_ARGS(id) (unsigned)LJS_ENTITY_INDEX(id), (unsigned)LJS_ENTITY_GENERATION(id)
+
 typedef enum ljs_type_e {
     LJS_TNIL = 0,
     LJS_TNUMBER = 1,  /* double */
@@ -231,7 +289,10 @@ typedef enum ljs_type_e {
 LJS_API int ljs_entity_create(ljs_runtime_t *rt, ljs_entity_t *out);
 
 /* Destroy an entity: its fields, tags and script bindings go; its slot is
- * reused with a new generation. Thread: owner. Returns LJS_OK, LJS_ENOENT. */
+ * reused with a new generation. Applies at once (scripts destroy through
+ * destroy(), applied at the end of the frame). Thread: owner, between
+ * frames. Blocks: no. Returns LJS_OK, LJS_ENOENT, LJS_EBUSY (during
+ * ljs_frame), LJS_EBADTHREAD. */
 LJS_API int ljs_entity_destroy(ljs_runtime_t *rt, ljs_entity_t e);
 
 /* 1 if `e` is a live entity, else 0. Thread: owner. */
@@ -241,7 +302,10 @@ LJS_API int ljs_entity_alive(const ljs_runtime_t *rt, ljs_entity_t e);
 LJS_API uint32_t ljs_entity_count(const ljs_runtime_t *rt);
 
 /* Add (on != 0) or remove a tag. Tags are names; at most 64 distinct tag
- * names per runtime. Thread: owner. Returns LJS_OK, LJS_ENOENT, LJS_EFULL. */
+ * names per runtime. Applies at once; queries see it from the next call.
+ * Other threads (and the host during a frame) use ljs_entity_tag_post.
+ * Thread: owner, between frames. Blocks: no. Returns LJS_OK, LJS_ENOENT,
+ * LJS_EFULL, LJS_EINVAL, LJS_EBUSY (during ljs_frame), LJS_EBADTHREAD. */
 LJS_API int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on);
 
 /* Post a tag change from any thread (a physics or AI thread, say): applied
@@ -270,8 +334,10 @@ LJS_API int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const
 LJS_API int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int *out);
 
 /* Write a field (the entity gains the field if it had none). Integer fields
- * accept a number only if it is integral. Thread: owner, between frames.
- * Returns LJS_OK, LJS_ENOENT, LJS_ETYPE. */
+ * accept a number only if it is integral. The value is committed at once:
+ * scripts read it from the next frame on. Thread: owner, between frames.
+ * Blocks: no. Returns LJS_OK, LJS_ENOENT, LJS_ETYPE, LJS_EINVAL, LJS_EBUSY
+ * (during ljs_frame), LJS_EBADTHREAD. */
 LJS_API int ljs_field_set_number(ljs_runtime_t *rt, ljs_entity_t e, const char *name, double v);
 LJS_API int ljs_field_set_integer(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t v);
 LJS_API int ljs_field_set_boolean(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int v);
@@ -328,7 +394,11 @@ typedef struct ljs_script_s {
  * returning a table: optional `fields` (name = default; the default's Lua
  * type fixes the field's type), `tags`, `update(self, dt)` or the fast form
  * `reads`/`writes` + `update(id, dt, <reads...>) -> <writes...>`, and event
- * handlers `on_<event>(self, payload, sender)`. `path` is copied.
+ * handlers `on_<event>(self, payload, sender)`. `path` is copied as given:
+ * a relative path is relative to the process's current working directory,
+ * now and at every later hot reload (the file is reopened by that path), so
+ * a host that changes directory should pass an absolute path. The script's
+ * name is the file name without directory and ".lua".
  * Thread: owner, not during ljs_frame. Blocks: yes (every worker loads it).
  * Returns LJS_OK, LJS_ENOENT (no such file), LJS_ESCRIPT (syntax error, error
  * while running the chunk, bad module shape: ljs_last_error() gives
@@ -392,13 +462,19 @@ typedef struct ljs_query_s {
  * Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM. */
 LJS_API int ljs_query(ljs_runtime_t *rt, const ljs_query_t *q, const ljs_entity_t **out, size_t *n);
 
+/* Fields of ljs_query_stats_t, X(type, name) (struct and report). */
+#define LJS_QUERY_STATS_FIELDS(X)                                                          \
+    X(uint64_t, hits)       /* lookups answered from the cache */                          \
+    X(uint64_t, misses)     /* lookups that scanned (first use of a signature) */          \
+    X(uint64_t, recomputes) /* cached results rebuilt by a full scan */                    \
+    X(uint64_t, deltas)     /* cached results patched from structural changes */           \
+    X(uint64_t, evictions)  /* least recently used signatures dropped (LJS_QUERY_CACHE) */ \
+    X(uint32_t, entries)    /* signatures cached now */
+
 typedef struct ljs_query_stats_s {
-    uint64_t hits;       /* lookups answered from the cache */
-    uint64_t misses;     /* lookups that scanned (first use of a signature) */
-    uint64_t recomputes; /* cached results rebuilt by a full scan */
-    uint64_t deltas;     /* cached results patched from structural changes */
-    uint64_t evictions;  /* least recently used signatures dropped (LJS_QUERY_CACHE) */
-    uint32_t entries;    /* signatures cached now */
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_QUERY_STATS_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_query_stats_t;
 
 /* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
@@ -422,11 +498,16 @@ typedef struct ljs_kv_s {
 
 /* Send event `name` to `target`, delivered in the next event phase to every
  * script of the target with an `on_<name>` handler, in (target, sender,
- * sequence) order; the host is sender 0. Payload: n == 0 gives nil; one
- * entry with key NULL gives that value; otherwise a flat table of the
- * entries. Everything is copied. Thread: owner, not during ljs_frame.
- * Returns LJS_OK, LJS_EINVAL (bad name or payload), LJS_ENOMEM. An event to
- * an entity that is dead at delivery is dropped and counted. */
+ * sequence) order; the host is sender 0. A valid name is 1 to 64
+ * characters, each a letter, digit or '_' (so on_<name> is a Lua
+ * identifier); scripts' send() follows the same rule. Payload: n == 0 gives
+ * nil; one entry with key NULL gives that value; otherwise a flat table of
+ * the entries, each key given once (at most 256). Everything is copied.
+ * Thread: owner, not during ljs_frame. Blocks: no. Returns LJS_OK,
+ * LJS_EINVAL (a bad name; a payload with a NULL string, a NULL key in a
+ * table, a key given twice, more than 256 entries), LJS_ENOMEM, LJS_EBUSY,
+ * LJS_EBADTHREAD. An event to an entity that is dead at delivery is dropped
+ * and counted. */
 LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload,
                      size_t n);
 
@@ -437,10 +518,13 @@ LJS_API int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, c
 /* Run one frame: the update phase (every script's update over its entities,
  * in batches of LJS_BATCH spread over the workers), the event phase, the
  * field commit, then the structural changes scripts asked for (spawn,
- * destroy) in a deterministic order. Script errors do not fail the frame:
- * they are logged to the console and counted. The owner thread works as
- * worker 0 meanwhile. Thread: owner. Blocks: yes. Returns LJS_OK, LJS_EINVAL,
- * LJS_ENOMEM. */
+ * destroy) in a deterministic order. `dt` is the time step in seconds
+ * (scripts get it as update's `dt`); 0 is allowed. Script errors do not
+ * fail the frame: they are logged to the console and counted. The owner
+ * thread works as worker 0 meanwhile. Thread: owner. Blocks: yes.
+ * Returns LJS_OK; LJS_EINVAL when rt is NULL or dt is negative, NaN,
+ * infinite or 1e9 s or more; LJS_EBUSY when called from inside a frame;
+ * LJS_ENOMEM; LJS_EBADTHREAD. */
 LJS_API int ljs_frame(ljs_runtime_t *rt, double dt);
 
 /* Frames run so far. Thread: owner. */
@@ -464,77 +548,103 @@ typedef void (*ljs_log_fn)(void *ud, const ljs_log_line_t *line);
 
 /* Hand every buffered console line to `fn`, oldest first, then empty the
  * ring. The ring keeps at most LJS_CONSOLE_LINES lines; older ones are
- * dropped and counted. Strings are borrowed for the call only.
- * Thread: owner, between frames. Returns the number of lines delivered. */
+ * dropped and counted. Strings are borrowed for the call only. `fn` runs on
+ * the calling thread without any ljs lock held, so it may call ljs (even
+ * ljs_frame); lines logged meanwhile wait for the next drain. `fn` may be
+ * NULL (the lines are discarded). Thread: owner, between frames. Blocks: no.
+ * Returns the number of lines delivered (0 from another thread). */
 LJS_API size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud);
 
 /* ========================================================================
  * Statistics
  * ======================================================================== */
 
+/* Fields of ljs_stats_t, X(type, name): the struct and the JSON report's
+ * "stats" object are both generated from this list, so neither can miss a
+ * counter. */
+#define LJS_STATS_FIELDS(X)                                                                             \
+    X(uint64_t, frames)                                                                                 \
+    X(uint64_t, updates)          /* entity update calls, cumulative */                                 \
+    X(uint64_t, events_sent)      /* by scripts and the host */                                         \
+    X(uint64_t, events_delivered) /* handler calls */                                                   \
+    X(uint64_t, events_dropped)   /* target dead, or no handler */                                      \
+    X(uint64_t, script_errors)                                                                          \
+    X(uint64_t, console_dropped)                                                                        \
+    X(uint64_t, reloads)           /* scripts reloaded by the watcher or ljs_script_reload */           \
+    X(uint64_t, reload_errors)     /* reloads refused (broken new version): the old one kept running */ \
+    X(uint64_t, watch_events)      /* file-change records drained from the watcher's ring */            \
+    X(uint64_t, watch_overflows)   /* full ring: every watched file was rescanned */                    \
+    X(uint32_t, watch_mode)        /* 0 off, 1 inotify, 2 polling (also after a fallback) */            \
+    X(uint64_t, tag_posts)         /* ljs_entity_tag_post calls */                                      \
+    X(uint64_t, tag_post_spills)   /* posts that found the ring full and took the locked list */        \
+    X(uint64_t, tag_posts_dropped) /* posts for entities dead when applied */                           \
+    /* Scheduler, summed over workers (ljs_worker_stats has each). */                                   \
+    X(uint64_t, jobs)   /* batch, commit and GC jobs run */                                             \
+    X(uint64_t, steals) /* jobs taken from another worker's deque */                                    \
+    X(uint64_t, parks)  /* times a worker went to sleep */                                              \
+    /* Hit counts: the bytecode cache (process-wide) and cached queries. */                             \
+    X(uint64_t, cache_hits)                                                                             \
+    X(uint64_t, cache_misses)                                                                           \
+    X(uint64_t, query_hits)                                                                             \
+    X(uint64_t, query_misses)                                                                           \
+    /* Phase times of the last frame, ms. */                                                            \
+    /* start: reloads, posted tags and query sync. */                                                   \
+    /* end: spawns/destroys, unloads and the managed GC. */                                             \
+    X(double, last_start_ms)                                                                            \
+    X(double, last_update_ms)                                                                           \
+    X(double, last_event_ms)                                                                            \
+    X(double, last_commit_ms)                                                                           \
+    X(double, last_end_ms)                                                                              \
+    X(double, last_gc_ms) /* part of last_end_ms */                                                     \
+    X(double, last_frame_ms)                                                                            \
+    /* The same, summed over every frame, and the longest frame. */                                     \
+    X(double, total_start_ms)                                                                           \
+    X(double, total_update_ms)                                                                          \
+    X(double, total_event_ms)                                                                           \
+    X(double, total_commit_ms)                                                                          \
+    X(double, total_end_ms)                                                                             \
+    X(double, total_gc_ms)                                                                              \
+    X(double, total_frame_ms)                                                                           \
+    X(double, max_frame_ms)
+
 typedef struct ljs_stats_s {
-    uint64_t frames;
-    uint64_t updates;          /* entity update calls, cumulative */
-    uint64_t events_sent;      /* by scripts and the host */
-    uint64_t events_delivered; /* handler calls */
-    uint64_t events_dropped;   /* target dead, or no handler */
-    uint64_t script_errors;
-    uint64_t console_dropped;
-    uint64_t reloads;           /* scripts reloaded by the watcher or ljs_script_reload */
-    uint64_t reload_errors;     /* reloads refused (broken new version): the old one kept running */
-    uint64_t watch_events;      /* file-change records drained from the watcher's ring */
-    uint64_t watch_overflows;   /* full ring: every watched file was rescanned */
-    uint32_t watch_mode;        /* 0 off, 1 inotify, 2 polling (also after a fallback) */
-    uint64_t tag_posts;         /* ljs_entity_tag_post calls */
-    uint64_t tag_post_spills;   /* posts that found the ring full and took the locked list */
-    uint64_t tag_posts_dropped; /* posts for entities dead when applied */
-    /* Scheduler, summed over workers (ljs_worker_stats has each). */
-    uint64_t jobs;   /* batch, commit and GC jobs run */
-    uint64_t steals; /* jobs taken from another worker's deque */
-    uint64_t parks;  /* times a worker went to sleep */
-    /* Hit counts: the bytecode cache (process-wide) and cached queries. */
-    uint64_t cache_hits, cache_misses;
-    uint64_t query_hits, query_misses;
-    /* Phase times of the last frame, ms. start: reloads, posted tags and
-     * query sync; end: spawns/destroys, unloads and the managed GC. */
-    double last_start_ms;
-    double last_update_ms;
-    double last_event_ms;
-    double last_commit_ms;
-    double last_end_ms;
-    double last_gc_ms; /* part of last_end_ms */
-    double last_frame_ms;
-    /* The same, summed over every frame, and the longest frame. */
-    double total_start_ms;
-    double total_update_ms;
-    double total_event_ms;
-    double total_commit_ms;
-    double total_end_ms;
-    double total_gc_ms;
-    double total_frame_ms;
-    double max_frame_ms;
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_STATS_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_stats_t;
 
 /* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
 LJS_API int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out);
 
+/* Fields of ljs_script_stats_t, X(type, name) (struct and report). */
+#define LJS_SCRIPT_STATS_FIELDS(X)                                                             \
+    X(uint64_t, calls)  /* update and handler calls */                                         \
+    X(uint64_t, errors) /* calls that raised */                                                \
+    X(uint32_t, entities)                                                                      \
+    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */ \
+    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */
+
 typedef struct ljs_script_stats_s {
-    uint64_t calls;  /* update and handler calls */
-    uint64_t errors; /* calls that raised */
-    uint32_t entities;
-    double time_ms;       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */
-    uint64_t alloc_bytes; /* Lua bytes allocated while its code ran (loads included), all workers */
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_SCRIPT_STATS_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_script_stats_t;
 
 /* Per-script counters. Thread: owner, between frames. Blocks: no.
  * Returns LJS_OK, LJS_ENOENT. */
 LJS_API int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out);
 
+/* Fields of ljs_worker_stats_t, X(type, name) (struct and report). */
+#define LJS_WORKER_STATS_FIELDS(X)                                       \
+    X(uint64_t, jobs)   /* jobs this worker ran */                       \
+    X(uint64_t, steals) /* of which taken from another worker's deque */ \
+    X(uint64_t, parks)  /* times it went to sleep */                     \
+    X(double, busy_ms)  /* time inside jobs */
+
 typedef struct ljs_worker_stats_s {
-    uint64_t jobs;   /* jobs this worker ran */
-    uint64_t steals; /* of which taken from another worker's deque */
-    uint64_t parks;  /* times it went to sleep */
-    double busy_ms;  /* time inside jobs */
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_WORKER_STATS_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_worker_stats_t;
 
 /* Scheduler counters of worker `worker`, cumulative. Thread: owner,
@@ -558,20 +668,26 @@ LJS_API int ljs_watch_set(ljs_runtime_t *rt, int on);
 
 /* The shared bytecode cache's counters (process-wide: every runtime of the
  * process shares one cache). */
+/* Fields of ljs_cache_stats_t, X(type, name) (struct and report). */
+#define LJS_CACHE_STATS_FIELDS(X)                                                            \
+    X(uint64_t, compiles)        /* sources compiled (once per source version) */            \
+    X(uint64_t, hits)            /* loads served without compiling */                        \
+    X(uint64_t, misses)          /* loads that had to compile */                             \
+    X(uint64_t, loads)           /* bytecode loads into worker states */                     \
+    X(uint64_t, bytes)           /* bytecode bytes currently cached */                       \
+    X(uint64_t, entries)         /* scripts currently cached */                              \
+    X(uint64_t, snapshots_freed) /* old snapshots reclaimed after a grace period */          \
+    X(uint64_t, disk_hits)       /* compiles avoided by a valid LJS_CACHE_DIR file */        \
+    X(uint64_t, disk_writes)     /* files written to LJS_CACHE_DIR */                        \
+    X(uint64_t, disk_rejects)    /* corrupt, truncated, foreign or tampered files ignored */ \
+    X(uint64_t, disk_evictions)  /* files removed to stay under LJS_CACHE_MAX_MB */          \
+    X(double, compile_ms)        /* time spent compiling */                                  \
+    X(double, saved_ms)          /* compile time the hits avoided (each hit: that source's compile time) */
+
 typedef struct ljs_cache_stats_s {
-    uint64_t compiles;        /* sources compiled (once per source version) */
-    uint64_t hits;            /* loads served without compiling */
-    uint64_t misses;          /* loads that had to compile */
-    uint64_t loads;           /* bytecode loads into worker states */
-    uint64_t bytes;           /* bytecode bytes currently cached */
-    uint64_t entries;         /* scripts currently cached */
-    uint64_t snapshots_freed; /* old snapshots reclaimed after a grace period */
-    uint64_t disk_hits;       /* compiles avoided by a valid LJS_CACHE_DIR file */
-    uint64_t disk_writes;     /* files written to LJS_CACHE_DIR */
-    uint64_t disk_rejects;    /* corrupt, truncated, foreign or tampered files ignored */
-    uint64_t disk_evictions;  /* files removed to stay under LJS_CACHE_MAX_MB */
-    double compile_ms;        /* time spent compiling */
-    double saved_ms;          /* compile time the hits avoided (each hit: that source's compile time) */
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_CACHE_STATS_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_cache_stats_t;
 
 /* Thread: owner. Returns LJS_OK, LJS_EINVAL. */
@@ -581,16 +697,22 @@ LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
  * Garbage collection
  * ======================================================================== */
 
+/* Fields of ljs_gc_stats_t, X(type, name) (struct and report). */
+#define LJS_GC_STATS_FIELDS(X)                                                                           \
+    X(uint64_t, steps)       /* LUA_GCSTEP calls made by the managed policy (idle ones included) */      \
+    X(uint64_t, cycles)      /* collection cycles completed */                                           \
+    X(uint64_t, full)        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */                     \
+    X(uint64_t, behind)      /* frames where even 8x LJS_GC_BUDGET_US could not keep up (warned once) */ \
+    X(double, total_ms)      /* time spent in GC work, after frames and while idle in them */            \
+    X(double, max_frame_ms)  /* the most GC time one frame spent on this state after its phases */       \
+    X(uint64_t, freed_bytes) /* bytes the GC work released */                                            \
+    X(uint64_t, idle_steps)  /* steps run while this worker had no batch to run during a frame */        \
+    X(double, idle_ms)       /* time those took (counted against the same per-frame budget) */
+
 typedef struct ljs_gc_stats_s {
-    uint64_t steps;       /* LUA_GCSTEP calls made by the managed policy (idle ones included) */
-    uint64_t cycles;      /* collection cycles completed */
-    uint64_t full;        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */
-    uint64_t behind;      /* frames where even 8x LJS_GC_BUDGET_US could not keep up (warned once) */
-    double total_ms;      /* time spent in GC work, after frames and while idle in them */
-    double max_frame_ms;  /* the most GC time one frame spent on this state after its phases */
-    uint64_t freed_bytes; /* bytes the GC work released */
-    uint64_t idle_steps;  /* steps run while this worker had no batch to run during a frame */
-    double idle_ms;       /* time those took (counted against the same per-frame budget) */
+#define LJS__STRUCT_FIELD(type, name) type name;
+    LJS_GC_STATS_FIELDS(LJS__STRUCT_FIELD)
+#undef LJS__STRUCT_FIELD
 } ljs_gc_stats_t;
 
 /* A full collection of every worker's state, now (each on its own worker).

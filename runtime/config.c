@@ -3,7 +3,12 @@
  * Every knob comes from LJS_CONFIG_MAP in ljs.h, so the defaults, the
  * variable names, the ranges and the validation are written once. A bad
  * value is an error naming the variable and its accepted range: nothing is
- * silently clamped or ignored. */
+ * silently clamped or ignored. A number is digits only: " 64", "64 " and
+ * "+64" are refused (a value a shell script mangled is a bug to report, not
+ * to guess at). An LJS_* name that is no knob is reported by
+ * ljs__config_unknown_env, with the closest knob name. */
+#include "runtime/config.h"
+
 #include "runtime/error.h"
 
 #include <errno.h>
@@ -14,21 +19,16 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Parse a whole decimal integer; returns 0 on success. */
+/* Parse a decimal integer made of digits only (strtoull alone would take
+ * leading spaces, '+' and '-'); returns 0 on success. */
 static int parse_u64(const char *s, unsigned long long *out)
 {
     char *end = NULL;
-    while (*s == ' ' || *s == '\t')
-        s++;
-    if (*s == '\0' || *s == '-')
+    if (*s < '0' || *s > '9')
         return -1;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s)
-        return -1;
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (*end != '\0')
+    if (errno != 0 || end == s || *end != '\0')
         return -1;
     *out = v;
     return 0;
@@ -50,7 +50,8 @@ static int env_u32(ljs_config_t *cfg, uint32_t *field, const char *env, unsigned
     if (val == NULL)
         return LJS_OK;
     if (parse_u64(val, &v) != 0)
-        return bad_value(cfg, env, val, "not a non-negative integer", lo, hi);
+        return bad_value(cfg, env, val, "not a non-negative integer (digits only, no spaces or sign)", lo,
+                         hi);
     if (v < lo || v > hi)
         return bad_value(cfg, env, val, "out of range", lo, hi);
     *field = (uint32_t)v;
@@ -182,4 +183,82 @@ const char *ljs_config_source(const ljs_config_t *cfg, const char *env)
     LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_SOURCE)
 #undef LJS__CONFIG_STR_SOURCE
     return NULL;
+}
+
+/* ========================================================================
+ * Unknown LJS_* variables
+ * ======================================================================== */
+
+extern char **environ;
+
+/* LJS_* names read by the project's build and tools, not by the library. */
+static const char *const not_knobs[] = {"LJS_SKIP_DEPS"};
+
+static const char *const knob_names[] = {
+#define LJS__CONFIG_NAME(type, field, env, def, lo, hi, help) env,
+    LJS_CONFIG_MAP(LJS__CONFIG_NAME)
+#undef LJS__CONFIG_NAME
+#define LJS__CONFIG_STR_NAME(field, env, def, maxlen, help) env,
+        LJS_CONFIG_STR_MAP(LJS__CONFIG_STR_NAME)
+#undef LJS__CONFIG_STR_NAME
+};
+
+/* Levenshtein distance between a[0..n) and b, capped at 64 characters per
+ * name (knob names are shorter). */
+static size_t edit_distance(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b), row[65];
+    if (n > 64 || m > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= m; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+static int is_name(const char *a, size_t n, const char *b)
+{
+    return strlen(b) == n && !memcmp(a, b, n);
+}
+
+void ljs__config_unknown_env(ljs__config_unknown_fn fn, void *ud)
+{
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        const char *v = *e, *eq = strchr(v, '=');
+        if (strncmp(v, "LJS_", 4) != 0 || eq == NULL)
+            continue;
+        size_t n = (size_t)(eq - v);
+        int known = 0;
+        for (size_t k = 0; k < sizeof knob_names / sizeof knob_names[0] && !known; k++)
+            known = is_name(v, n, knob_names[k]);
+        for (size_t k = 0; k < sizeof not_knobs / sizeof not_knobs[0] && !known; k++)
+            known = is_name(v, n, not_knobs[k]);
+        if (known)
+            continue;
+        /* Closest knob: at most a third of the name changed counts as a
+         * typo (LJS_WORKER, LJS_STATE_MEM, LJS_GCMODE); otherwise no guess. */
+        const char *closest = NULL;
+        size_t best = SIZE_MAX;
+        for (size_t k = 0; k < sizeof knob_names / sizeof knob_names[0]; k++) {
+            size_t d = edit_distance(v, n, knob_names[k]);
+            if (d < best) {
+                best = d;
+                closest = knob_names[k];
+            }
+        }
+        fn(ud, v, n, best <= (n - 4) / 3 + 1 ? closest : NULL);
+    }
 }

@@ -9,6 +9,7 @@
 #define LJS_RUNTIME_CORE_H
 
 #include "jobs/sched.h"
+#include "runtime/error.h"
 #include "runtime/lua/alloc.h"
 #include "runtime/observe/console.h"
 #include "runtime/world/event.h"
@@ -129,6 +130,29 @@ static inline ljs__worker_t *ljs__worker_of(lua_State *L)
 {
     return *(ljs__worker_t **)lua_getextraspace(L);
 }
+
+/* LJS_OK when the calling thread is `rt`'s owner (or rt is NULL: the entry
+ * point's own argument check reports that); otherwise LJS_EBADTHREAD, with
+ * a message naming `fn`, for ljs_last_error. Every owner-only public entry
+ * point starts with it, in every build: one pthread_self() comparison turns
+ * a data race (another thread calling in, maybe during a frame) into an
+ * error the host can see. Thread: any. Blocks: no. */
+static inline int ljs__owner_check(const ljs_runtime_t *rt, const char *fn)
+{
+    if (rt == NULL || pthread_equal(pthread_self(), rt->owner))
+        return LJS_OK;
+    return ljs__error(LJS_EBADTHREAD,
+                      "%s: called from a thread that is not the runtime's owner (the thread that called "
+                      "ljs_runtime_create); only functions marked 'Thread: any' in ljs.h may be",
+                      fn);
+}
+
+#define LJS_CHECK_OWNER(rt, fn)                            \
+    do {                                                   \
+        int ljs__owner_rc_ = ljs__owner_check((rt), (fn)); \
+        if (ljs__owner_rc_ != LJS_OK)                      \
+            return ljs__owner_rc_;                         \
+    } while (0)
 
 #ifdef LJS_DEBUG
 #include <assert.h>

@@ -16,6 +16,7 @@ static int not_in_frame(const ljs_runtime_t *rt, const char *fn)
 
 int ljs_entity_create(ljs_runtime_t *rt, ljs_entity_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_entity_create");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_entity_create: NULL argument");
     int rc = not_in_frame(rt, "ljs_entity_create");
@@ -38,28 +39,34 @@ int ljs__entity_destroy(ljs_runtime_t *rt, uint64_t id)
 
 int ljs_entity_destroy(ljs_runtime_t *rt, ljs_entity_t e)
 {
+    LJS_CHECK_OWNER(rt, "ljs_entity_destroy");
     if (rt == NULL)
         return ljs__error(LJS_EINVAL, "ljs_entity_destroy: rt is NULL");
     int rc = not_in_frame(rt, "ljs_entity_destroy");
     if (rc != LJS_OK)
         return rc;
     if (ljs__entity_destroy(rt, e.id) != LJS_OK)
-        return ljs__error(LJS_ENOENT, "entity %llu is not alive", (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " is not alive", LJS_ENTITY_ARGS(e.id));
     return LJS_OK;
 }
 
 int ljs_entity_alive(const ljs_runtime_t *rt, ljs_entity_t e)
 {
+    if (ljs__owner_check(rt, "ljs_entity_alive") != LJS_OK)
+        return 0; /* a predicate: "no", with the reason in ljs_last_error */
     return rt != NULL && ljs__world_slot(&rt->world, e.id) >= 0;
 }
 
 uint32_t ljs_entity_count(const ljs_runtime_t *rt)
 {
+    if (ljs__owner_check(rt, "ljs_entity_count") != LJS_OK)
+        return 0;
     return rt != NULL ? rt->world.live : 0;
 }
 
 int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on)
 {
+    LJS_CHECK_OWNER(rt, "ljs_entity_tag");
     if (rt == NULL || tag == NULL || tag[0] == '\0')
         return ljs__error(LJS_EINVAL, "ljs_entity_tag: bad argument");
     int rc = not_in_frame(rt, "ljs_entity_tag");
@@ -67,7 +74,7 @@ int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on)
         return rc;
     int64_t slot = ljs__world_slot(&rt->world, e.id);
     if (slot < 0)
-        return ljs__error(LJS_ENOENT, "entity %llu is not alive", (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " is not alive", LJS_ENTITY_ARGS(e.id));
     int bit = ljs__world_tag_bit(&rt->world, tag, on);
     if (bit < 0)
         return on ? ljs__error(LJS_EFULL, "more than %d tag names", LJS_MAX_TAGS) : LJS_OK;
@@ -78,6 +85,8 @@ int ljs_entity_tag(ljs_runtime_t *rt, ljs_entity_t e, const char *tag, int on)
 
 int ljs_entity_has_tag(const ljs_runtime_t *rt, ljs_entity_t e, const char *tag)
 {
+    if (ljs__owner_check(rt, "ljs_entity_has_tag") != LJS_OK)
+        return 0; /* a predicate: "no", with the reason in ljs_last_error */
     if (rt == NULL || tag == NULL)
         return 0;
     int64_t slot = ljs__world_slot(&rt->world, e.id);
@@ -87,6 +96,7 @@ int ljs_entity_has_tag(const ljs_runtime_t *rt, ljs_entity_t e, const char *tag)
 
 int ljs_field_declare(ljs_runtime_t *rt, const char *name, ljs_type_t type)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_declare");
     if (rt == NULL || name == NULL || name[0] == '\0' ||
         (type != LJS_TNUMBER && type != LJS_TINTEGER && type != LJS_TBOOLEAN))
         return ljs__error(LJS_EINVAL, "ljs_field_declare: bad name or type");
@@ -106,7 +116,7 @@ static int locate(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int
         return ljs__error(LJS_EINVAL, "field access: NULL argument");
     *slot = ljs__world_slot(&rt->world, e.id);
     if (*slot < 0)
-        return ljs__error(LJS_ENOENT, "entity %llu is not alive", (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " is not alive", LJS_ENTITY_ARGS(e.id));
     *f = ljs__world_field_find(&rt->world, name);
     if (*f < 0)
         return ljs__error(LJS_ENOENT, "no field named '%s'", name);
@@ -123,7 +133,8 @@ static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, 
         return rc;
     const ljs__field_t *fd = &rt->world.fields[f];
     if (!fd->present[slot])
-        return ljs__error(LJS_ENOENT, "entity %llu has no field '%s'", (unsigned long long)e.id, name);
+        return ljs__error(LJS_ENOENT, "entity " LJS_ENTITY_FMT " has no field '%s'", LJS_ENTITY_ARGS(e.id),
+                          name);
     *v = fd->cur[slot];
     *t = fd->type;
     return LJS_OK;
@@ -131,6 +142,7 @@ static int get_value(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, 
 
 int ljs_field_get_number(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, double *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_get_number");
     ljs__value_t v = {0};
     ljs_type_t t = LJS_TNIL;
     int rc = get_value(rt, e, name, &v, &t);
@@ -141,6 +153,7 @@ int ljs_field_get_number(const ljs_runtime_t *rt, ljs_entity_t e, const char *na
 
 int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_get_integer");
     ljs__value_t v = {0};
     ljs_type_t t = LJS_TNIL;
     int rc = get_value(rt, e, name, &v, &t);
@@ -159,6 +172,7 @@ int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const char *n
 
 int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_get_boolean");
     ljs__value_t v = {0};
     ljs_type_t t = LJS_TNIL;
     int rc = get_value(rt, e, name, &v, &t);
@@ -196,20 +210,25 @@ static int set_value(ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs_ty
 
 int ljs_field_set_number(ljs_runtime_t *rt, ljs_entity_t e, const char *name, double v)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_set_number");
     return set_value(rt, e, name, LJS_TNUMBER, (ljs__value_t){.n = v});
 }
 
 int ljs_field_set_integer(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t v)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_set_integer");
     return set_value(rt, e, name, LJS_TINTEGER, (ljs__value_t){.i = v});
 }
 
 int ljs_field_set_boolean(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int v)
 {
+    LJS_CHECK_OWNER(rt, "ljs_field_set_boolean");
     return set_value(rt, e, name, LJS_TBOOLEAN, (ljs__value_t){.i = v != 0});
 }
 
 uint64_t ljs_world_digest(const ljs_runtime_t *rt)
 {
+    if (ljs__owner_check(rt, "ljs_world_digest") != LJS_OK)
+        return 0;
     return rt != NULL ? ljs__world_digest(&rt->world) : 0;
 }

@@ -264,7 +264,9 @@ static void record_times(ljs_runtime_t *rt, const uint64_t t[7])
     if (tr != NULL) {
         static const ljs__span_kind_t kinds[] = {LJS__SPAN_RELOADS, LJS__SPAN_UPDATE, LJS__SPAN_EVENTS,
                                                  LJS__SPAN_COMMIT};
-        ljs__trace_add(tr, 0, LJS__SPAN_FRAME, UINT32_MAX, t[0], t[6], 0, 0);
+        /* The frame number (as frame() and console lines count) rides in a/b. */
+        ljs__trace_add(tr, 0, LJS__SPAN_FRAME, UINT32_MAX, t[0], t[6], (uint32_t)rt->frame,
+                       (uint32_t)(rt->frame >> 32));
         for (int i = 0; i < 4; i++)
             ljs__trace_add(tr, 0, kinds[i], UINT32_MAX, t[i], t[i + 1], 0, 0);
         ljs__trace_add(tr, 0, LJS__SPAN_END, UINT32_MAX, t[4], t[6], 0, 0);

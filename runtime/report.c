@@ -58,6 +58,7 @@ static int reserve_report(ljs_runtime_t *rt, uint32_t nscripts)
 
 int ljs_memory_report(ljs_runtime_t *rt, ljs_memory_report_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_memory_report");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_memory_report: NULL argument");
     if (rt->in_frame)
@@ -108,6 +109,22 @@ static void kv_str(FILE *f, const char *sep, const char *k, const char *v)
     ljs__json_string(f, v);
 }
 
+/* One member per field of a stats struct, generated from the same X-macro
+ * list as the struct (ljs.h's LJS_*_FIELDS): a counter added to a struct is
+ * in the report without anyone remembering it. Expects `f`, `p` (the
+ * struct) and `fsep` (written before the member) in scope. */
+#define LJS__KV(type, name)                                                            \
+    _Generic((p)->name, double : kv_dbl, default : kv_u64)(f, fsep, #name, (p)->name); \
+    fsep = ",";
+
+/* {"a":1,"b":2,...} for every field of `fields` (an LJS_*_FIELDS) of `p`. */
+#define LJS__KV_OBJECT(fields)         \
+    do {                               \
+        const char *fsep = "";         \
+        fputc('{', f);                 \
+        fields(LJS__KV) fputc('}', f); \
+    } while (0)
+
 static void put_config(FILE *f, const ljs_runtime_t *rt)
 {
     const char *sep = "";
@@ -127,62 +144,16 @@ static void put_config(FILE *f, const ljs_runtime_t *rt)
     fputs("}", f);
 }
 
-static void put_stats(FILE *f, const ljs_stats_t *s)
+static void put_stats(FILE *f, const ljs_stats_t *p)
 {
-    fputs(",\n\"stats\":{", f);
-    kv_u64(f, "", "frames", s->frames);
-    kv_u64(f, ",", "updates", s->updates);
-    kv_u64(f, ",", "events_sent", s->events_sent);
-    kv_u64(f, ",", "events_delivered", s->events_delivered);
-    kv_u64(f, ",", "events_dropped", s->events_dropped);
-    kv_u64(f, ",", "script_errors", s->script_errors);
-    kv_u64(f, ",", "console_dropped", s->console_dropped);
-    kv_u64(f, ",", "reloads", s->reloads);
-    kv_u64(f, ",", "reload_errors", s->reload_errors);
-    kv_u64(f, ",", "watch_events", s->watch_events);
-    kv_u64(f, ",", "watch_overflows", s->watch_overflows);
-    kv_u64(f, ",", "watch_mode", s->watch_mode);
-    kv_u64(f, ",", "tag_posts", s->tag_posts);
-    kv_u64(f, ",", "tag_post_spills", s->tag_post_spills);
-    kv_u64(f, ",", "tag_posts_dropped", s->tag_posts_dropped);
-    kv_u64(f, ",", "jobs", s->jobs);
-    kv_u64(f, ",", "steals", s->steals);
-    kv_u64(f, ",", "parks", s->parks);
-    kv_u64(f, ",", "cache_hits", s->cache_hits);
-    kv_u64(f, ",", "cache_misses", s->cache_misses);
-    kv_u64(f, ",", "query_hits", s->query_hits);
-    kv_u64(f, ",", "query_misses", s->query_misses);
-    kv_dbl(f, ",\n  ", "last_start_ms", s->last_start_ms);
-    kv_dbl(f, ",", "last_update_ms", s->last_update_ms);
-    kv_dbl(f, ",", "last_event_ms", s->last_event_ms);
-    kv_dbl(f, ",", "last_commit_ms", s->last_commit_ms);
-    kv_dbl(f, ",", "last_end_ms", s->last_end_ms);
-    kv_dbl(f, ",", "last_gc_ms", s->last_gc_ms);
-    kv_dbl(f, ",", "last_frame_ms", s->last_frame_ms);
-    kv_dbl(f, ",\n  ", "total_start_ms", s->total_start_ms);
-    kv_dbl(f, ",", "total_update_ms", s->total_update_ms);
-    kv_dbl(f, ",", "total_event_ms", s->total_event_ms);
-    kv_dbl(f, ",", "total_commit_ms", s->total_commit_ms);
-    kv_dbl(f, ",", "total_end_ms", s->total_end_ms);
-    kv_dbl(f, ",", "total_gc_ms", s->total_gc_ms);
-    kv_dbl(f, ",", "total_frame_ms", s->total_frame_ms);
-    kv_dbl(f, ",", "max_frame_ms", s->max_frame_ms);
-    fputs("}", f);
+    fputs(",\n\"stats\":", f);
+    LJS__KV_OBJECT(LJS_STATS_FIELDS);
 }
 
-static void put_gc(FILE *f, const ljs_gc_stats_t *g)
+static void put_gc(FILE *f, const ljs_gc_stats_t *p)
 {
-    fputs(",\"gc\":{", f);
-    kv_u64(f, "", "steps", g->steps);
-    kv_u64(f, ",", "cycles", g->cycles);
-    kv_u64(f, ",", "full", g->full);
-    kv_u64(f, ",", "behind", g->behind);
-    kv_dbl(f, ",", "total_ms", g->total_ms);
-    kv_dbl(f, ",", "max_frame_ms", g->max_frame_ms);
-    kv_u64(f, ",", "freed_bytes", g->freed_bytes);
-    kv_u64(f, ",", "idle_steps", g->idle_steps);
-    kv_dbl(f, ",", "idle_ms", g->idle_ms);
-    fputs("}", f);
+    fputs(",\"gc\":", f);
+    LJS__KV_OBJECT(LJS_GC_STATS_FIELDS);
 }
 
 static void put_workers(FILE *f, const ljs_runtime_t *rt, const ljs_memory_report_t *m)
@@ -194,17 +165,17 @@ static void put_workers(FILE *f, const ljs_runtime_t *rt, const ljs_memory_repor
         const ljs_state_memory_t *sm = &m->states[i];
         fprintf(f, "%s\n  {", i ? "," : "");
         kv_u64(f, "", "worker", i);
-        kv_u64(f, ",", "jobs", ws.jobs);
-        kv_u64(f, ",", "steals", ws.steals);
-        kv_u64(f, ",", "parks", ws.parks);
-        kv_dbl(f, ",", "busy_ms", ws.busy_ms);
-        fputs(",\"memory\":{", f);
-        kv_u64(f, "", "current_bytes", sm->current_bytes);
-        kv_u64(f, ",", "peak_bytes", sm->peak_bytes);
-        kv_u64(f, ",", "limit_bytes", sm->limit_bytes);
-        kv_u64(f, ",", "failed_allocs", sm->failed_allocs);
-        kv_u64(f, ",", "allocated_bytes", sm->allocated_bytes);
-        fputs("}", f);
+        {
+            const ljs_worker_stats_t *p = &ws;
+            const char *fsep = ",";
+            LJS_WORKER_STATS_FIELDS(LJS__KV)
+            (void)fsep;
+        }
+        fputs(",\"memory\":", f);
+        {
+            const ljs_state_memory_t *p = sm;
+            LJS__KV_OBJECT(LJS_STATE_MEMORY_FIELDS);
+        }
         put_gc(f, &m->gc[i]);
         fputs("}", f);
     }
@@ -233,11 +204,12 @@ static void put_scripts(FILE *f, const ljs_runtime_t *rt)
         fprintf(f, "%s\n  {", sep);
         kv_str(f, "", "name", s->name);
         kv_str(f, ",", "path", s->path);
-        kv_u64(f, ",", "entities", st.entities);
-        kv_u64(f, ",", "calls", st.calls);
-        kv_u64(f, ",", "errors", st.errors);
-        kv_dbl(f, ",", "time_ms", st.time_ms);
-        kv_u64(f, ",", "alloc_bytes", st.alloc_bytes);
+        {
+            const ljs_script_stats_t *p = &st;
+            const char *fsep = ",";
+            LJS_SCRIPT_STATS_FIELDS(LJS__KV)
+            (void)fsep;
+        }
         fputs("}", f);
         sep = ",";
     }
@@ -250,32 +222,21 @@ static void put_cache_queries(FILE *f, const ljs_runtime_t *rt)
     ljs_query_stats_t q;
     ljs_cache_stats(rt, &c);
     ljs_query_stats(rt, &q);
-    fputs(",\n\"cache\":{", f);
-    kv_u64(f, "", "compiles", c.compiles);
-    kv_u64(f, ",", "hits", c.hits);
-    kv_u64(f, ",", "misses", c.misses);
-    kv_u64(f, ",", "loads", c.loads);
-    kv_u64(f, ",", "bytes", c.bytes);
-    kv_u64(f, ",", "entries", c.entries);
-    kv_u64(f, ",", "snapshots_freed", c.snapshots_freed);
-    kv_u64(f, ",", "disk_hits", c.disk_hits);
-    kv_u64(f, ",", "disk_writes", c.disk_writes);
-    kv_u64(f, ",", "disk_rejects", c.disk_rejects);
-    kv_u64(f, ",", "disk_evictions", c.disk_evictions);
-    kv_dbl(f, ",", "compile_ms", c.compile_ms);
-    kv_dbl(f, ",", "saved_ms", c.saved_ms);
-    fputs("},\n\"queries\":{", f);
-    kv_u64(f, "", "hits", q.hits);
-    kv_u64(f, ",", "misses", q.misses);
-    kv_u64(f, ",", "recomputes", q.recomputes);
-    kv_u64(f, ",", "deltas", q.deltas);
-    kv_u64(f, ",", "evictions", q.evictions);
-    kv_u64(f, ",", "entries", q.entries);
-    fputs("}", f);
+    {
+        const ljs_cache_stats_t *p = &c;
+        fputs(",\n\"cache\":", f);
+        LJS__KV_OBJECT(LJS_CACHE_STATS_FIELDS);
+    }
+    {
+        const ljs_query_stats_t *p = &q;
+        fputs(",\n\"queries\":", f);
+        LJS__KV_OBJECT(LJS_QUERY_STATS_FIELDS);
+    }
 }
 
 int ljs_report_json(ljs_runtime_t *rt, FILE *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_report_json");
     ljs_memory_report_t m = {0};
     ljs_stats_t st;
     if (rt == NULL || out == NULL)
@@ -304,6 +265,7 @@ int ljs_report_json(ljs_runtime_t *rt, FILE *out)
 
 int ljs_trace_flush(ljs_runtime_t *rt)
 {
+    LJS_CHECK_OWNER(rt, "ljs_trace_flush");
     if (rt == NULL)
         return ljs__error(LJS_EINVAL, "ljs_trace_flush: NULL runtime");
     if (rt->trace == NULL)

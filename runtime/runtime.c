@@ -8,6 +8,7 @@
 #include "runtime/runtime.h"
 
 #include "runtime/scripts/api.h"
+#include "runtime/config.h"
 #include "runtime/error.h"
 #include "runtime/lua/state.h"
 
@@ -25,6 +26,18 @@ static uint32_t online_cpus(void)
     if (n < 1)
         return 1;
     return n > LJS_SCHED_MAX_WORKERS ? LJS_SCHED_MAX_WORKERS : (uint32_t)n;
+}
+
+static void warn_unknown_env(void *ud, const char *name, size_t len, const char *closest)
+{
+    ljs_runtime_t *rt = ud;
+    if (closest != NULL)
+        ljs__console_log(&rt->console, LJS_LOG_WARN, 0, 0, "",
+                         "%.*s: not an ljs variable, ignored (did you mean %s?)", (int)len, name, closest);
+    else
+        ljs__console_log(&rt->console, LJS_LOG_WARN, 0, 0, "",
+                         "%.*s: not an ljs variable, ignored (ljs-run --print-config lists them)", (int)len,
+                         name);
 }
 
 /* on_start hook: runs on worker `w`'s own thread before it runs any job. */
@@ -141,6 +154,7 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
     }
+    ljs__config_unknown_env(warn_unknown_env, rt);
     if (ljs__query_init(&rt->queries, rt->cfg.query_cache) != LJS_OK ||
         ljs__posts_create(rt->cfg.entity_ring, &rt->posts) != LJS_OK) {
         ljs__query_fini(&rt->queries);
@@ -194,6 +208,8 @@ fail:
 
 void ljs_runtime_destroy(ljs_runtime_t *rt)
 {
+    if (ljs__owner_check(rt, "ljs_runtime_destroy") != LJS_OK)
+        return;
     if (rt == NULL)
         return;
     LJS_ASSERT_OWNER(rt);
@@ -229,6 +245,7 @@ const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt)
 
 int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_state_memory");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return ljs__error(LJS_EINVAL, "ljs_state_memory: bad runtime, worker %u or out", worker);
     const ljs__alloc_t *a = &rt->workers[worker].alloc;
@@ -242,6 +259,7 @@ int ljs_state_memory(const ljs_runtime_t *rt, uint32_t worker, ljs_state_memory_
 
 int ljs_frame(ljs_runtime_t *rt, double dt)
 {
+    LJS_CHECK_OWNER(rt, "ljs_frame");
     if (rt == NULL || !(dt >= 0.0 && dt < 1e9))
         return ljs__error(LJS_EINVAL, "ljs_frame: bad runtime or dt (must be >= 0 and finite)");
     LJS_ASSERT_OWNER(rt);
@@ -252,13 +270,30 @@ int ljs_frame(ljs_runtime_t *rt, double dt)
 
 uint64_t ljs_frame_count(const ljs_runtime_t *rt)
 {
+    if (ljs__owner_check(rt, "ljs_frame_count") != LJS_OK)
+        return 0;
     return rt != NULL ? rt->frame : 0;
 }
 
 int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs_kv_t *payload, size_t n)
 {
-    if (rt == NULL || name == NULL || name[0] == '\0' || (n > 0 && payload == NULL))
-        return ljs__error(LJS_EINVAL, "ljs_send: bad runtime, name or payload");
+    LJS_CHECK_OWNER(rt, "ljs_send");
+    if (rt == NULL || name == NULL || (n > 0 && payload == NULL))
+        return ljs__error(LJS_EINVAL, "ljs_send: NULL runtime, name or payload");
+    size_t len = strnlen(name, LJS__EVENT_NAME_MAX + 1);
+    if (!ljs__event_name_ok(name, len))
+        return ljs__error(LJS_EINVAL,
+                          "ljs_send('%.*s'): bad event name (1-%d letters, digits or '_', so on_<name> can "
+                          "handle it)",
+                          (int)len, name, LJS__EVENT_NAME_MAX);
+    /* A table has one value per key: a payload naming a key twice would
+     * arrive with one of them silently lost. n <= 256, so pairs are cheap. */
+    for (size_t i = 0; n > 1 && n <= 256 && i < n; i++)
+        for (size_t j = i + 1; payload[i].key != NULL && j < n; j++)
+            if (payload[j].key != NULL && !strcmp(payload[i].key, payload[j].key))
+                return ljs__error(LJS_EINVAL,
+                                  "ljs_send('%s'): payload key '%s' given twice (entries %zu and %zu)", name,
+                                  payload[i].key, i, j);
     if (rt->in_frame)
         return ljs__error(LJS_EBUSY, "ljs_send: not allowed while a frame is running");
     ljs__msg_t head = {target.id, 0, rt->host_seq++, LJS__MSG_EVENT, 0, 0};
@@ -277,6 +312,7 @@ int ljs_send(ljs_runtime_t *rt, ljs_entity_t target, const char *name, const ljs
 
 int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_stats_get");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_stats_get: NULL argument");
     *out = rt->last;
@@ -317,6 +353,7 @@ int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out)
 
 int ljs_worker_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_worker_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_worker_stats");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return ljs__error(LJS_EINVAL, "ljs_worker_stats: bad runtime, worker %u or out", worker);
     ljs__sched_worker_stats_t ws;
@@ -352,6 +389,7 @@ static int exec_main(lua_State *L)
 
 int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
 {
+    LJS_CHECK_OWNER(rt, "ljs_exec_file");
     if (rt == NULL || path == NULL || argc < 0 || (argc > 0 && argv == NULL))
         return ljs__error(LJS_EINVAL, "ljs_exec_file: bad argument");
     FILE *f = fopen(path, "rb");
@@ -381,6 +419,7 @@ int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv)
 
 int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_cache_stats");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_cache_stats: NULL argument");
     ljs__cache_stats_get(out);

@@ -100,6 +100,8 @@
  */
 #include <ljs.h>
 
+#include "stress/stress_util.h"
+
 #include "stress/soak_scripts.h"
 
 #include <errno.h>
@@ -207,40 +209,6 @@ typedef struct opts_s {
     int inject_leak;
 } opts_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_s(double s)
-{
-    if (s <= 0)
-        return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
-/* splitmix64 (Steele, Lea, Flood 2014): tiny, and fixed by --seed. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)(rng_next(s) % n);
-}
-
-static double rng_unit(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
 /* ========================================================================
  * Failures
  * ======================================================================== */
@@ -346,30 +314,6 @@ typedef struct files_s {
     uint64_t total_writes, total_valid, total_broken, total_inplace, total_renamed;
     char buf[BUF_CAP];
 } files_t;
-
-static int write_bytes(const char *path, const char *src, size_t len)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    size_t put = fwrite(src, 1, len, f);
-    return fclose(f) != 0 || put != len ? -1 : 0;
-}
-
-/* In place (the watcher sees the truncation and the write), or an editor's
- * atomic save (temp + rename: IN_MOVED_TO). The temp name does not end in
- * .lua, so the watcher ignores it. */
-static int write_file(const char *path, const char *src, int atomic_save)
-{
-    size_t len = strlen(src);
-    if (!atomic_save)
-        return write_bytes(path, src, len);
-    char tmp[160];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (write_bytes(tmp, src, len) != 0)
-        return -1;
-    return rename(tmp, path);
-}
 
 /* Write a new version of file f: the body after a header naming the
  * version, with a broken line first for the broken variants. */
@@ -601,6 +545,10 @@ typedef struct soak_s {
     uint64_t host_sends, runaways_triggered, bombs_triggered, slow_frames;
     uint64_t max_entities;
     double frame_ms_max, frame_ms_max_sample, next_progress;
+    /* This sample's frame times (the CSV's p50/p99 per second; a game
+     * programmer's first plot). Static storage: no allocation per frame. */
+    double frame_ms[16384];
+    size_t nframe_ms;
     uint64_t seg_frames_min; /* fewest frames a segment ran */
     ref_t ref[MAX_WORKERS];  /* by worker count - 1 */
 } soak_t;
@@ -932,6 +880,8 @@ static int timed_frame(soak_t *s)
     }
     if (ms > s->frame_ms_max_sample)
         s->frame_ms_max_sample = ms;
+    if (s->nframe_ms < sizeof s->frame_ms / sizeof s->frame_ms[0])
+        s->frame_ms[s->nframe_ms++] = ms;
     if (ms > s->frame_ms_max)
         s->frame_ms_max = ms;
     if (ms > s->o->stuck_ms && s->slow_frames++ < 5)
@@ -996,7 +946,24 @@ static void csv_header(soak_t *s)
     for (uint32_t i = 0; i < s->csv_workers; i++)
         fprintf(s->csv, ",lua_bytes_w%u", i);
     fprintf(s->csv, ",entities,reloads,script_errors,events_sent,events_delivered,events_dropped,"
-                    "frame_ms_max_in_sample,segment,workers,live,c_heap_bytes,rss_anon_kb\n");
+                    "frame_ms_max_in_sample,segment,workers,live,c_heap_bytes,rss_anon_kb,frame_ms_p50,"
+                    "frame_ms_p99\n");
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of this sample's frame times (sorted in place:
+ * the buffer is reset after the sample). */
+static double frame_pct(soak_t *s, double pct)
+{
+    if (s->nframe_ms == 0)
+        return 0.0;
+    size_t rank = (size_t)ceil(pct / 100.0 * (double)s->nframe_ms);
+    return s->frame_ms[(rank < 1 ? 1 : rank) - 1];
 }
 
 /* One sample: a CSV row, and in the baseline and end windows of the
@@ -1025,14 +992,16 @@ static void sample(soak_t *s, double t)
                 fprintf(s->csv, ",%llu", (unsigned long long)per[i]);
             else
                 fputc(',', s->csv);
-        fprintf(s->csv, ",%u,%llu,%llu,%llu,%llu,%llu,%.3f,%d,%u,%d,%llu,%llu\n", ljs_entity_count(s->rt),
-                (unsigned long long)tt.reloads, (unsigned long long)tt.script_errors,
+        qsort(s->frame_ms, s->nframe_ms, sizeof s->frame_ms[0], by_value);
+        fprintf(s->csv, ",%u,%llu,%llu,%llu,%llu,%llu,%.3f,%d,%u,%d,%llu,%llu,%.3f,%.3f\n",
+                ljs_entity_count(s->rt), (unsigned long long)tt.reloads, (unsigned long long)tt.script_errors,
                 (unsigned long long)tt.sent, (unsigned long long)tt.delivered, (unsigned long long)tt.dropped,
                 s->frame_ms_max_sample, s->seg + 1, s->workers, live, (unsigned long long)heap,
-                (unsigned long long)anon);
+                (unsigned long long)anon, frame_pct(s, 50.0), frame_pct(s, 99.0));
         fflush(s->csv);
     }
     s->frame_ms_max_sample = 0;
+    s->nframe_ms = 0;
 }
 
 static void progress(soak_t *s)
@@ -1385,18 +1354,6 @@ static double parse_duration(const char *s)
         end++;
     }
     return *end == '\0' ? v * unit : -1.0;
-}
-
-/* A decimal number in [lo, hi]; 0 on success. */
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static int parse_counts(const char *s, opts_t *o)

@@ -40,6 +40,8 @@
  */
 #include <ljs.h>
 
+#include "stress/stress_util.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -83,33 +85,6 @@ typedef struct opts_s {
     uint32_t cache;
     uint32_t debounce_ms;
 } opts_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* splitmix64 (Steele, Lea, Flood 2014): tiny, and fixed by --seed. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static unsigned rng_below(uint64_t *s, unsigned n)
-{
-    return (unsigned)(rng_next(s) % n);
-}
 
 /* ========================================================================
  * Failures
@@ -160,31 +135,6 @@ typedef struct files_s {
     char *src; /* scratch buffer for sources */
     size_t src_cap;
 } files_t;
-
-static int write_bytes(const char *path, const char *src, size_t len)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL)
-        return -1;
-    size_t put = fwrite(src, 1, len, f);
-    return fclose(f) != 0 || put != len ? -1 : 0;
-}
-
-/* In place (the watcher sees IN_CLOSE_WRITE, and may read a half-written
- * file before that: a syntax error the next event repairs), or an editor's
- * atomic save (IN_MOVED_TO). The temp name does not end in .lua, so the
- * watcher ignores it. */
-static int write_file(const char *path, const char *src, int atomic_save)
-{
-    size_t len = strlen(src);
-    if (!atomic_save)
-        return write_bytes(path, src, len);
-    char tmp[160];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (write_bytes(tmp, src, len) != 0)
-        return -1;
-    return rename(tmp, path);
-}
 
 /* The source of version v of file f: valid, or broken in the given way. A
  * truncated valid source is never a different valid version: the version
@@ -652,18 +602,6 @@ static void remove_tree(const files_t *fs)
 /* ========================================================================
  * main
  * ======================================================================== */
-
-/* A whole decimal number in [lo, hi]; 0 on success. */
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static int parse_args(int argc, char **argv, opts_t *o)
 {

@@ -48,6 +48,33 @@ static inline void ljs_test_rmtree(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The setup most fixtures share: a private temporary directory
+ * (/tmp/ljs-<tag>-XXXXXX, `dir` holds at least 64 bytes; removed with
+ * ljs_test_rmtree) and a config with the defaults and no inherited LJS_*
+ * variable, which the fixture adjusts before ljs_test_runtime. */
+static inline void ljs_test_tmpdir(char *dir, size_t size, const char *tag)
+{
+    snprintf(dir, size, "/tmp/ljs-%s-XXXXXX", tag);
+    assert_non_null(mkdtemp(dir));
+}
+
+static inline ljs_config_t ljs_test_config(void)
+{
+    ljs_config_t cfg;
+    ljs_test_clear_env();
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    return cfg;
+}
+
+static inline ljs_runtime_t *ljs_test_runtime(const ljs_config_t *cfg)
+{
+    ljs_runtime_t *rt = NULL;
+    int rc = ljs_runtime_create(cfg, &rt);
+    if (rc != LJS_OK)
+        fail_msg("ljs_runtime_create: %s: %s", ljs_errname(rc), ljs_last_error());
+    return rt;
+}
+
 /* Write `src` to `path`, replacing it (an in-place write). */
 static inline void ljs_test_write(const char *path, const char *src)
 {

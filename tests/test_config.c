@@ -4,6 +4,7 @@
 #include <ljs.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int setup(void **state)
 {
@@ -26,7 +27,7 @@ static void test_config_env_overrides_default(void **state)
 {
     ljs_config_t cfg;
     setenv("LJS_WORKERS", "3", 1);
-    setenv("LJS_STATE_MEM_MB", " 64 ", 1);
+    setenv("LJS_STATE_MEM_MB", "64", 1);
     assert_int_equal(ljs_config_init(&cfg), LJS_OK);
     assert_int_equal(cfg.workers, 3);
     assert_int_equal(cfg.state_mem_mb, 64);
@@ -56,7 +57,9 @@ static void check_rejected(const char *var, const char *value, const char *range
 
 static void test_config_bad_env_values_are_rejected_with_name_and_range(void **state)
 {
-    static const char *const junk[] = {"abc", "-1", "1.5", "", "12abc", "99999999999999999999999"};
+    /* Spaces and '+' too: strtoull alone would take " 64", "64 " and "+64". */
+    static const char *const junk[] = {"abc", "-1",  "1.5", "",     "12abc", "99999999999999999999999",
+                                       " 64", "64 ", "+64", "\t64", "64\n"};
 #define LJS__CHECK_VAR(type, field, env, def, lo, hi, help)              \
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)            \
         check_rejected(env, junk[i], #lo ".." #hi);                      \
@@ -71,10 +74,74 @@ static void test_config_bad_env_values_are_rejected_with_name_and_range(void **s
 #undef LJS__CHECK_VAR
 }
 
-static void test_config_workers_zero_is_rejected(void **state)
+/* LJS_WORKERS=0 is what the header and --help promise: one worker per
+ * online CPU (the default spelled out). */
+static void test_config_workers_zero_means_online_cpus(void **state)
 {
-    check_rejected("LJS_WORKERS", "0", "1..256");
-    check_rejected("LJS_WORKERS", "257", "1..256");
+    ljs_config_t cfg;
+    ljs_runtime_t *rt = NULL;
+    check_rejected("LJS_WORKERS", "257", "0..256");
+    setenv("LJS_WORKERS", "0", 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    assert_int_equal(cfg.workers, 0);
+    assert_string_equal(ljs_config_source(&cfg, "LJS_WORKERS"), "environment");
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(ljs_runtime_config(rt)->workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    ljs_runtime_destroy(rt);
+    ljs_test_clear_env();
+}
+
+typedef struct warnings_s {
+    char text[8][256];
+    int n;
+} warnings_t;
+
+static void keep_warning(void *ud, const ljs_log_line_t *line)
+{
+    warnings_t *w = ud;
+    if (line->severity == LJS_LOG_WARN && w->n < 8)
+        snprintf(w->text[w->n++], sizeof w->text[0], "%s", line->text);
+}
+
+/* A misspelt variable would otherwise be silently ignored: the runtime warns
+ * about every LJS_* name that is no knob, with the closest knob name when
+ * there is one, and says nothing about the knobs themselves. */
+static void test_config_unknown_ljs_variables_are_warned_about(void **state)
+{
+    ljs_runtime_t *rt = NULL;
+    ljs_config_t cfg;
+    setenv("LJS_WORKER", "4", 1);
+    setenv("LJS_GCMODE", "incremental", 1);
+    setenv("LJS_QWERTYUIOPASDF", "1", 1);
+    setenv("LJS_BATCH", "64", 1);
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 1;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    warnings_t w = {0};
+    ljs_console_drain(rt, keep_warning, &w);
+    ljs_runtime_destroy(rt);
+    unsetenv("LJS_WORKER");
+    unsetenv("LJS_GCMODE");
+    unsetenv("LJS_QWERTYUIOPASDF");
+    ljs_test_clear_env();
+    int worker = 0, gcmode = 0, junk = 0;
+    for (int i = 0; i < w.n; i++) {
+        print_message("warning: %s\n", w.text[i]);
+        assert_null(strstr(w.text[i], "LJS_BATCH:"));
+        if (strstr(w.text[i], "LJS_WORKER: not an ljs variable") &&
+            strstr(w.text[i], "did you mean LJS_WORKERS?"))
+            worker++;
+        if (strstr(w.text[i], "LJS_GCMODE: not an ljs variable") &&
+            strstr(w.text[i], "did you mean LJS_GC_MODE?"))
+            gcmode++;
+        if (strstr(w.text[i], "LJS_QWERTYUIOPASDF: not an ljs variable") &&
+            !strstr(w.text[i], "did you mean"))
+            junk++;
+    }
+    assert_int_equal(worker, 1);
+    assert_int_equal(gcmode, 1);
+    assert_int_equal(junk, 1);
 }
 
 static void test_config_code_overrides_env_and_is_validated(void **state)
@@ -160,7 +227,8 @@ int main(void)
         cmocka_unit_test_setup(test_config_defaults_are_in_range, setup),
         cmocka_unit_test_setup(test_config_env_overrides_default, setup),
         cmocka_unit_test_setup(test_config_bad_env_values_are_rejected_with_name_and_range, setup),
-        cmocka_unit_test_setup(test_config_workers_zero_is_rejected, setup),
+        cmocka_unit_test_setup(test_config_workers_zero_means_online_cpus, setup),
+        cmocka_unit_test_setup(test_config_unknown_ljs_variables_are_warned_about, setup),
         cmocka_unit_test_setup(test_config_code_overrides_env_and_is_validated, setup),
         cmocka_unit_test_setup(test_config_string_knobs_are_checked, setup),
         cmocka_unit_test_setup(test_config_error_names_and_texts_come_from_one_table, setup),

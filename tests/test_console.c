@@ -69,10 +69,69 @@ static void test_console_stays_bounded_under_a_log_storm(void **state)
     rmdir(dir);
 }
 
+typedef struct reentrant_s {
+    ljs_runtime_t *rt;
+    size_t lines;
+    int frame_rc;
+    int load_rc;
+} reentrant_t;
+
+/* Calls back into ljs from the drain callback: a frame whose script logs
+ * (the console lock again) and a failing script load. */
+static void call_ljs(void *ud, const ljs_log_line_t *l)
+{
+    reentrant_t *r = ud;
+    (void)l;
+    if (r->lines++ == 0) {
+        ljs_script_t s;
+        r->frame_rc = ljs_frame(r->rt, 0.0);
+        r->load_rc = ljs_script_load(r->rt, "/nonexistent/ghost.lua", &s);
+    }
+}
+
+/* ljs.h promises the drain callback may call ljs: it runs outside the
+ * console's lock (it used to run inside it, and a frame that logged from
+ * the callback deadlocked). Lines logged meanwhile come with the next drain. */
+static void test_console_drain_callback_may_call_ljs(void **state)
+{
+    char dir[] = "/tmp/ljs-console-XXXXXX", path[128];
+    ljs_config_t cfg;
+    ljs_runtime_t *rt;
+    ljs_script_t s;
+    ljs_entity_t e;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/talk.lua", dir);
+    ljs_test_write(path,
+                   "return { fields = { n = 0 }, update = function(self) log('frame', frame()) end }\n");
+    ljs_test_clear_env();
+    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    cfg.workers = 2;
+    cfg.watch = 0;
+    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    assert_int_equal(ljs_script_load(rt, path, &s), LJS_OK);
+    assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);
+    assert_int_equal(ljs_script_attach(rt, e, s), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK);
+    ljs_console_drain(rt, NULL, NULL);
+    assert_int_equal(ljs_frame(rt, 0.0), LJS_OK); /* one line: "frame 2" */
+    reentrant_t r = {rt, 0, -1, 0};
+    assert_int_equal(ljs_console_drain(rt, call_ljs, &r), 1);
+    assert_int_equal(r.frame_rc, LJS_OK);
+    assert_int_equal(r.load_rc, LJS_ENOENT);
+    assert_int_equal(ljs_frame_count(rt), 3);
+    seen_t seen = {0};
+    assert_true(ljs_console_drain(rt, count, &seen) >= 1); /* frame 3's line, logged during the drain */
+    assert_int_equal(seen.last_frame, 3);
+    ljs_runtime_destroy(rt);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_console_stays_bounded_under_a_log_storm),
+        cmocka_unit_test(test_console_drain_callback_may_call_ljs),
     };
     return cmocka_run_group_tests_name("console", tests, NULL, NULL);
 }

@@ -19,8 +19,10 @@
 /* The corpus tables leave trailing fields (module, no_file) at zero. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-#define FRAMES 6
-#define NENT 8
+/* Fewer frames and entities under sanitizers (5-20x slower): every case
+ * still runs with 1, 2 and 4 workers. */
+#define FRAMES (LJS_TEST_SCALE > 1 ? 4 : 6)
+#define NENT (LJS_TEST_SCALE > 1 ? 4 : 8)
 
 typedef struct attack_s {
     const char *name;   /* test label */
@@ -73,15 +75,12 @@ static void run_attack(const attack_t *a, unsigned workers, run_t *r)
 {
     char dir[64] = "/tmp/ljs-hostile-XXXXXX", path[256];
     assert_non_null(mkdtemp(dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.batch = 2;
     cfg.state_mem_mb = 64;
-    cfg.event_mem_mb = 16; /* the fork bomb stops early (fast under sanitizers) */
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    cfg.event_mem_mb = 8; /* the fork bomb stops early (fast under sanitizers) */
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     memset(r, 0, sizeof *r);
     put(dir, "attacker.lua", a->src);
     if (a->module != NULL)
@@ -251,13 +250,10 @@ static void test_hostile_stale_view_after_host_query_raises(void **state)
     (void)state;
     char dir[64] = "/tmp/ljs-view-XXXXXX", path[256];
     assert_non_null(mkdtemp(dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 1;
     cfg.query_cache = 1;
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     snprintf(path, sizeof path, "%s/keeper.lua", dir);
     ljs_test_write(path, "local kept\nreturn { fields = { n = 0 }, tags = { 't' },\n"
                          "  update = function(self)\n"
@@ -299,12 +295,9 @@ static void check_set(const char *a_src, unsigned workers)
 {
     char dir[64] = "/tmp/ljs-set-XXXXXX", path[256];
     assert_non_null(mkdtemp(dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     ljs_script_t sa, sb;
     snprintf(path, sizeof path, "%s/a.lua", dir);
     ljs_test_write(path, a_src);
@@ -387,7 +380,7 @@ static void test_hostile_event_memory_is_bounded(void **state)
          "('z'):rep(1000000)) end end,\n"
          "  on_fork = function(self, p) send(self.id, 'fork', p); send(self.id, 'fork', p); self.m = self.m + 1 end "
          "}\n",
-         "more than LJS_EVENT_MEM_MB=16", 0, NULL, 1},
+         "more than LJS_EVENT_MEM_MB=8", 0, NULL, 1},
     };
     run_corpus(cases, sizeof cases / sizeof cases[0]);
 }
@@ -405,13 +398,10 @@ static void test_hostile_a_state_full_to_its_limit_never_aborts_the_host(void **
     assert_non_null(mkdtemp(dir));
     snprintf(sub, sizeof sub, "%s/a_directory_name_long_enough_to_make_lua_allocate_its_strings", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     cfg.state_mem_mb = 8;
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     snprintf(path, sizeof path, "%s/lib.lua", sub);
     ljs_test_write(path, "return { k = 1 }\n");
     snprintf(path, sizeof path, "%s/hog.lua", sub);
@@ -443,12 +433,9 @@ static void test_hostile_a_refused_script_leaves_no_residue(void **state)
     (void)state;
     char dir[64] = "/tmp/ljs-residue-XXXXXX", path[256];
     assert_non_null(mkdtemp(dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     ljs_script_t s;
     /* Declares hp as an integer and a tag, then fails. */
     snprintf(path, sizeof path, "%s/broken.lua", dir);
@@ -570,9 +557,7 @@ static void test_hostile_symlinks_neither_hang_loading_nor_escape_the_root(void 
     ljs_test_write(path, "return { fields = { n = 0 }, update = function(self) self.n = self.n + 1 end }\n");
     snprintf(target, sizeof target, "%s/thief.lua", dir);
     ljs_test_write(target, "local s = require('evil.secret')\nreturn {}\n");
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     cfg.watch = 1;
     for (int cache = 0; cache <= 1; cache++) {
@@ -636,12 +621,9 @@ static void check_wide(int fast, unsigned workers)
 {
     char dir[64] = "/tmp/ljs-wide-XXXXXX", path[256];
     assert_non_null(mkdtemp(dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
-    ljs_runtime_t *rt;
-    assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     /* One past the limit: a clear load error naming the limit. */
     char *src = wide_src(MAXF + 1, fast);
     snprintf(path, sizeof path, "%s/toowide.lua", dir);

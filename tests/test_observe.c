@@ -38,11 +38,8 @@ typedef struct fixture_s {
 static void fixture_make(fixture_t *fx, uint32_t workers, const char *trace, const char *report, int stats)
 {
     char path[160];
-    strcpy(fx->dir, "/tmp/ljs-observe-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    ljs_test_clear_env();
-    ljs_config_t cfg;
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_test_tmpdir(fx->dir, sizeof fx->dir, "observe");
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.watch = 0;
     cfg.batch = 16; /* many batches: every worker gets some */
@@ -53,7 +50,7 @@ static void fixture_make(fixture_t *fx, uint32_t workers, const char *trace, con
         snprintf(cfg.trace, sizeof cfg.trace, "%s/%s", fx->dir, trace);
     if (report)
         snprintf(cfg.report, sizeof cfg.report, "%s/%s", fx->dir, report);
-    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    fx->rt = ljs_test_runtime(&cfg);
     snprintf(path, sizeof path, "%s/hog.lua", fx->dir);
     ljs_test_write(path, hog_src);
     assert_int_equal(ljs_script_load(fx->rt, path, &fx->hog), LJS_OK);
@@ -209,6 +206,19 @@ static void test_observe_report_json_has_every_section(void **state)
     LJS_CONFIG_MAP(LJS__HAS_VAR)
 #undef LJS__HAS_VAR
     assert_non_null(strstr(text, "\"LJS_WORKERS\":{\"value\":2,\"source\":\"host\"}"));
+    /* Every field of every stats struct, from the X-macro lists the structs
+     * are generated from. */
+#define LJS__HAS_FIELD(type, name)              \
+    if (strstr(text, "\"" #name "\":") == NULL) \
+        fail_msg("report has no field %s", #name);
+    LJS_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_GC_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_WORKER_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_STATE_MEMORY_FIELDS(LJS__HAS_FIELD)
+    LJS_SCRIPT_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_CACHE_STATS_FIELDS(LJS__HAS_FIELD)
+    LJS_QUERY_STATS_FIELDS(LJS__HAS_FIELD)
+#undef LJS__HAS_FIELD
     free(text);
     assert_int_equal(ljs_report_json(fx.rt, NULL), LJS_EINVAL);
     /* LJS_REPORT: written by ljs_runtime_destroy. */
@@ -238,6 +248,14 @@ static void test_observe_trace_is_valid_with_every_worker(void **state)
         assert_json(text, "the trace");
         assert_non_null(strstr(text, "\"traceEvents\":["));
         assert_non_null(strstr(text, "\"name\":\"frame\""));
+        /* Every frame span names its frame: 1 to 10, each once. */
+        for (int f = 1; f <= 10; f++) {
+            char arg[48];
+            snprintf(arg, sizeof arg, "\"args\":{\"frame\":%d}", f);
+            const char *at = strstr(text, arg);
+            if (at == NULL || strstr(at + 1, arg) != NULL)
+                fail_msg("%u workers: frame %d is not on exactly one frame span", workers, f);
+        }
         assert_non_null(strstr(text, "\"name\":\"idle update\",\"cat\":\"batch\""));
         for (uint32_t w = 0; w < workers; w++) {
             char tid[64];

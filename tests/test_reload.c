@@ -33,16 +33,13 @@ static const char *v1 = "return { fields = { x = 0.0, n = 0 },\n"
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    ljs_config_t cfg;
     ljs_script_t s;
-    strcpy(fx->dir, "/tmp/ljs-reload-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    ljs_test_tmpdir(fx->dir, sizeof fx->dir, "reload");
     snprintf(fx->path, sizeof fx->path, "%s/mover.lua", fx->dir);
-    ljs_test_clear_env();
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 4;
     cfg.batch = 8;
-    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    fx->rt = ljs_test_runtime(&cfg);
     write_src(fx->path, v1);
     assert_int_equal(ljs_script_load(fx->rt, fx->path, &s), LJS_OK);
     for (int i = 0; i < 40; i++) {

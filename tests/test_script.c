@@ -58,18 +58,15 @@ static void drain(fixture_t *fx)
 static fixture_t *make_with(unsigned workers, uint32_t budget, uint32_t timeout_ms)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    ljs_config_t cfg;
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/ljs-test-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    ljs_test_clear_env();
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_test_tmpdir(fx->dir, sizeof fx->dir, "test");
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.batch = 4; /* many batches even for few entities */
     cfg.state_mem_mb = 32;
     cfg.script_budget = budget;
     cfg.script_timeout_ms = timeout_ms;
-    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    fx->rt = ljs_test_runtime(&cfg);
     return fx;
 }
 
@@ -220,6 +217,7 @@ static const char *fragile_src =
     "    if self.mode == 7 then undeclared_global = 1 end\n"
     "    if self.mode == 8 then local t, s = {}, string.rep('y', 1e5) for i = 1, 1e6 do t[i] = s .. i end end\n"
     "    if self.mode == 9 then while true do local t = {} end end\n"
+    "    if self.mode == 10 then send(self.id, 'hit me', 1) end\n"
     "  end,\n"
     "}\n";
 
@@ -424,6 +422,37 @@ static void test_script_event_to_destroyed_entity_is_dropped_and_counted(void **
     ljs_kv_t bad = {NULL, LJS_TSTRING, {.s = NULL}};
     assert_int_equal(ljs_send(fx->rt, b, "ping", &bad, 1), LJS_EINVAL);
     assert_int_equal(ljs_send(fx->rt, b, "", NULL, 0), LJS_EINVAL);
+}
+
+/* The header's "LJS_EINVAL (bad name or payload)" made precise: a name is
+ * 1-64 letters, digits or '_' (so on_<name> can handle it), and a table
+ * payload names each key once. Scripts' send() follows the same rule. */
+static void test_script_event_names_and_payload_keys_are_validated(void **state)
+{
+    fixture_t *fx = *state;
+    ljs_script_t s = load(fx, "counter", counter_src);
+    ljs_entity_t b = spawn_with(fx, s);
+    static const char *const bad_names[] = {
+        "hit me", "a.b", "on-hit",
+        "é",      "x\n", "12345678901234567890123456789012345678901234567890123456789012345"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        assert_int_equal(ljs_send(fx->rt, b, bad_names[i], NULL, 0), LJS_EINVAL);
+        assert_non_null(strstr(ljs_last_error(), "bad event name"));
+    }
+    assert_int_equal(ljs_send(fx->rt, b, "Hit_2", NULL, 0), LJS_OK);
+    assert_int_equal(
+        ljs_send(fx->rt, b, "1234567890123456789012345678901234567890123456789012345678901234", NULL, 0),
+        LJS_OK);
+    ljs_kv_t dup[3] = {
+        {"n", LJS_TINTEGER, {.i = 1}}, {"m", LJS_TINTEGER, {.i = 2}}, {"n", LJS_TINTEGER, {.i = 3}}};
+    assert_int_equal(ljs_send(fx->rt, b, "ping", dup, 3), LJS_EINVAL);
+    assert_non_null(strstr(ljs_last_error(), "payload key 'n' given twice"));
+    assert_int_equal(ljs_send(fx->rt, b, "ping", dup, 2), LJS_OK);
+}
+
+static void test_script_send_with_a_bad_event_name_is_a_script_error(void **state)
+{
+    check_isolated_failure(*state, 10, "send: bad event name");
 }
 
 /* Scripts send to each other; events sent in the update phase arrive in the
@@ -644,6 +673,8 @@ int main(void)
         T(test_script_new_global_is_an_error),
         T(test_script_stale_handle_is_enoent),
         T(test_script_events_arrive_in_target_sender_sequence_order),
+        T(test_script_event_names_and_payload_keys_are_validated),
+        T(test_script_send_with_a_bad_event_name_is_a_script_error),
         T(test_script_event_to_destroyed_entity_is_dropped_and_counted),
         T(test_script_events_from_scripts_follow_the_phase_rules),
         T(test_script_reads_of_others_are_double_buffered),

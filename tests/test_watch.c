@@ -19,17 +19,14 @@ typedef struct fixture_s {
 static fixture_t *make(uint32_t watch, uint32_t ring)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    ljs_config_t cfg;
-    strcpy(fx->dir, "/tmp/ljs-watch-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    ljs_test_clear_env();
-    assert_int_equal(ljs_config_init(&cfg), LJS_OK);
+    ljs_test_tmpdir(fx->dir, sizeof fx->dir, "watch");
+    ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     cfg.watch = watch;
     cfg.watch_ring = ring;
     cfg.poll_ms = 20;
     cfg.reload_debounce_ms = 10;
-    assert_int_equal(ljs_runtime_create(&cfg, &fx->rt), LJS_OK);
+    fx->rt = ljs_test_runtime(&cfg);
     return fx;
 }
 

@@ -10,8 +10,15 @@
  * splitmix64 stream, so the digest depends only on the scene, --entities,
  * --frames, --dt and --seed, never on --workers.
  *
- * Exit codes: 0 ok, 1 runtime failure, 2 usage (bad arguments or a bad
- * LJS_* environment variable).
+ * A script that fails to load (syntax error, error in its chunk) does not
+ * stop the scene: it is reported, the scene runs without its entities, and
+ * ljs-run retries it whenever the file changes, creating its entities once
+ * it loads (the library's hot reload covers scripts that did load).
+ * --strict exits instead.
+ *
+ * Exit codes: 0 ok, 1 runtime failure (or, with --strict, a script that
+ * failed to load), 2 usage (bad arguments or a bad LJS_* environment
+ * variable).
  */
 #include "tools/scene.h"
 #include "tools/summary.h"
@@ -56,13 +63,17 @@ typedef struct options_s {
     double dt;
     uint64_t seed;
     int quiet;
+    int strict;         /* --strict: a script that fails to load ends the run */
     const char *report; /* --report FILE, or NULL */
+    const char *save;   /* --save FILE: the world at the end, or NULL */
+    const char *load;   /* --load FILE: start from a saved world, or NULL */
 } options_t;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ljs-run SCENE_DIR [--workers N] [--entities N] [--frames N] [--seconds S]\n"
-               "               [--dt X] [--seed N] [--quiet] [--report FILE]\n"
+               "               [--dt X] [--seed N] [--quiet] [--strict] [--report FILE]\n"
+               "               [--save FILE] [--load FILE]\n"
                "       ljs-run --exec FILE [ARGS...]\n"
                "       ljs-run [--workers N] --print-config\n"
                "       ljs-run --help\n"
@@ -76,7 +87,13 @@ static void usage(FILE *f)
                "  --dt X         fixed time step in seconds (default 1/60)\n"
                "  --seed N       seed of the starting positions (default 1)\n"
                "  --quiet        no progress lines, no info console lines, no summary\n"
+               "  --strict       exit (status 1) if a script fails to load; by default the\n"
+               "                 scene runs without it and it loads once the file is fixed\n"
                "  --report FILE  write the JSON report (stats, memory, GC, scripts) at the end\n"
+               "                 (sets LJS_REPORT, so the report names its own file)\n"
+               "  --save FILE    save the world (ljs_world_save_file) when the run ends\n"
+               "  --load FILE    start from a saved world instead of creating the scene's\n"
+               "                 entities (the scene's scripts must match the save's)\n"
                "  --exec FILE    run a plain Lua file (full standard library, arg = ARGS)\n"
                "  --print-config print every LJS_* setting, its value and where it came from\n"
                "                 (default, environment, or host: set by ljs-run's options)\n"
@@ -192,8 +209,9 @@ static void console_line(void *ud, const ljs_log_line_t *line)
     c->printed++;
     const char *script = line->script != NULL && line->script[0] ? line->script : "ljs";
     if (line->entity != 0)
-        fprintf(stderr, "[%s] frame %" PRIu64 " %s #%" PRIu64 ": %s\n", severity_name(line->severity),
-                line->frame, script, line->entity, line->text);
+        fprintf(stderr, "[%s] frame %" PRIu64 " %s entity " LJS_ENTITY_FMT ": %s\n",
+                severity_name(line->severity), line->frame, script, LJS_ENTITY_ARGS(line->entity),
+                line->text);
     else
         fprintf(stderr, "[%s] frame %" PRIu64 " %s: %s\n", severity_name(line->severity), line->frame, script,
                 line->text);
@@ -275,9 +293,24 @@ static int lua_file_filter(const struct dirent *d)
     return n > 4 && d->d_name[0] != '.' && !strcmp(d->d_name + n - 4, ".lua");
 }
 
+/* Remember a script that failed to load, so it can be retried when its file
+ * changes. */
+static void note_broken(scene_t *sc, const char *path, const char *file)
+{
+    if (sc->nbroken == SCENE_MAX_BROKEN)
+        return;
+    broken_t *b = &sc->broken[sc->nbroken++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->path, sizeof b->path, "%s", path);
+    snprintf(b->name, sizeof b->name, "%.*s", (int)(strlen(file) - 4), file);
+    if (stat(path, &b->st) != 0)
+        memset(&b->st, 0, sizeof b->st);
+}
+
 /* Load every *.lua of `dir`, in sorted order so script ids do not depend on
- * the directory's on-disk order. */
-static int load_scripts(ljs_runtime_t *rt, const char *dir, int quiet)
+ * the directory's on-disk order. A script that fails to load is reported and
+ * noted in `sc` (the scene runs without it), or ends the run with --strict. */
+static int load_scripts(ljs_runtime_t *rt, const char *dir, scene_t *sc, const options_t *o)
 {
     struct dirent **names = NULL;
     int n = scandir(dir, &names, lua_file_filter, alphasort);
@@ -286,6 +319,7 @@ static int load_scripts(ljs_runtime_t *rt, const char *dir, int quiet)
         return -1;
     }
     int rc = 0;
+    sc->nbroken = 0;
     for (int i = 0; i < n; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
@@ -293,8 +327,15 @@ static int load_scripts(ljs_runtime_t *rt, const char *dir, int quiet)
         int err = rc == 0 ? ljs_script_load(rt, path, &s) : LJS_OK;
         if (err != LJS_OK) {
             fprintf(stderr, "ljs-run: cannot load %s: %s: %s\n", path, ljs_errname(err), ljs_last_error());
-            rc = -1;
-        } else if (rc == 0 && !quiet) {
+            if (o->strict) {
+                fprintf(stderr, "ljs-run: --strict: exiting\n");
+                rc = -1;
+            } else {
+                fprintf(stderr, "ljs-run: the scene runs without %s; it loads once the file is fixed\n",
+                        names[i]->d_name);
+                note_broken(sc, path, names[i]->d_name);
+            }
+        } else if (rc == 0 && !o->quiet) {
             printf("loaded %s\n", path);
         }
         free(names[i]);
@@ -332,8 +373,48 @@ static int init_field(ljs_runtime_t *rt, ljs_entity_t e, const char *name, doubl
     return ljs_field_set_number(rt, e, name, v);
 }
 
+/* Create `count` entities of line `l`, drawing their starting fields from
+ * `rng`. */
+static int create_line(ljs_runtime_t *rt, const scene_line_t *l, long count, uint64_t *rng)
+{
+    for (long k = 0; k < count; k++) {
+        ljs_entity_t e;
+        int rc = ljs_entity_create(rt, &e);
+        if (rc == LJS_OK)
+            rc = ljs_script_attach(rt, e, l->script);
+        /* Draw all four values for every entity, used or not, so one
+         * line's fields never shift another line's positions. */
+        double x = rand_unit(rng) * ARENA_SIZE, y = rand_unit(rng) * ARENA_SIZE;
+        double vx = (rand_unit(rng) * 2.0 - 1.0) * ARENA_SPEED;
+        double vy = (rand_unit(rng) * 2.0 - 1.0) * ARENA_SPEED;
+        if (rc == LJS_OK)
+            rc = init_field(rt, e, "x", x);
+        if (rc == LJS_OK)
+            rc = init_field(rt, e, "y", y);
+        if (rc == LJS_OK)
+            rc = init_field(rt, e, "vx", vx);
+        if (rc == LJS_OK)
+            rc = init_field(rt, e, "vy", vy);
+        if (rc != LJS_OK) {
+            fprintf(stderr, "ljs-run: cannot create a '%s' entity: %s: %s\n", l->name, ljs_errname(rc),
+                    ljs_last_error());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const broken_t *find_broken(const scene_t *sc, const char *name)
+{
+    for (size_t i = 0; i < sc->nbroken; i++)
+        if (!strcmp(sc->broken[i].name, name))
+            return &sc->broken[i];
+    return NULL;
+}
+
 /* Create the scene's entities: counts scaled so the total is about
- * `entities`, "fixed" lines as written. */
+ * `entities`, "fixed" lines as written. A line whose script failed to load
+ * waits (see retry_broken). */
 static int create_entities(ljs_runtime_t *rt, scene_t *sc, long entities, uint64_t seed)
 {
     long fixed = 0, scaled = 0;
@@ -347,39 +428,71 @@ static int create_entities(ljs_runtime_t *rt, scene_t *sc, long entities, uint64
     uint64_t rng = seed;
     for (size_t i = 0; i < sc->n; i++) {
         scene_line_t *l = &sc->lines[i];
-        int rc = ljs_script_find(rt, l->name, &l->script);
-        if (rc != LJS_OK) {
-            fprintf(stderr, "ljs-run: scene.txt names script '%s', but no %s.lua was loaded\n", l->name,
-                    l->name);
-            return -1;
-        }
         long count = l->fixed ? l->count : lround((double)l->count * scale);
-        for (long k = 0; k < count; k++) {
-            ljs_entity_t e;
-            rc = ljs_entity_create(rt, &e);
-            if (rc == LJS_OK)
-                rc = ljs_script_attach(rt, e, l->script);
-            /* Draw all four values for every entity, used or not, so one
-             * line's fields never shift another line's positions. */
-            double x = rand_unit(&rng) * ARENA_SIZE, y = rand_unit(&rng) * ARENA_SIZE;
-            double vx = (rand_unit(&rng) * 2.0 - 1.0) * ARENA_SPEED;
-            double vy = (rand_unit(&rng) * 2.0 - 1.0) * ARENA_SPEED;
-            if (rc == LJS_OK)
-                rc = init_field(rt, e, "x", x);
-            if (rc == LJS_OK)
-                rc = init_field(rt, e, "y", y);
-            if (rc == LJS_OK)
-                rc = init_field(rt, e, "vx", vx);
-            if (rc == LJS_OK)
-                rc = init_field(rt, e, "vy", vy);
-            if (rc != LJS_OK) {
-                fprintf(stderr, "ljs-run: cannot create a '%s' entity: %s: %s\n", l->name, ljs_errname(rc),
-                        ljs_last_error());
+        l->pending = 0;
+        if (ljs_script_find(rt, l->name, &l->script) != LJS_OK) {
+            if (find_broken(sc, l->name) == NULL) {
+                fprintf(stderr, "ljs-run: scene.txt names script '%s', but there is no %s.lua\n", l->name,
+                        l->name);
                 return -1;
             }
+            l->pending = 1;
+            l->pending_count = count;
+            l->rng_at = rng;
+            for (long k = 0; k < count * 4; k++) /* the draws its entities will make */
+                (void)splitmix64(&rng);
+            fprintf(stderr, "ljs-run: %ld '%s' entities wait for %s.lua to load\n", count, l->name, l->name);
+            continue;
         }
+        if (create_line(rt, l, count, &rng) != 0)
+            return -1;
     }
     return 0;
+}
+
+/* Retry every script that failed to load and whose file changed since:
+ * once one loads, create the entities its scene lines were waiting for.
+ * Returns the number of scripts still not loaded, or -1 on a failure to
+ * create entities. */
+static int retry_broken(ljs_runtime_t *rt, scene_t *sc, int quiet)
+{
+    int left = 0;
+    for (size_t i = 0; i < sc->nbroken; i++) {
+        broken_t *b = &sc->broken[i];
+        struct stat st;
+        if (b->loaded)
+            continue;
+        left++;
+        if (stat(b->path, &st) != 0 ||
+            (st.st_ino == b->st.st_ino && st.st_size == b->st.st_size &&
+             st.st_mtim.tv_sec == b->st.st_mtim.tv_sec && st.st_mtim.tv_nsec == b->st.st_mtim.tv_nsec))
+            continue;
+        b->st = st;
+        ljs_script_t s;
+        int rc = ljs_script_load(rt, b->path, &s);
+        if (rc != LJS_OK) {
+            fprintf(stderr, "ljs-run: still cannot load %s: %s: %s\n", b->path, ljs_errname(rc),
+                    ljs_last_error());
+            continue;
+        }
+        b->loaded = 1;
+        left--;
+        long created = 0;
+        for (size_t k = 0; k < sc->n; k++) {
+            scene_line_t *l = &sc->lines[k];
+            if (!l->pending || strcmp(l->name, b->name))
+                continue;
+            l->script = s;
+            uint64_t rng = l->rng_at;
+            if (create_line(rt, l, l->pending_count, &rng) != 0)
+                return -1;
+            created += l->pending_count;
+            l->pending = 0;
+        }
+        if (!quiet)
+            printf("loaded %s (fixed): %ld entities created\n", b->path, created);
+    }
+    return left;
 }
 
 /* ========================================================================
@@ -420,13 +533,15 @@ static void progress_line(ljs_runtime_t *rt, const ljs_stats_t *prev, const ljs_
         sum += m.current_bytes;
         max = m.current_bytes > max ? m.current_bytes : max;
         if (nworkers <= 8)
-            off += (size_t)snprintf(mem + off, sizeof mem - off, "%s%.0f", w ? "/" : "",
+            off += (size_t)snprintf(mem + off, sizeof mem - off, "%sw%u %.0f", w ? ", " : "", w,
                                     (double)m.current_bytes / 1024.0);
     }
     if (nworkers > 8)
         snprintf(mem, sizeof mem, "avg %.0f max %.0f", (double)sum / 1024.0 / nworkers, (double)max / 1024.0);
-    printf("frame %6" PRIu64 " | %6.1f fps | %9.0f upd/s | %7.0f ev/s | update %6.2f ms | events %6.2f ms"
-           " | state KiB %s | errors %" PRIu64 " | entities %" PRIu32 "\n",
+    /* Every figure carries its label: this line is what a user watches. */
+    printf("progress: frame %" PRIu64 " | %.1f frames/s | updates %.0f/s | events %.0f/s"
+           " | ms per frame: update %.2f, events %.2f | Lua KiB per worker %s | script errors %" PRIu64
+           " | entities %" PRIu32 "\n",
            cur->frames, (double)frames / span, (double)(cur->updates - prev->updates) / span,
            (double)(cur->events_delivered - prev->events_delivered) / span,
            frames ? update_ms / (double)frames : 0.0, frames ? event_ms / (double)frames : 0.0, mem,
@@ -443,21 +558,41 @@ static int run_scene(const options_t *o)
     }
     if (o->workers > 0)
         cfg.workers = (uint32_t)o->workers;
-    scene_t scene;
-    if (parse_scene(o->scene_dir, &scene) != 0)
+    /* --report goes through LJS_REPORT (the runtime writes it when it is
+     * destroyed), so the report's config shows the file it was written to. */
+    if (o->report != NULL) {
+        if (strlen(o->report) >= sizeof cfg.report) {
+            fprintf(stderr, "ljs-run: --report: path longer than %zu characters\n", sizeof cfg.report - 1);
+            return EXIT_USAGE;
+        }
+        snprintf(cfg.report, sizeof cfg.report, "%s", o->report);
+    }
+    /* Scripts are named by their path under the scene directory (ai/idle.lua
+     * is ai.idle), unless LJS_SCRIPT_ROOT says otherwise. */
+    if (cfg.script_root[0] == '\0' && strlen(o->scene_dir) < sizeof cfg.script_root)
+        snprintf(cfg.script_root, sizeof cfg.script_root, "%s", o->scene_dir);
+    scene_t *scene = calloc(1, sizeof *scene);
+    if (scene == NULL || parse_scene(o->scene_dir, scene) != 0) {
+        free(scene);
         return EXIT_RUNTIME;
+    }
 
     ljs_runtime_t *rt = NULL;
     int rc = ljs_runtime_create(&cfg, &rt);
     if (rc != LJS_OK) {
         fprintf(stderr, "ljs-run: cannot create the runtime: %s: %s\n", ljs_errname(rc), ljs_last_error());
+        free(scene);
         return rc == LJS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
     int status = EXIT_RUNTIME;
     console_t con = {.quiet = o->quiet};
-    if (load_scripts(rt, o->scene_dir, o->quiet) != 0 ||
-        create_entities(rt, &scene, o->entities, o->seed) != 0) {
+    if (load_scripts(rt, o->scene_dir, scene, o) != 0 ||
+        (o->load == NULL && create_entities(rt, scene, o->entities, o->seed) != 0)) {
         console_drain(rt, &con);
+        goto done;
+    }
+    if (o->load != NULL && (rc = ljs_world_load_file(rt, o->load)) != LJS_OK) {
+        fprintf(stderr, "ljs-run: --load %s: %s: %s\n", o->load, ljs_errname(rc), ljs_last_error());
         goto done;
     }
     console_drain(rt, &con);
@@ -478,7 +613,7 @@ static int run_scene(const options_t *o)
     ljs_stats_t prev, cur;
     if (ljs_stats_get(rt, &prev) != LJS_OK)
         memset(&prev, 0, sizeof prev);
-    double start = now_s(), w_start = start, update_ms = 0.0, event_ms = 0.0;
+    double start = now_s(), w_start = start, retried = start, update_ms = 0.0, event_ms = 0.0;
     long frames = 0;
     while (!interrupted && (o->frames == 0 || frames < o->frames)) {
         rc = ljs_frame(rt, o->dt);
@@ -494,6 +629,14 @@ static int run_scene(const options_t *o)
             event_ms += cur.last_event_ms;
         }
         double t = now_s();
+        /* A few stat() calls four times a second: cheap, and a fixed file
+         * comes in well within a second. */
+        if (scene->nbroken > 0 && t - retried >= 0.25) {
+            retried = t;
+            if (retry_broken(rt, scene, o->quiet) < 0)
+                goto done;
+            console_drain(rt, &con);
+        }
         if (t - w_start >= 1.0) {
             console_flush_suppressed(&con);
             if (!o->quiet)
@@ -514,9 +657,15 @@ static int run_scene(const options_t *o)
                ljs_entity_count(rt));
         summary_print(rt, t - start, stdout);
     }
+    for (size_t i = 0; i < scene->nbroken; i++)
+        if (!scene->broken[i].loaded)
+            fprintf(stderr, "ljs-run: %s never loaded: its entities were not created\n",
+                    scene->broken[i].path);
     status = 0;
-    if (o->report != NULL && summary_write_report(rt, o->report) != 0)
+    if (o->save != NULL && (rc = ljs_world_save_file(rt, o->save)) != LJS_OK) {
+        fprintf(stderr, "ljs-run: --save %s: %s: %s\n", o->save, ljs_errname(rc), ljs_last_error());
         status = EXIT_RUNTIME;
+    }
     if (status == 0 && o->frames > 0 && frames < o->frames) {
         /* A digest of a partial run would look like a result. */
         fprintf(stderr, "ljs-run: %s after %ld of %ld frames, no digest\n",
@@ -529,6 +678,10 @@ static int run_scene(const options_t *o)
 
 done:
     ljs_runtime_destroy(rt);
+    free(scene);
+    /* The runtime wrote the report as it was destroyed (LJS_REPORT). */
+    if (status == 0 && o->report != NULL && summary_check_report(o->report) != 0)
+        status = EXIT_RUNTIME;
     return status;
 }
 
@@ -542,7 +695,10 @@ int main(int argc, char **argv)
                    .dt = 1.0 / 60.0,
                    .seed = 1,
                    .quiet = 0,
-                   .report = NULL};
+                   .strict = 0,
+                   .report = NULL,
+                   .save = NULL,
+                   .load = NULL};
     int want_config = 0;
     if (argc < 2) {
         usage(stderr);
@@ -561,6 +717,13 @@ int main(int argc, char **argv)
             if (v == NULL)
                 return bad_usage("%s needs a FILE", a);
             o.report = argv[++i];
+        } else if (!strcmp(a, "--save") || !strcmp(a, "--load")) {
+            if (v == NULL)
+                return bad_usage("%s needs a FILE", a);
+            if (!strcmp(a, "--save"))
+                o.save = argv[++i];
+            else
+                o.load = argv[++i];
         } else if (!strcmp(a, "--exec")) {
             if (i != 1)
                 return bad_usage("%s must be the first argument", a);
@@ -569,6 +732,8 @@ int main(int argc, char **argv)
             return exec_file(argc - 2, argv + 2);
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o.quiet = 1;
+        } else if (!strcmp(a, "--strict")) {
+            o.strict = 1;
         } else if (!strcmp(a, "--workers") || !strcmp(a, "--entities") || !strcmp(a, "--frames") ||
                    !strcmp(a, "--seconds") || !strcmp(a, "--dt") || !strcmp(a, "--seed")) {
             if (v == NULL)

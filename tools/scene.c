@@ -87,6 +87,7 @@ int scene_parse(FILE *f, const char *path, scene_t *sc, FILE *err)
             rc = -1;
         } else {
             scene_line_t *l = &sc->lines[sc->n++];
+            memset(l, 0, sizeof *l);
             memcpy(l->name, tok[0], len[0]);
             l->name[len[0]] = '\0';
             l->count = c;

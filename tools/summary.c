@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define TOP_SCRIPTS 8
 
@@ -83,23 +84,27 @@ void summary_print(ljs_runtime_t *rt, double seconds, FILE *out)
     print_scripts(&m, out);
     fprintf(out, "memory   Lua %.2f MiB (peak %.2f) | process RSS %.1f MiB (peak %.1f)\n", mib(m.lua_bytes),
             mib(m.lua_peak_bytes), mib(m.rss_bytes), mib(m.rss_peak_bytes));
+    /* The report's own names and counters (its "cache" object), so the two
+     * never seem to disagree: script loads hit or miss the cache once per
+     * script; every worker state then loads the bytecode. */
+    ljs_cache_stats_t cs;
+    if (ljs_cache_stats(rt, &cs) != LJS_OK)
+        memset(&cs, 0, sizeof cs);
     fprintf(out,
-            "caches   bytecode %" PRIu64 " hits / %" PRIu64 " misses | queries %" PRIu64 " hits / %" PRIu64
-            " misses | reloads %" PRIu64 " (%" PRIu64 " refused)\n",
-            st.cache_hits, st.cache_misses, st.query_hits, st.query_misses, st.reloads, st.reload_errors);
+            "caches   bytecode: %" PRIu64 " compiles, %" PRIu64 " hits / %" PRIu64 " misses, %" PRIu64
+            " loads into worker states | queries %" PRIu64 " hits / %" PRIu64 " misses | reloads %" PRIu64
+            " (%" PRIu64 " refused)\n",
+            cs.compiles, cs.hits, cs.misses, cs.loads, st.query_hits, st.query_misses, st.reloads,
+            st.reload_errors);
 }
 
-int summary_write_report(ljs_runtime_t *rt, const char *path)
+int summary_check_report(const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "ljs-run: --report %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rc = ljs_report_json(rt, f);
-    if (fclose(f) != 0 || rc != LJS_OK) {
-        fprintf(stderr, "ljs-run: --report %s: %s\n", path,
-                rc != LJS_OK ? ljs_last_error() : strerror(errno));
+    struct stat st;
+    errno = 0;
+    if (stat(path, &st) != 0 || st.st_size == 0) {
+        fprintf(stderr, "ljs-run: --report %s: the report was not written (%s)\n", path,
+                errno ? strerror(errno) : "empty file");
         return -1;
     }
     return 0;

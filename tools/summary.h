@@ -10,7 +10,8 @@
  * Thread: owner, between frames. */
 void summary_print(ljs_runtime_t *rt, double seconds, FILE *out);
 
-/* ljs_report_json into `path`. Returns 0, or -1 with a message on stderr. */
-int summary_write_report(ljs_runtime_t *rt, const char *path);
+/* Check that the runtime wrote the --report file (through LJS_REPORT, at
+ * ljs_runtime_destroy). Returns 0, or -1 with a message on stderr. */
+int summary_check_report(const char *path);
 
 #endif

@@ -36,7 +36,11 @@ return {
     n = n + spawn_some(id, "predator", #query("predator"), self.predator_goal, 55.0)
     if n > 0 then
       self.spawned = self.spawned + n
-      log(string.format("spawner: %d new (total %d)", n, self.spawned))
+    end
+    -- One console line a game minute (3600 frames at 60 Hz), not one per refill:
+    -- the console is for what a person should read.
+    if frame() % 3600 == 0 then
+      log(string.format("spawner: %d entities spawned so far", self.spawned))
     end
   end,
 }

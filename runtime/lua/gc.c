@@ -218,6 +218,7 @@ void ljs__gc_frame(ljs_runtime_t *rt)
 
 int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_gc_stats");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return LJS_EINVAL;
     *out = rt->workers[worker].gc.st;
@@ -247,6 +248,7 @@ static void collect_job(void *arg, uint32_t worker)
 
 int ljs_gc_collect(ljs_runtime_t *rt)
 {
+    LJS_CHECK_OWNER(rt, "ljs_gc_collect");
     if (rt == NULL)
         return LJS_EINVAL;
     if (rt->in_frame)

@@ -74,25 +74,39 @@ uint64_t ljs__console_dropped(ljs__console_t *c)
     return d;
 }
 
+/* The callback runs without the console lock: each line is taken out of
+ * the ring under the lock and handed over after it is released, so the
+ * callback may call ljs (a call that logs takes the lock again). Lines
+ * logged meanwhile wait for the next drain: a callback that logs on every
+ * line cannot make one drain endless. */
 size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud)
 {
+    if (ljs__owner_check(rt, "ljs_console_drain") != LJS_OK)
+        return 0;
     if (rt == NULL)
         return 0;
     ljs__console_t *c = &rt->console;
-    size_t n = 0;
     pthread_mutex_lock(&c->lock);
-    while (c->count > 0) {
-        ljs__console_line_t *l = &c->lines[c->head];
-        if (fn != NULL) {
-            ljs_log_line_t out = {l->severity, l->frame, l->entity, l->script ? l->script : "",
-                                  l->text ? l->text : ""};
-            fn(ud, &out);
+    size_t limit = c->count, n = 0;
+    pthread_mutex_unlock(&c->lock);
+    while (n < limit) {
+        pthread_mutex_lock(&c->lock);
+        if (c->count == 0) { /* cannot happen with one drainer; cheap to be sure */
+            pthread_mutex_unlock(&c->lock);
+            break;
         }
-        free_line(l);
+        ljs__console_line_t l = c->lines[c->head];
+        c->lines[c->head].script = c->lines[c->head].text = NULL;
         c->head = (c->head + 1) % c->cap;
         c->count--;
+        pthread_mutex_unlock(&c->lock);
+        if (fn != NULL) {
+            ljs_log_line_t out = {l.severity, l.frame, l.entity, l.script ? l.script : "",
+                                  l.text ? l.text : ""};
+            fn(ud, &out);
+        }
+        free_line(&l);
         n++;
     }
-    pthread_mutex_unlock(&c->lock);
     return n;
 }

@@ -142,7 +142,9 @@ static void put_span(FILE *f, const ljs__trace_t *tr, uint32_t worker, const ljs
     fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%u,\"ts\":%.3f,\"dur\":%.3f",
             kind_cats[s->kind], pid, worker, us(tr, s->t0),
             s->t1 > s->t0 ? (double)(s->t1 - s->t0) / 1e3 : 0.0);
-    if (s->kind >= LJS__SPAN_BATCH_UPDATE && s->kind <= LJS__SPAN_BATCH_RELOAD)
+    if (s->kind == LJS__SPAN_FRAME)
+        fprintf(f, ",\"args\":{\"frame\":%llu}", (unsigned long long)(((uint64_t)s->b << 32) | s->a));
+    else if (s->kind >= LJS__SPAN_BATCH_UPDATE && s->kind <= LJS__SPAN_BATCH_RELOAD)
         fprintf(f, ",\"args\":{\"first\":%u,\"count\":%u}", s->a, s->b);
     else if (s->kind >= LJS__SPAN_GC)
         fprintf(f, ",\"args\":{\"kib_before\":%u,\"kib_after\":%u}", s->a, s->b);

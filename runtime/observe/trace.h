@@ -36,7 +36,8 @@ typedef struct ljs__span_s {
     uint64_t t0, t1; /* ljs__now_ns */
     uint32_t kind;
     uint32_t name; /* interned name (batches: the script), or UINT32_MAX */
-    uint32_t a, b; /* batches: first index and count; GC: KiB before, after */
+    uint32_t a,
+        b; /* batches: first index and count; GC: KiB before, after; frame: its number, low and high half */
 } ljs__span_t;
 
 typedef struct ljs__trace_ring_s {

@@ -242,6 +242,9 @@ static int api_send(lua_State *L)
     lua_Integer target = luaL_checkinteger(L, 1);
     size_t len;
     const char *name = check_name(L, 2, "send", &len);
+    if (!ljs__event_name_ok(name, len))
+        return luaL_error(L, "send: bad event name (1-%d letters, digits or '_', so on_<name> can handle it)",
+                          LJS__EVENT_NAME_MAX);
     lua_settop(L, 3);
     push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
     return 0;
@@ -410,8 +413,9 @@ static const char *visible(lua_State *L, int idx)
     return lua_tostring(L, -1);
 }
 
-/* log(...) -> console, tagged with script and entity. */
-static int api_log(lua_State *L)
+/* The call's arguments as one console line, separated by `sep`, tagged
+ * with the calling script and entity. Lua: may raise (memory). */
+static void log_args(lua_State *L, ljs_severity_t severity, char sep)
 {
     ljs__worker_t *w = ljs__worker_of(L);
     int n = lua_gettop(L);
@@ -420,12 +424,18 @@ static int api_log(lua_State *L)
     for (int i = 1; i <= n; i++) {
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
-        if (i < n)
-            luaL_addchar(&b, ' ');
+        if (i < n && sep)
+            luaL_addchar(&b, sep);
     }
     luaL_pushresult(&b);
     const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
-    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    ljs__console_log(&w->rt->console, severity, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+}
+
+/* log(...) -> console, tagged with script and entity. */
+static int api_log(lua_State *L)
+{
+    log_args(L, LJS_LOG_INFO, ' ');
     return 0;
 }
 
@@ -435,34 +445,19 @@ static int api_log(lua_State *L)
  * strings and drops Lua's "@on"/"@off" control messages. */
 static int api_print(lua_State *L)
 {
-    ljs__worker_t *w = ljs__worker_of(L);
-    int n = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&b);
-        if (i < n)
-            luaL_addchar(&b, '\t');
-    }
-    luaL_pushresult(&b);
-    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
-    ljs__console_log(&w->rt->console, LJS_LOG_INFO, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    log_args(L, LJS_LOG_INFO, '\t');
     return 0;
 }
 
 static int api_warn(lua_State *L)
 {
-    ljs__worker_t *w = ljs__worker_of(L);
     int n = lua_gettop(L);
     luaL_checkstring(L, 1);
     for (int i = 2; i <= n; i++)
         luaL_checkstring(L, i);
     if (n == 1 && lua_tostring(L, 1)[0] == '@')
         return 0; /* control message */
-    lua_concat(L, n);
-    const char *script = w->cur_id ? w->rt->scripts[w->cur_script].name : "";
-    ljs__console_log(&w->rt->console, LJS_LOG_WARN, w->rt->frame, w->cur_id, script, "%s", visible(L, -1));
+    log_args(L, LJS_LOG_WARN, '\0');
     return 0;
 }
 

@@ -242,12 +242,13 @@ static void report(batch_t *b, int rc)
     w->sstat[b->ph->script].errors++;
     if (rc == LUA_ERRMEM)
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
-                         "%s: %s of entity %llu: memory limit reached (LJS_STATE_MEM_MB=%u); the call was "
+                         "%s: %s of entity " LJS_ENTITY_FMT
+                         ": memory limit reached (LJS_STATE_MEM_MB=%u); the call was "
                          "abandoned",
-                         b->s->path, b->what, (unsigned long long)w->cur_id, rt->cfg.state_mem_mb);
+                         b->s->path, b->what, LJS_ENTITY_ARGS(w->cur_id), rt->cfg.state_mem_mb);
     else
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
-                         "%s of entity %llu: %s", b->what, (unsigned long long)w->cur_id,
+                         "%s of entity " LJS_ENTITY_FMT ": %s", b->what, LJS_ENTITY_ARGS(w->cur_id),
                          msg ? msg : "(error object is not a string)");
 }
 

@@ -1,5 +1,8 @@
 /* script_host.c - the host's script API: load into every worker, unload,
  * attach, detach (owner thread, between frames). */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
+
 #include "runtime/error.h"
 #include "runtime/scripts/exec.h"
 #include "runtime/core.h"
@@ -7,6 +10,7 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +58,53 @@ int ljs__script_read_source(const char *path, char **out, size_t *len, ljs__sour
     return LJS_OK;
 }
 
-/* "dir/mover.lua" -> "mover" */
-static char *script_name(const char *path)
+/* With LJS_SCRIPT_ROOT: "<root>/ai/idle.lua" -> "ai.idle" (both resolved
+ * with realpath, so "./x/../ai/idle.lua" names the same script). Returns
+ * NULL with ljs_last_error set when the file is outside the root. */
+static int rooted_name(const char *root, const char *path, char **out)
 {
+    char rroot[PATH_MAX], rpath[PATH_MAX];
+    if (realpath(root, rroot) == NULL)
+        return ljs__error(LJS_EINVAL, "LJS_SCRIPT_ROOT '%s': %s", root, strerror(errno));
+    if (realpath(path, rpath) == NULL)
+        return ljs__error(LJS_ENOENT, "cannot open '%s': %s", path, strerror(errno));
+    size_t n = strlen(rroot);
+    if (n == 1) /* the root is "/" */
+        n = 0;
+    if (strncmp(rpath, rroot, n) != 0 || rpath[n] != '/')
+        return ljs__error(LJS_EINVAL,
+                          "'%s' is not under LJS_SCRIPT_ROOT '%s' (scripts are named by their path under it)",
+                          path, root);
+    char *name = strdup(rpath + n + 1);
+    if (name == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    size_t len = strlen(name);
+    if (len > 4 && !strcmp(name + len - 4, ".lua"))
+        name[len - 4] = '\0';
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = '.';
+    *out = name;
+    return LJS_OK;
+}
+
+/* "dir/mover.lua" -> "mover", or the rooted name (above). */
+static int script_name(const ljs_runtime_t *rt, const char *path, char **out)
+{
+    if (rt->cfg.script_root[0] != '\0')
+        return rooted_name(rt->cfg.script_root, path, out);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t n = strlen(base);
     if (n > 4 && !strcmp(base + n - 4, ".lua"))
         n -= 4;
     char *name = malloc(n + 1);
-    if (name != NULL) {
-        memcpy(name, base, n);
-        name[n] = '\0';
-    }
-    return name;
+    if (name == NULL)
+        return ljs__error(LJS_ENOMEM, "out of memory");
+    memcpy(name, base, n);
+    name[n] = '\0';
+    *out = name;
+    return LJS_OK;
 }
 
 /* Make sure every worker has room for instance `id`. */
@@ -227,13 +264,14 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
 
 int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_load");
     uint32_t id;
     int rc = check_loadable(rt, path);
     if (rc != LJS_OK)
         return rc;
-    char *name = script_name(path);
-    if (name == NULL)
-        return ljs__error(LJS_ENOMEM, "out of memory");
+    char *name = NULL;
+    if ((rc = script_name(rt, path, &name)) != LJS_OK)
+        return rc;
     ljs_script_t dup;
     if (ljs_script_find(rt, name, &dup) == LJS_OK) {
         rc = ljs__error(LJS_EEXIST, "a script named '%s' is already loaded", name);
@@ -376,6 +414,7 @@ void ljs__script_forget_module(ljs_runtime_t *rt, const char *path)
 
 int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_reload");
     ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_reload: no such script");
@@ -401,6 +440,7 @@ int ljs_script_reload(ljs_runtime_t *rt, ljs_script_t s)
 
 int ljs_script_find(const ljs_runtime_t *rt, const char *name, ljs_script_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_find");
     if (rt == NULL || name == NULL)
         return ljs__error(LJS_EINVAL, "ljs_script_find: NULL argument");
     for (uint32_t i = 0; i < rt->nscripts; i++)
@@ -442,6 +482,7 @@ void ljs__script_detach_slot(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
 
 int ljs_script_unload(ljs_runtime_t *rt, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_unload");
     ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_unload: no such script");
@@ -498,12 +539,14 @@ static int resolve(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s, const char
         return ljs__error(LJS_ENOENT, "%s: no such script", fn);
     *slot = ljs__world_slot(&rt->world, e.id);
     if (*slot < 0)
-        return ljs__error(LJS_ENOENT, "%s: entity %llu is not alive", fn, (unsigned long long)e.id);
+        return ljs__error(LJS_ENOENT, "%s: entity " LJS_ENTITY_FMT " is not alive", fn,
+                          LJS_ENTITY_ARGS(e.id));
     return LJS_OK;
 }
 
 int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_attach");
     int64_t slot = -1;
     int rc = resolve(rt, e, s, "ljs_script_attach", &slot);
     if (rc == LJS_OK && (rc = ljs__script_attach(rt, (uint32_t)slot, s.id)) != LJS_OK)
@@ -513,6 +556,7 @@ int ljs_script_attach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 
 int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_detach");
     int64_t slot = -1;
     int rc = resolve(rt, e, s, "ljs_script_detach", &slot);
     if (rc == LJS_OK)
@@ -522,6 +566,7 @@ int ljs_script_detach(ljs_runtime_t *rt, ljs_entity_t e, ljs_script_t s)
 
 int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_stats");
     const ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL || out == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_stats: no such script");
@@ -538,6 +583,7 @@ int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t
 
 int ljs_script_pin(ljs_runtime_t *rt, ljs_script_t s, int pinned)
 {
+    LJS_CHECK_OWNER(rt, "ljs_script_pin");
     ljs__script_t *sc = live_script(rt, s);
     if (sc == NULL)
         return ljs__error(LJS_ENOENT, "ljs_script_pin: no such script");

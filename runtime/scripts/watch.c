@@ -502,6 +502,7 @@ void ljs__watch_destroy(ljs__watch_t *w)
 
 int ljs_watch_set(ljs_runtime_t *rt, int on)
 {
+    LJS_CHECK_OWNER(rt, "ljs_watch_set");
     ljs__watch_t *w = rt != NULL ? rt->watch : NULL;
     if (w == NULL || atomic_load(&w->mode) == 0)
         return ljs__error(LJS_EINVAL,

@@ -70,6 +70,23 @@ LJS_HIDDEN void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg
 LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
                                 const ljs_kv_t *kv, size_t n);
 
+/* A valid event name: 1..LJS__EVENT_NAME_MAX characters, each a letter,
+ * digit or '_', so that on_<name> is the Lua identifier of the handler it
+ * reaches ("hit me", "a.b" or "" could never reach one). ljs_send and the
+ * scripts' send() both check it. Thread: any. */
+#define LJS__EVENT_NAME_MAX 64
+static inline int ljs__event_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > LJS__EVENT_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
 /* 0 if message m of b is well formed (its span lies in b's bytes and they
  * hold exactly a name and one payload as event.c describes), else -1. The
  * decoders below check the same and never read outside m's span, whatever

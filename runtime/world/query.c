@@ -294,6 +294,7 @@ static int masks(ljs_runtime_t *rt, const ljs_query_t *qq, uint64_t *all, uint64
 
 int ljs_query(ljs_runtime_t *rt, const ljs_query_t *qq, const ljs_entity_t **out, size_t *n)
 {
+    LJS_CHECK_OWNER(rt, "ljs_query");
     if (rt != NULL)
         rt->view_epoch++; /* the cache may evict or grow entries */
     uint64_t all, none;
@@ -333,6 +334,7 @@ int ljs_query(ljs_runtime_t *rt, const ljs_query_t *qq, const ljs_entity_t **out
 
 int ljs_query_stats(const ljs_runtime_t *rt, ljs_query_stats_t *out)
 {
+    LJS_CHECK_OWNER(rt, "ljs_query_stats");
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_query_stats: NULL argument");
     const ljs__qcache_t *q = &rt->queries;
