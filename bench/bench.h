@@ -70,5 +70,6 @@ int bench_pool(const bench_ctx_t *ctx);
 int bench_gc(const bench_ctx_t *ctx);
 int bench_stats(const bench_ctx_t *ctx);
 int bench_snapshot(const bench_ctx_t *ctx);
+int bench_host(const bench_ctx_t *ctx);
 
 #endif

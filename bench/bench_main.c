@@ -37,6 +37,8 @@ static const bench_case_t cases[] = {
     {"stats", bench_stats, "observability: frame time with LJS_STATS=1 and LJS_TRACE vs counters only"},
     {"snapshot", bench_snapshot,
      "world snapshots: save and load of 100k entities vs fwrite/fread of the columns"},
+    {"host", bench_host,
+     "host functions: a parallel call vs a raw lua_CFunction and a Lua call; a deferred call"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

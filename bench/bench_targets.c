@@ -44,6 +44,8 @@ static const target_t targets[] = {
     {"gc", "peak_mem_vs_default", 1, 1.5, "peak memory: managed vs incremental"},
     {"stats", "frame_time_stats_off_vs_on", 0, 0.98, "stats on cost < 2% of frame time"},
     {"snapshot", "save_vs_fwrite", 0, 0.5, "100k x 10 fields: world save vs fwrite of the columns"},
+    {"host", "parallel_over_raw", 1, 2.0, "parallel host call vs a raw lua_CFunction in one state"},
+    {"host", "deferred_call_ns", 1, 150.0, "deferred host call, amortised with the owner's dispatch, ns"},
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 

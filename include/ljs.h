@@ -774,6 +774,229 @@ LJS_API int ljs_trace_flush(ljs_runtime_t *rt);
  * Thread: owner. Returns LJS_OK, LJS_ENOENT, LJS_ESCRIPT, LJS_ENOMEM. */
 LJS_API int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **argv);
 
+/* ========================================================================
+ * Engine bindings: host functions, events to the host, log and profiler
+ * callbacks
+ * ======================================================================== */
+
+/* Value kinds beyond ljs_type_t's that cross the host-function boundary. An
+ * entity is a generation-checked id (scripts hold it as an integer); a
+ * table is flat: keys are integers or strings, values scalars. */
+#define LJS_TENTITY ((ljs_type_t)5)
+#define LJS_TTABLE ((ljs_type_t)6)
+
+struct ljs_pair_s;
+
+/* One value crossing between a script and the host. Strings are pointer +
+ * length (they may hold NUL bytes) and borrowed for the call (or event)
+ * only; so are a table's pairs. */
+typedef struct ljs_value_s {
+    ljs_type_t type;
+    union {
+        double n;  /* LJS_TNUMBER */
+        int64_t i; /* LJS_TINTEGER */
+        int b;     /* LJS_TBOOLEAN */
+        struct {
+            const char *p;
+            size_t len;
+        } s;        /* LJS_TSTRING */
+        uint64_t e; /* LJS_TENTITY */
+        struct {
+            const struct ljs_pair_s *pairs;
+            size_t n;
+        } t; /* LJS_TTABLE: integer keys ascending, then string keys in byte order */
+    } v;
+} ljs_value_t;
+
+typedef struct ljs_pair_s {
+    ljs_value_t key; /* LJS_TINTEGER or LJS_TSTRING */
+    ljs_value_t value;
+} ljs_pair_t;
+
+/* How a host function may be called (Roblox Parallel Luau's classes):
+ * - LJS_PARALLEL: thread-safe; called directly on the worker running the
+ *   script, concurrently with other calls of it; may return values.
+ * - LJS_READONLY: reads engine data that does not change during ljs_frame;
+ *   called like LJS_PARALLEL (the host promises not to write that data
+ *   while a frame runs).
+ * - LJS_DEFERRED: not thread-safe; the call is copied into a queue and run
+ *   later on the owner thread: calls made during a frame run after its
+ *   event phase and field commit, before spawns and destroys apply, in
+ *   (calling entity, sequence) order, so the order is the same for any
+ *   worker count; calls made by a module's top level run when its load or
+ *   reload succeeds (dropped if it is refused), calls made by on_reload at
+ *   the start of the next frame. Returns nothing to the
+ *   script. Its arguments count against LJS_CALL_QUEUE_KB (per call) and
+ *   LJS_EVENT_MEM_MB (per frame) like queued events. */
+typedef enum ljs_safety_e { LJS_PARALLEL = 0, LJS_READONLY = 1, LJS_DEFERRED = 2 } ljs_safety_t;
+
+/* One call of a host function (opaque; valid during the callback only). */
+typedef struct ljs_call_s ljs_call_t;
+
+/* A host function. Read the arguments with ljs_arg_*, push results with
+ * ljs_ret_*, and return LJS_OK, or an error: the message set by a failed
+ * accessor or by ljs_call_error (else the code's name) becomes an ordinary
+ * script error with the caller's file:line. A parallel or read-only one runs
+ * on any worker thread, concurrently; a deferred one on the owner thread.
+ * It must not call back into ljs except the ljs_arg_* / ljs_ret_* /
+ * ljs_call_* functions and calls documented `Thread: any`. */
+typedef int (*ljs_host_fn)(ljs_call_t *call, void *ud);
+
+typedef struct ljs_host_def_s {
+    /* "namespace.function", each part a Lua identifier (not a keyword) of
+     * at most 63 characters, e.g. "audio.play". The namespace must not be
+     * a global of the script API or a library (string, math, send, log,
+     * io, os, ...). Scripts call it as audio.play(...). Copied. */
+    const char *name;
+    ljs_safety_t safety;
+    ljs_host_fn fn;
+    void *ud; /* handed to fn */
+    /* Optional argument check done in the script before the call (so a
+     * deferred call's bad arguments also fail at the call site, with
+     * file:line): one letter per argument, n number, i integer, b boolean,
+     * s string, e entity, t table, a any; a letter followed by '?' also
+     * accepts nil or absence; more arguments than letters are refused.
+     * NULL: no check (the accessors still check). Copied. */
+    const char *args;
+} ljs_host_def_t;
+
+/* Register a host function. With rt == NULL it is registered process-wide
+ * for every runtime created afterwards (ljs_runtime_create copies the
+ * list); otherwise in `rt` at once: every worker's state gets it, scripts
+ * already loaded and loaded later see it, and it survives hot reloads.
+ * Functions of one namespace live in one read-only table per state: a
+ * script cannot replace or add one. Thread: owner of rt, not during
+ * ljs_frame (rt == NULL: any). Blocks: yes (each worker installs it).
+ * Returns LJS_OK, LJS_EINVAL (bad name, class, fn or argument check; the
+ * namespace collides with the script API or a library), LJS_EEXIST (the
+ * name is registered), LJS_EFULL (more than 1024 functions), LJS_EBUSY,
+ * LJS_ENOMEM, LJS_EBADTHREAD. */
+LJS_API int ljs_host_register(ljs_runtime_t *rt, const ljs_host_def_t *def);
+
+/* Remove a host function: it is gone from every state; a script still
+ * holding it (local f = audio.play) gets a script error when it calls it.
+ * Deferred calls already queued are dropped. rt == NULL: from the
+ * process-wide list (runtimes already created keep theirs). Thread: as
+ * ljs_host_register. Returns LJS_OK, LJS_ENOENT, LJS_EBUSY, LJS_EBADTHREAD. */
+LJS_API int ljs_host_unregister(ljs_runtime_t *rt, const char *name);
+
+/* Arguments, 1-based as in Lua. A failed accessor returns LJS_ETYPE (or
+ * LJS_EINVAL for a missing argument) and sets the call's error message,
+ * e.g. "physics.raycast: argument 2 must be a number (got string)": return
+ * that code from the host function to raise it in the script. Numbers
+ * read as integers only when integral; integers read as numbers. An entity
+ * is an integer id or a table with an integer `id` (an entity's `self`).
+ * Thread: the host function's. */
+LJS_API int ljs_arg_count(const ljs_call_t *c);
+LJS_API ljs_type_t ljs_arg_type(const ljs_call_t *c, int i); /* LJS_TNIL when absent */
+LJS_API int ljs_arg_value(ljs_call_t *c, int i, ljs_value_t *out);
+LJS_API int ljs_arg_number(ljs_call_t *c, int i, double *out);
+LJS_API int ljs_arg_integer(ljs_call_t *c, int i, int64_t *out);
+LJS_API int ljs_arg_boolean(ljs_call_t *c, int i, int *out);
+LJS_API int ljs_arg_string(ljs_call_t *c, int i, const char **s, size_t *len);
+LJS_API int ljs_arg_entity(ljs_call_t *c, int i, ljs_entity_t *out);
+LJS_API int ljs_arg_table(ljs_call_t *c, int i, const ljs_pair_t **pairs, size_t *n);
+
+/* Results (parallel and read-only functions; at most 8), copied. A
+ * deferred function's results are refused (LJS_EINVAL). Returns LJS_OK,
+ * LJS_EINVAL, LJS_EFULL, LJS_ENOMEM. */
+LJS_API int ljs_ret_nil(ljs_call_t *c);
+LJS_API int ljs_ret_number(ljs_call_t *c, double v);
+LJS_API int ljs_ret_integer(ljs_call_t *c, int64_t v);
+LJS_API int ljs_ret_boolean(ljs_call_t *c, int v);
+LJS_API int ljs_ret_string(ljs_call_t *c, const char *s, size_t len);
+LJS_API int ljs_ret_entity(ljs_call_t *c, ljs_entity_t e);
+
+/* Set the call's error message (printf-style, prefixed with the function's
+ * name) and return LJS_ESCRIPT, for `return ljs_call_error(c, ...)`. */
+LJS_API int ljs_call_error(ljs_call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The entity whose call made this call (0 from a module's top level), the
+ * worker running it (0..workers-1; deferred: 0), and the function's name. */
+LJS_API ljs_entity_t ljs_call_entity(const ljs_call_t *c);
+LJS_API uint32_t ljs_call_worker(const ljs_call_t *c);
+LJS_API const char *ljs_call_name(const ljs_call_t *c);
+
+/* Events to the host: send(LJS_HOST_TARGET, name, payload) from a script
+ * (target 0) goes to the host, never to an entity. */
+#define LJS_HOST_TARGET 0
+
+typedef struct ljs_host_event_s {
+    ljs_entity_t sender; /* the entity that sent it */
+    uint64_t frame;      /* the frame it was sent in */
+    const char *name;
+    ljs_value_t payload; /* borrowed for the callback */
+} ljs_host_event_t;
+
+typedef void (*ljs_host_event_fn)(void *ud, const ljs_host_event_t *ev);
+
+/* Deliver events sent to the host to `fn` on the owner thread at the end of
+ * each ljs_frame (after the deferred calls), in (sender, sequence) order:
+ * the same for any worker count. fn == NULL: keep them for
+ * ljs_host_events_drain (the default). The callback runs inside ljs_frame:
+ * calls refused during a frame are refused there. Held events count
+ * against LJS_EVENT_MEM_MB; past it every held event is dropped, logged and
+ * counted (ljs_host_stats), never silently. Thread: owner, not during
+ * ljs_frame. Returns LJS_OK, LJS_EINVAL, LJS_EBUSY, LJS_EBADTHREAD. */
+LJS_API int ljs_host_events_set(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud);
+
+/* Hand every held host event to `fn`, oldest frame first, in the order
+ * above, then forget them. Thread: owner, between frames. Returns the
+ * number delivered. */
+LJS_API size_t ljs_host_events_drain(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud);
+
+typedef struct ljs_host_stats_s {
+    uint64_t functions;        /* registered in this runtime now */
+    uint64_t deferred_calls;   /* deferred calls run */
+    uint64_t deferred_errors;  /* deferred calls that returned an error (logged) */
+    uint64_t deferred_dropped; /* refused by LJS_CALL_QUEUE_KB / LJS_EVENT_MEM_MB or unregistered */
+    uint64_t events;           /* events sent to the host */
+    uint64_t events_delivered;
+    uint64_t events_dropped; /* past LJS_EVENT_MEM_MB while held (logged) */
+} ljs_host_stats_t;
+
+/* Thread: owner, between frames. Returns LJS_OK, LJS_EINVAL. */
+LJS_API int ljs_host_stats(const ljs_runtime_t *rt, ljs_host_stats_t *out);
+
+/* Deliver console lines to `fn` as they are made, from the thread that
+ * makes them (any worker, concurrently: fn must be thread-safe), instead
+ * of keeping them for ljs_console_drain; strings are borrowed for the
+ * call. The runtime's own messages (errors writing LJS_REPORT or LJS_TRACE
+ * at exit, say) come through it too. fn == NULL restores the ring.
+ * Thread: owner. Blocks: briefly. Returns LJS_OK, LJS_EINVAL, LJS_EBADTHREAD. */
+LJS_API int ljs_log_set(ljs_runtime_t *rt, ljs_log_fn fn, void *ud);
+
+typedef enum ljs_batch_kind_e {
+    LJS_BATCH_UPDATE = 0,
+    LJS_BATCH_EVENT = 1,
+    LJS_BATCH_RELOAD = 2
+} ljs_batch_kind_t;
+
+/* Profiler hooks (Tracy, Superluminal, an engine's own): each may be NULL,
+ * each is called on the thread it describes, concurrently across workers.
+ * thread_start runs on every worker's thread when the profiler is set (and
+ * thread_stop when it is replaced or the runtime is destroyed), so threads
+ * can be named. Unset, they cost one predictable branch per batch. */
+typedef struct ljs_profiler_s {
+    void (*thread_start)(void *ud, uint32_t worker);
+    void (*thread_stop)(void *ud, uint32_t worker);
+    /* A batch of `count` calls of `script`'s update, handlers or on_reload. */
+    void (*batch_begin)(void *ud, uint32_t worker, ljs_batch_kind_t kind, const char *script, uint32_t count);
+    void (*batch_end)(void *ud, uint32_t worker);
+    /* A worker with nothing to do goes to sleep / wakes up. */
+    void (*park_begin)(void *ud, uint32_t worker);
+    void (*park_end)(void *ud, uint32_t worker);
+    /* Managed GC work on one worker's state. */
+    void (*gc_begin)(void *ud, uint32_t worker);
+    void (*gc_end)(void *ud, uint32_t worker);
+    void *ud;
+} ljs_profiler_t;
+
+/* Set (copied) or clear (NULL) the profiler hooks. Thread: owner, not
+ * during ljs_frame. Blocks: yes (thread_start/stop run on each worker).
+ * Returns LJS_OK, LJS_EINVAL, LJS_EBUSY, LJS_ENOMEM, LJS_EBADTHREAD. */
+LJS_API int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p);
+
 #ifdef __cplusplus
 }
 #endif

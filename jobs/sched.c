@@ -106,6 +106,7 @@ struct ljs__sched_s {
     ljs__worker_start_fn on_start;
     ljs__worker_stop_fn on_stop;
     ljs__worker_idle_fn on_idle;
+    ljs__worker_park_fn on_park;
     void *ud;
     worker_t *workers;
 
@@ -300,6 +301,8 @@ static void park(ljs__sched_t *s, worker_t *w)
     /* seq_cst: the store half of the store-buffering pattern (see top). */
     atomic_fetch_or_explicit(&s->sleep_mask[word], bit, memory_order_seq_cst);
     if (!has_work(s, w) && !atomic_load_explicit(&s->stop, memory_order_acquire)) {
+        if (s->on_park)
+            s->on_park(s->ud, w->index, 1);
         pthread_mutex_lock(&w->park_mtx);
         if (atomic_load_explicit(&w->gen, memory_order_relaxed) == g &&
             !atomic_load_explicit(&s->stop, memory_order_acquire))
@@ -310,6 +313,8 @@ static void park(ljs__sched_t *s, worker_t *w)
                !atomic_load_explicit(&s->stop, memory_order_relaxed))
             pthread_cond_wait(&w->park_cv, &w->park_mtx);
         pthread_mutex_unlock(&w->park_mtx);
+        if (s->on_park)
+            s->on_park(s->ud, w->index, 0);
     }
     /* relaxed: clearing our own announcement orders nothing; a waker that
      * already cleared it has bumped gen, which only makes the next park
@@ -740,6 +745,7 @@ static ljs__sched_t *alloc_sched(const ljs__sched_opts_t *opts)
     s->on_start = opts->on_start;
     s->on_stop = opts->on_stop;
     s->on_idle = opts->on_idle;
+    s->on_park = opts->on_park;
     s->ud = opts->ud;
     atomic_init(&s->stop, 0);
     for (uint32_t k = 0; k < MASK_WORDS; k++)

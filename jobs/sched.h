@@ -47,12 +47,17 @@ typedef void (*ljs__worker_stop_fn)(void *ud, uint32_t worker);
  * It must be short: a job published meanwhile waits for it. */
 typedef int (*ljs__worker_idle_fn)(void *ud, uint32_t worker);
 
+/* Called on a worker's own thread around its sleep (begin = 1 before, 0
+ * after), only when it really goes to sleep: profilers show parked time. */
+typedef void (*ljs__worker_park_fn)(void *ud, uint32_t worker, int begin);
+
 typedef struct ljs__sched_opts_s {
     uint32_t workers;              /* 1..LJS_SCHED_MAX_WORKERS, including worker 0 */
     uint32_t spin;                 /* idle polls before parking (0 = park at once) */
     ljs__worker_start_fn on_start; /* may be NULL */
     ljs__worker_stop_fn on_stop;   /* may be NULL */
     ljs__worker_idle_fn on_idle;   /* may be NULL */
+    ljs__worker_park_fn on_park;   /* may be NULL */
     void *ud;
 } ljs__sched_opts_t;
 

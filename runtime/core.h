@@ -123,6 +123,12 @@ struct ljs_runtime_s {
      * it from their idle loop, so it is the only frame datum they may see
      * outside a job. */
     _Atomic uint64_t gc_idle_frame;
+    /* Engine bindings (host/host.c): host functions, deferred calls,
+     * events to the host. The profiler hooks are read by workers from
+     * batches, GC steps and parking, even between frames: an atomic
+     * pointer to an immutable copy (NULL: unset, one branch). */
+    struct ljs__host_s *host;
+    _Atomic(const ljs_profiler_t *) prof;
 };
 
 /* The worker of a state (stored in its extra space). Thread: same-worker. */

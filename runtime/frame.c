@@ -9,6 +9,7 @@
  * scheduling. */
 #include "runtime/clock.h"
 #include "runtime/error.h"
+#include "runtime/host/host.h"
 #include "runtime/scripts/exec.h"
 #include "runtime/runtime.h"
 #include "runtime/world/sort.h"
@@ -57,7 +58,9 @@ static int gather(ljs_runtime_t *rt)
         nbytes += out->nbytes;
         for (size_t k = 0; k < out->n; k++) {
             const ljs__msg_t *m = &out->msgs[k];
-            ljs__msgbuf_t *dst = m->kind == LJS__MSG_EVENT ? &rt->events : &rt->commands;
+            ljs__msgbuf_t *dst = m->kind != LJS__MSG_EVENT      ? &rt->commands
+                                 : m->target == LJS_HOST_TARGET ? ljs__host_events(rt)
+                                                                : &rt->events;
             if (ljs__msgbuf_append(dst, out, m) != 0)
                 rc = LJS_ENOMEM;
             else if (m->kind == LJS__MSG_EVENT)
@@ -296,6 +299,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__posts_apply(rt);
     ljs__query_sync(rt);
     rt->in_frame = 1;
+    ljs__host_dispatch(rt); /* deferred calls of on_reload, run between frames */
     rt->frame++;
     ljs__watchdog_frame(&rt->watchdog);
     ljs__gc_idle_open(rt, rt->frame); /* idle workers step their own GC */
@@ -311,6 +315,10 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     t[3] = ljs__now_ns();
     ljs__world_commit(&rt->world, rt->sched);
     ljs__gc_idle_open(rt, 0);
+    /* The frame's deferred host calls, then its events to the host, on
+     * this thread, before spawns and destroys apply. */
+    ljs__host_dispatch(rt);
+    ljs__host_events_frame(rt);
     rt->in_frame = 0;
     rt->view_epoch++; /* query views die with their frame */
     t[4] = ljs__now_ns();

@@ -294,8 +294,11 @@ static int write_report_file(ljs_runtime_t *rt, const char *path)
 
 void ljs__report_at_exit(ljs_runtime_t *rt)
 {
-    if (rt->cfg.report[0] != '\0' && write_report_file(rt, rt->cfg.report) != LJS_OK)
+    /* The host's log callback gets them if it set one; stderr otherwise. */
+    if (rt->cfg.report[0] != '\0' && write_report_file(rt, rt->cfg.report) != LJS_OK &&
+        !ljs__console_to_host(&rt->console, LJS_LOG_ERROR, ljs_last_error()))
         fprintf(stderr, "ljs: %s\n", ljs_last_error());
-    if (rt->trace != NULL && ljs__trace_write(rt->trace) != LJS_OK)
+    if (rt->trace != NULL && ljs__trace_write(rt->trace) != LJS_OK &&
+        !ljs__console_to_host(&rt->console, LJS_LOG_ERROR, ljs_last_error()))
         fprintf(stderr, "ljs: %s\n", ljs_last_error());
 }

@@ -10,6 +10,7 @@
 #include "runtime/scripts/api.h"
 #include "runtime/config.h"
 #include "runtime/error.h"
+#include "runtime/host/host.h"
 #include "runtime/lua/state.h"
 
 #include <lauxlib.h>
@@ -67,6 +68,8 @@ static int worker_start(void *ud, uint32_t w)
         lua_pushcfunction(wk->L, ljs__state_seal); /* after the API: it becomes read-only too */
         rc = lua_pcall(wk->L, 0, 0, 0);
     }
+    if (rc == LUA_OK && ljs__host_open(wk) != LJS_OK) /* host functions registered before create */
+        rc = LUA_ERRRUN;
     if (rc != LUA_OK) {
         lua_close(wk->L);
         wk->L = NULL;
@@ -81,6 +84,7 @@ static void worker_stop(void *ud, uint32_t w)
 {
     ljs_runtime_t *rt = ud;
     ljs__worker_t *wk = &rt->workers[w];
+    ljs__host_prof_thread(rt, w, 0);
     for (uint32_t i = 0; i < wk->ninst; i++)
         free(wk->inst[i].handler_refs); /* the refs die with the state */
     free(wk->inst);
@@ -105,6 +109,7 @@ static int start_scheduler(ljs_runtime_t *rt)
         .on_start = worker_start,
         .on_stop = worker_stop,
         .on_idle = ljs__gc_idle,
+        .on_park = ljs__host_prof_park,
         .ud = rt,
     };
     int rc = ljs__sched_create(&opts, &rt->sched);
@@ -171,8 +176,12 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail_console;
     }
-    if ((rc = start_scheduler(rt)) != LJS_OK)
+    if (ljs__host_create(rt) != LJS_OK) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail_cache;
+    }
+    if ((rc = start_scheduler(rt)) != LJS_OK)
+        goto fail_host;
     if (ljs__watch_create(rt, &rt->watch) != LJS_OK) {
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail_sched;
@@ -193,6 +202,8 @@ fail_sched:
     ljs__watch_destroy(rt->watch);
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
+fail_host:
+    ljs__host_destroy(rt);
 fail_cache:
     ljs__cache_release();
 fail_console:
@@ -217,6 +228,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     ljs__watch_destroy(rt->watch);
     ljs__watchdog_stop(&rt->watchdog);
     ljs__sched_destroy(rt->sched);
+    ljs__host_destroy(rt);
     ljs__cache_release();
     ljs__trace_destroy(rt->trace);
     free(rt->rep_states);

@@ -116,6 +116,19 @@ static void account(ljs__worker_t *w, size_t before, double ms)
         w->gc.st.freed_bytes += before - after;
 }
 
+/* Profiler hooks around GC work (ljs_profiler_set); unset: one branch.
+ * acquire: pairs with ljs_profiler_set's release. */
+static void prof_gc(const ljs_runtime_t *rt, uint32_t worker, int begin)
+{
+    const ljs_profiler_t *p = atomic_load_explicit(&rt->prof, memory_order_acquire);
+    if (p == NULL)
+        return;
+    if (begin && p->gc_begin)
+        p->gc_begin(p->ud, worker);
+    else if (!begin && p->gc_end)
+        p->gc_end(p->ud, worker);
+}
+
 static uint32_t kib(size_t bytes)
 {
     return (uint32_t)(bytes >> 10);
@@ -147,11 +160,13 @@ int ljs__gc_idle(void *ud, uint32_t worker)
         w->gc.idle_frame = frame;
         w->gc.idle_used_ms = 0.0;
     }
+    prof_gc(rt, worker, 1);
     uint64_t t0 = ljs__now_ns();
     size_t before = current(w);
     reset_debt(w);
     step(w);
     uint64_t t1 = ljs__now_ns();
+    prof_gc(rt, worker, 0);
     double ms = (double)(t1 - t0) / 1e6;
     ljs__trace_add(rt->trace, worker, LJS__SPAN_GC_IDLE, UINT32_MAX, t0, t1, kib(before), kib(current(w)));
     w->gc.idle_used_ms += ms;
@@ -168,6 +183,7 @@ static void gc_job(void *arg, uint32_t worker)
     ljs_runtime_t *rt = arg;
     ljs__worker_t *w = &rt->workers[worker];
     const ljs_config_t *cfg = &rt->cfg;
+    prof_gc(rt, worker, 1);
     uint64_t t0ns = ljs__now_ns();
     double t0 = (double)t0ns / 1e6;
     size_t before = current(w);
@@ -187,6 +203,7 @@ static void gc_job(void *arg, uint32_t worker)
         lua_gc(w->L, LUA_GCSTOP);
     }
     uint64_t t1 = ljs__now_ns();
+    prof_gc(rt, worker, 0);
     double ms = (double)(t1 - t0ns) / 1e6;
     ljs__trace_add(rt->trace, worker, full ? LJS__SPAN_GC_FULL : LJS__SPAN_GC, UINT32_MAX, t0ns, t1,
                    kib(before), kib(current(w)));

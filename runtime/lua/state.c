@@ -300,6 +300,12 @@ void ljs__state_env_push(lua_State *L)
     int base = lua_gettop(L);
     lua_newtable(L); /* the script's globals: a copy of the base */
     int own = lua_gettop(L);
+    /* Globals it lacks are read from the base, so host namespaces added
+     * after the script loaded (host/host.c) reach it too. */
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, base);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, own);
     lua_pushnil(L);
     while (lua_next(L, base) != 0) {
         lua_pushvalue(L, -2);

@@ -45,6 +45,17 @@ void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t frame, uin
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    /* With a log callback the line goes there, from this thread, and is
+     * not kept: fn and ud are read together under the lock. */
+    pthread_mutex_lock(&c->lock);
+    ljs_log_fn fn = c->fn;
+    void *ud = c->ud;
+    pthread_mutex_unlock(&c->lock);
+    if (fn != NULL) {
+        ljs_log_line_t line = {sev, frame, entity, script ? script : "", buf};
+        fn(ud, &line);
+        return;
+    }
     /* Copy outside the lock; a failed copy degrades to an empty string. */
     char *text = strdup(buf);
     char *sc = strdup(script ? script : "");
@@ -72,6 +83,32 @@ uint64_t ljs__console_dropped(ljs__console_t *c)
     uint64_t d = c->dropped;
     pthread_mutex_unlock(&c->lock);
     return d;
+}
+
+int ljs__console_to_host(ljs__console_t *c, ljs_severity_t sev, const char *text)
+{
+    pthread_mutex_lock(&c->lock);
+    ljs_log_fn fn = c->fn;
+    void *ud = c->ud;
+    pthread_mutex_unlock(&c->lock);
+    if (fn == NULL)
+        return 0;
+    ljs_log_line_t line = {sev, 0, 0, "", text};
+    fn(ud, &line);
+    return 1;
+}
+
+int ljs_log_set(ljs_runtime_t *rt, ljs_log_fn fn, void *ud)
+{
+    if (rt == NULL)
+        return LJS_EINVAL;
+    LJS_CHECK_OWNER(rt, "ljs_log_set");
+    ljs__console_t *c = &rt->console;
+    pthread_mutex_lock(&c->lock);
+    c->fn = fn;
+    c->ud = ud;
+    pthread_mutex_unlock(&c->lock);
+    return LJS_OK;
 }
 
 /* The callback runs without the console lock: each line is taken out of

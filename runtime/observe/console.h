@@ -25,6 +25,8 @@ typedef struct ljs__console_s {
     ljs__console_line_t *lines;
     uint32_t cap, head, count;
     uint64_t dropped;
+    ljs_log_fn fn; /* ljs_log_set: lines go there as made (guarded by lock) */
+    void *ud;
 } ljs__console_t;
 
 LJS_HIDDEN int ljs__console_init(ljs__console_t *c, uint32_t cap);
@@ -36,5 +38,9 @@ LJS_HIDDEN void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t
     __attribute__((format(printf, 6, 7)));
 
 LJS_HIDDEN uint64_t ljs__console_dropped(ljs__console_t *c);
+
+/* Hand a message to the log callback if one is set (for messages that
+ * would go to stderr). Thread: any. Returns 1 if delivered. */
+LJS_HIDDEN int ljs__console_to_host(ljs__console_t *c, ljs_severity_t sev, const char *text);
 
 #endif

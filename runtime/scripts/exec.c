@@ -311,6 +311,20 @@ static void meter_stop(ljs__worker_t *w, const meter_t *m, uint32_t script, ljs_
     ljs__trace_add(w->rt->trace, w->index, kind, w->rt->scripts[script].trace_name, m->t0, t1, first, count);
 }
 
+/* Profiler hooks around a batch (ljs_profiler_set). Unset: one load and a
+ * predictable branch. acquire: pairs with ljs_profiler_set's release. */
+static inline void prof_batch(const ljs__worker_t *w, int begin, ljs_batch_kind_t kind, uint32_t script,
+                              uint32_t count)
+{
+    const ljs_profiler_t *p = atomic_load_explicit(&w->rt->prof, memory_order_acquire);
+    if (__builtin_expect(p == NULL, 1))
+        return;
+    if (begin && p->batch_begin)
+        p->batch_begin(p->ud, w->index, kind, w->rt->scripts[script].name, count);
+    else if (!begin && p->batch_end)
+        p->batch_end(p->ud, w->index);
+}
+
 static void mark_dirty(ljs__world_t *world, const uint32_t *ids, uint32_t n)
 {
     /* Many batches may set the same flag: a relaxed store of 1 is enough,
@@ -328,7 +342,9 @@ void ljs__exec_updates(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
     meter_t m = meter_start(w);
     w->cur_script = ph->script;
     w->dt = ph->dt;
+    prof_batch(w, 1, LJS_BATCH_UPDATE, ph->script, end - begin);
     run_batch(&b, run_updates);
+    prof_batch(w, 0, LJS_BATCH_UPDATE, ph->script, 0);
     meter_stop(w, &m, ph->script, LJS__SPAN_BATCH_UPDATE, begin, end - begin);
     /* Counted per batch, not per call: failed calls count too. */
     w->updates += end - begin;
@@ -347,7 +363,9 @@ void ljs__exec_events(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
     batch_t b = {ph, w, s, &w->inst[ph->script], ph->groups[begin], ph->groups[end], "event"};
     meter_t m = meter_start(w);
     w->cur_script = ph->script;
+    prof_batch(w, 1, LJS_BATCH_EVENT, ph->script, ph->groups[end] - ph->groups[begin]);
     run_batch(&b, run_events);
+    prof_batch(w, 0, LJS_BATCH_EVENT, ph->script, 0);
     meter_stop(w, &m, ph->script, LJS__SPAN_BATCH_EVENT, ph->groups[begin],
                ph->groups[end] - ph->groups[begin]);
     mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
@@ -361,7 +379,9 @@ void ljs__exec_reloads(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
     batch_t b = {ph, w, s, &w->inst[ph->script], begin, end, "on_reload"};
     meter_t m = meter_start(w);
     w->cur_script = ph->script;
+    prof_batch(w, 1, LJS_BATCH_RELOAD, ph->script, end - begin);
     run_batch(&b, run_reloads);
+    prof_batch(w, 0, LJS_BATCH_RELOAD, ph->script, 0);
     meter_stop(w, &m, ph->script, LJS__SPAN_BATCH_RELOAD, begin, end - begin);
     w->sstat[ph->script].calls += end - begin;
     mark_dirty(&ph->rt->world, s->field_ids, s->nfields);

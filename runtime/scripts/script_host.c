@@ -6,6 +6,7 @@
 #include "runtime/error.h"
 #include "runtime/scripts/exec.h"
 #include "runtime/core.h"
+#include "runtime/host/host.h"
 #include "runtime/scripts/script_host.h"
 
 #include <errno.h>
@@ -195,7 +196,7 @@ static ljs__script_t *live_script(const ljs_runtime_t *rt, ljs_script_t s)
  * bytecode cache, and instantiate it on every worker (worker 0 first, which
  * reads the metadata), all or nothing. `name` is taken. On failure the
  * slot is freed and ljs_last_error says why. Thread: owner. */
-static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
+static int load_version_body(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
 {
     int rc;
     ljs__script_t *s = &rt->scripts[id];
@@ -259,6 +260,16 @@ static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *
         ljs__world_forget_since(&rt->world, nfields0, ntags0);
     }
     free(job);
+    return rc;
+}
+
+/* Deferred host calls made by the module's top level run only if the load
+ * (or reload) succeeds. */
+static int load_version(ljs_runtime_t *rt, uint32_t id, const char *path, char *name)
+{
+    ljs__host_load_begin(rt);
+    int rc = load_version_body(rt, id, path, name);
+    ljs__host_load_end(rt, rc == LJS_OK);
     return rc;
 }
 
