@@ -3,6 +3,7 @@
 #   make test-asan    build-asan/ (-DLJS_SANITIZE=address: ASan+UBSan, no mimalloc)
 #   make test-tsan    build-tsan/ (-DLJS_SANITIZE=thread)
 #   make lint         cppcheck + clang-tidy + clang-format --dry-run (.ci/lint)
+#   make fuzz         build-fuzz/ (clang, -DLJS_FUZZ=ON), each libFuzzer target FUZZ_SECONDS
 #   make demo         ./build/ljs-run examples/arena --seconds 5
 #   make bench        ./build/ljs-bench $(BENCH_ARGS)
 #   make soak         ./build/ljs-soak --duration $(SOAK_DURATION) (CSV + 2 PNGs in build/soak/)
@@ -13,7 +14,7 @@
 #   make clean        remove build*/ directories
 # Variables: PREFIX (/usr/local), BUILD_TYPE (RelWithDebInfo), CMAKE_FLAGS (extra
 # -D options), CTEST_FLAGS, BENCH_ARGS, DEMO_ARGS, SOAK_DURATION (10m), SOAK_ARGS,
-# JOBS (nproc), LJS_SKIP_DEPS=1.
+# JOBS (nproc), FUZZ_SECONDS (60 per target), FUZZ_TARGETS (all), LJS_SKIP_DEPS=1.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -29,12 +30,16 @@ DEMO_ARGS   ?= examples/arena --seconds 5
 SOAK_DURATION ?= 10m
 SOAK_ARGS   ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= codec cache scene script snapshot
 
 # Debian packages: building and testing; linting. gcc brings libasan/libtsan.
 # libc6-dev is only a Recommends of gcc, so name it (--no-install-recommends).
 DEPS_PKGS := liblua5.4-dev libck-dev libmimalloc-dev libcmocka-dev lua5.4 pkg-config cmake make gcc libc6-dev
 LINT_PKGS := cppcheck clang-tidy clang-format
 PLOT_PKGS := gnuplot-nox
+# libFuzzer and clang's sanitizer runtimes.
+FUZZ_PKGS := clang libclang-rt-14-dev
 
 # sudo only when not root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -67,12 +72,13 @@ define ctest_run
 endef
 
 .PHONY: all deps deps-lint configure build test build-asan test-asan build-tsan test-tsan \
-        lint demo bench install test-install clean help soak soak-asan soak-tsan benchmarks-md
+        lint demo bench install test-install clean help soak soak-asan soak-tsan benchmarks-md \
+        build-fuzz fuzz
 
 all: build
 
 help:
-	@sed -n '2,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	$(call apt_ensure,$(DEPS_PKGS))
@@ -104,6 +110,37 @@ test-tsan: build-tsan
 
 lint: deps deps-lint configure
 	.ci/lint build
+
+# libFuzzer targets (fuzz/, README "Fuzzing"). Each runs FUZZ_SECONDS on a
+# scratch corpus seeded from fuzz/corpus/<target>/ (new inputs stay in
+# build-fuzz/corpus/); a crash, leak, timeout or broken invariant fails the
+# target and leaves its input in build-fuzz/crashes/. Every target runs even
+# if one fails. The timeout is wall-clock and generous (the scripts' own CPU
+# timeout is 200 ms) so a loaded shared machine does not fail a sound run.
+build-fuzz: deps
+	$(call apt_ensure,$(FUZZ_PKGS))
+	$(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_C_COMPILER=clang -DLJS_FUZZ=ON \
+	    -DLJS_BUILD_TESTS=OFF -DLJS_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(CMAKE) --build build-fuzz -j$(JOBS) --target fuzzers
+
+fuzz: build-fuzz
+	@mkdir -p build-fuzz/crashes; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build-fuzz/corpus/$$t; dict=""; \
+	    if [ -f fuzz/$$t.dict ]; then dict=-dict=fuzz/$$t.dict; fi; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	        ./build-fuzz/fuzz/fuzz_$$t build-fuzz/corpus/$$t fuzz/corpus/$$t \
+	        -max_total_time=$(FUZZ_SECONDS) -timeout=60 -rss_limit_mb=2048 -max_len=4096 \
+	        -close_fd_mask=1 -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/$$t- $$dict \
+	        >build-fuzz/fuzz-$$t.log 2>&1; then \
+	        echo "fuzz: $$t OK ($$(grep -o 'stat::number_of_executed_units: *[0-9]*' build-fuzz/fuzz-$$t.log | grep -o '[0-9]*$$') runs)"; \
+	    else \
+	        echo "fuzz: $$t FAILED (build-fuzz/fuzz-$$t.log):"; tail -n 40 build-fuzz/fuzz-$$t.log; \
+	        failed="$$failed $$t"; \
+	    fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs in build-fuzz/crashes/)"; exit 1; fi
 
 demo: build
 	@test -x build/ljs-run || { echo "demo: build/ljs-run was not built (tools/*.c missing?)" >&2; exit 1; }
@@ -142,4 +179,4 @@ test-install: build
 	tests/install/run.sh build
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -170,10 +170,15 @@ typedef struct spawn_ctx_s {
     const char *script;
 } spawn_ctx_t;
 
-static void spawn_field(void *ud, const char *key, ljs_type_t type, double n, int64_t i)
+static void spawn_field(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i)
 {
     spawn_ctx_t *c = ud;
     ljs__world_t *w = &c->rt->world;
+    if (strlen(key) != key_len) { /* field names are C strings: "hp\0x" is not "hp" */
+        ljs__console_log(&c->rt->console, LJS_LOG_WARN, c->rt->frame, 0, c->script,
+                         "spawn(\"%s\"): a field name holding a NUL byte ignored", c->script);
+        return;
+    }
     int f = ljs__world_field_find(w, key);
     ljs__value_t v;
     ljs_type_t ft = f >= 0 ? w->fields[f].type : LJS_TNIL;
@@ -195,6 +200,11 @@ static void apply_spawn(ljs_runtime_t *rt, const ljs__msg_t *m)
     const char *name = ljs__msg_name(&rt->commands, m);
     ljs_script_t s;
     uint64_t id;
+    if (strlen(name) != ljs__msg_name_len(&rt->commands, m)) { /* script names are C strings */
+        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, "",
+                         "spawn: script name '%s...' holds a NUL byte", name);
+        return;
+    }
     if (ljs_script_find(rt, name, &s) != LJS_OK) {
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, "", "spawn: no script named '%s'",
                          name);
@@ -211,7 +221,7 @@ static void apply_spawn(ljs_runtime_t *rt, const ljs__msg_t *m)
         return;
     }
     spawn_ctx_t c = {rt, slot, name};
-    ljs__msg_visit(&rt->commands, m, spawn_field, &c);
+    (void)ljs__msg_visit(&rt->commands, m, spawn_field, &c); /* our own encoding: well formed */
 }
 
 static void apply_commands(ljs_runtime_t *rt)

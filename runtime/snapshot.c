@@ -34,7 +34,7 @@
 #include <string.h>
 
 #define MAGIC "LJSWORLD"
-#define VERSION 1u
+#define VERSION 2u /* 2: event bytes carry their name's length (event.c) */
 #define HEADER_BYTES LJS__SNAPSHOT_HEADER
 #define MAX_SLOTS (1u << 28)
 #define MAX_NAME 255u
@@ -262,63 +262,16 @@ static int get_name(rbuf_t *r, char out[MAX_NAME + 1], int may_be_empty)
     return 0;
 }
 
-/* One encoded payload value (event.c's layout); advances *p. */
-static int valid_value(const unsigned char **p, const unsigned char *end, int scalar_only)
-{
-    if (*p >= end)
-        return 0;
-    unsigned char tag = *(*p)++;
-    size_t left = (size_t)(end - *p);
-    uint32_t len;
-    switch (tag) {
-    case 'n':
-        return 1;
-    case 'b':
-        if (left < 1 || **p > 1)
-            return 0;
-        *p += 1;
-        return 1;
-    case 'i':
-    case 'd':
-        if (left < 8)
-            return 0;
-        *p += 8;
-        return 1;
-    case 's':
-        if (left < 4)
-            return 0;
-        memcpy(&len, *p, 4);
-        if (left - 4 < (size_t)len + 1 || (*p)[4 + len] != '\0')
-            return 0;
-        *p += 4 + (size_t)len + 1;
-        return 1;
-    case 't':
-        if (scalar_only || left < 4)
-            return 0;
-        memcpy(&len, *p, 4);
-        *p += 4;
-        if (len > 256)
-            return 0;
-        for (uint32_t k = 0; k < len; k++) {
-            unsigned char kt = *p < end ? **p : 0;
-            if ((kt != 'i' && kt != 's') || !valid_value(p, end, 1) || !valid_value(p, end, 1))
-                return 0;
-        }
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* An event's bytes: a non-empty NUL-terminated name, then exactly one
- * payload value, nothing after it. */
+/* An event's bytes: one message in event.c's layout, checked by the codec
+ * itself (bounds-checked and fuzzed: one definition of "well formed"), with
+ * a name ljs_send and send() would accept. */
 static int valid_event(const unsigned char *p, size_t len)
 {
-    const unsigned char *end = p + len, *nul = memchr(p, 0, len);
-    if (nul == NULL || nul == p)
+    ljs__msg_t m = {0, 0, 0, LJS__MSG_EVENT, 0, len};
+    ljs__msgbuf_t one = {&m, 1, 1, (unsigned char *)p, len, len};
+    if (ljs__msg_check(&one, &m) != 0)
         return 0;
-    const unsigned char *q = nul + 1;
-    return valid_value(&q, end, 0) && q == end;
+    return ljs__event_name_ok(ljs__msg_name(&one, &m), ljs__msg_name_len(&one, &m));
 }
 
 typedef struct parsed_s {

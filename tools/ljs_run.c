@@ -20,6 +20,7 @@
  * failed to load), 2 usage (bad arguments or a bad LJS_* environment
  * variable).
  */
+#include "tools/scene.h"
 #include "tools/summary.h"
 
 #include <ljs.h>
@@ -274,39 +275,6 @@ static int exec_file(int argc, char **argv)
  * Scene
  * ======================================================================== */
 
-#define SCENE_MAX_LINES 64
-#define SCENE_NAME_MAX 64
-
-#define SCENE_MAX_BROKEN 64
-
-typedef struct scene_line_s {
-    char name[SCENE_NAME_MAX];
-    long count;
-    int fixed;
-    ljs_script_t script;
-    /* The line's script failed to load: its entities wait, with the point of
-     * the position stream they would have started at, so they get the same
-     * starting fields once the script loads. */
-    int pending;
-    long pending_count;
-    uint64_t rng_at;
-} scene_line_t;
-
-/* A script file that failed to load, retried whenever it changes. */
-typedef struct broken_s {
-    char path[PATH_MAX];
-    char name[SCENE_NAME_MAX];
-    struct stat st; /* as last tried */
-    int loaded;
-} broken_t;
-
-typedef struct scene_s {
-    scene_line_t lines[SCENE_MAX_LINES];
-    size_t n;
-    broken_t broken[SCENE_MAX_BROKEN];
-    size_t nbroken;
-} scene_t;
-
 static int parse_scene(const char *dir, scene_t *sc)
 {
     char path[PATH_MAX];
@@ -316,37 +284,8 @@ static int parse_scene(const char *dir, scene_t *sc)
         fprintf(stderr, "ljs-run: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
-    char buf[512];
-    int lineno = 0, rc = 0;
-    sc->n = 0;
-    while (rc == 0 && fgets(buf, sizeof buf, f) != NULL) {
-        lineno++;
-        char *hash = strchr(buf, '#');
-        if (hash != NULL)
-            *hash = '\0';
-        char name[SCENE_NAME_MAX], count[32], flag[32], extra[2];
-        int k = sscanf(buf, "%63s %31s %31s %1s", name, count, flag, extra);
-        if (k <= 0)
-            continue;
-        long c;
-        if (k < 2 || k > 3 || parse_long(count, 0, 100000000, &c) != 0 || (k == 3 && strcmp(flag, "fixed"))) {
-            fprintf(stderr, "ljs-run: %s:%d: expected 'NAME COUNT [fixed]'\n", path, lineno);
-            rc = -1;
-        } else if (sc->n == SCENE_MAX_LINES) {
-            fprintf(stderr, "ljs-run: %s:%d: more than %d lines\n", path, lineno, SCENE_MAX_LINES);
-            rc = -1;
-        } else {
-            scene_line_t *l = &sc->lines[sc->n++];
-            snprintf(l->name, sizeof l->name, "%s", name);
-            l->count = c;
-            l->fixed = k == 3;
-        }
-    }
+    int rc = scene_parse(f, path, sc, stderr);
     fclose(f);
-    if (rc == 0 && sc->n == 0) {
-        fprintf(stderr, "ljs-run: %s names no scripts\n", path);
-        rc = -1;
-    }
     return rc;
 }
 

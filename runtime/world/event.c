@@ -1,9 +1,20 @@
 /* event.c - message buffers and the payload codec (see event.h).
  *
- * Encoding, after the NUL-terminated name: one value, where a value is
- *   'n' | 'd' double | 'i' int64 | 'b' u8 | 's' u32 len, bytes, NUL
- *   | 't' u32 count, then count (key, value) pairs, keys 'i' or 's',
- * integer keys ascending first, then string keys in byte order. */
+ * Encoding (host byte order: bytes never leave the process):
+ *   message = u32 name_len, name bytes, NUL, value
+ *   value   = 'n' | 'd' double | 'i' int64 | 'b' u8 (0 or 1)
+ *           | 's' u32 len, bytes, NUL
+ *           | 't' u32 count (<= 256), then count (key, scalar) pairs, keys
+ *             'i' or 's', integer keys ascending first, then string keys in
+ *             byte order (only at the top: payload tables are flat).
+ * Names and strings carry their length, so embedded NULs travel whole; the
+ * trailing NUL only lets a consumer that wants a C string check
+ * strlen(s) == len and refuse the rest.
+ *
+ * Decoding trusts nothing but the message's (off, len): every read is
+ * bounds-checked and a message is validated whole before anything is
+ * pushed or visited, so no byte sequence reads out of bounds or leaves a
+ * half-built value (fuzz/fuzz_codec.c, tests/test_codec.c). */
 #include "runtime/world/event.h"
 
 #include "runtime/world/sort.h"
@@ -29,6 +40,8 @@ void ljs__msgbuf_clear(ljs__msgbuf_t *b)
 
 static int reserve_bytes(ljs__msgbuf_t *b, size_t more)
 {
+    if (more > SIZE_MAX / 4 - b->nbytes) /* the doubling below cannot overflow */
+        return -1;
     if (b->nbytes + more <= b->bytes_cap)
         return 0;
     size_t cap = b->bytes_cap ? b->bytes_cap : 4096;
@@ -44,6 +57,8 @@ static int reserve_bytes(ljs__msgbuf_t *b, size_t more)
 
 static int reserve_msgs(ljs__msgbuf_t *b, size_t more)
 {
+    if (more > SIZE_MAX / 4 / sizeof *b->msgs - b->n)
+        return -1;
     if (b->n + more <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 256;
@@ -81,10 +96,18 @@ static int put_u8(ljs__msgbuf_t *b, unsigned char c)
     return put(b, &c, 1);
 }
 
+/* Callers check len <= LJS__MSG_STR_MAX first (a longer string would not
+ * fit the u32 length). */
 static int put_str(ljs__msgbuf_t *b, const char *s, size_t len)
 {
     uint32_t n = (uint32_t)len;
     return put_u8(b, 's') || put(b, &n, 4) || put(b, s, len) || put_u8(b, 0);
+}
+
+static int put_name(ljs__msgbuf_t *b, const char *name, size_t len)
+{
+    uint32_t n = (uint32_t)len;
+    return put(b, &n, 4) || put(b, name, len) || put_u8(b, 0);
 }
 
 int ljs__msgbuf_append(ljs__msgbuf_t *dst, const ljs__msgbuf_t *src, const ljs__msg_t *m)
@@ -139,6 +162,12 @@ static void oom(lua_State *L)
     luaL_error(L, "out of memory encoding a message");
 }
 
+static void check_len(lua_State *L, size_t len, const char *what)
+{
+    if (len > LJS__MSG_STR_MAX)
+        luaL_error(L, "bad payload: %s of %zu bytes (at most %zu)", what, len, (size_t)LJS__MSG_STR_MAX);
+}
+
 static void put_scalar_lua(lua_State *L, ljs__msgbuf_t *b, int idx, const char *where)
 {
     int r = 0;
@@ -161,6 +190,7 @@ static void put_scalar_lua(lua_State *L, ljs__msgbuf_t *b, int idx, const char *
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
+        check_len(L, len, "string");
         r = put_str(b, s, len);
         break;
     }
@@ -208,6 +238,7 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
             /* The key string stays alive: the table holds it. */
             keys[n] = (key_t_){0, 0, NULL, 0};
             keys[n].s = lua_tolstring(L, -2, &keys[n].len);
+            check_len(L, keys[n].len, "table key");
         } else {
             luaL_error(L, "bad payload: table key of type %s (keys must be strings or integers)",
                        luaL_typename(L, -2));
@@ -242,7 +273,9 @@ void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, c
 {
     idx = lua_absindex(L, idx);
     size_t start = b->nbytes;
-    if (reserve_msg(b) || put(b, name, name_len) || put_u8(b, 0))
+    if (name_len > LJS__MSG_STR_MAX)
+        luaL_error(L, "message name of %zu bytes (at most %zu)", name_len, (size_t)LJS__MSG_STR_MAX);
+    if (reserve_msg(b) || put_name(b, name, name_len))
         oom(L);
     if (lua_type(L, idx) == LUA_TTABLE)
         put_table_lua(L, b, idx);
@@ -268,7 +301,7 @@ static int put_kv_value(ljs__msgbuf_t *b, const ljs_kv_t *kv)
     case LJS_TBOOLEAN:
         return put_u8(b, 'b') || put_u8(b, kv->v.b != 0) ? LJS_ENOMEM : LJS_OK;
     case LJS_TSTRING:
-        if (kv->v.s == NULL)
+        if (kv->v.s == NULL || strlen(kv->v.s) > LJS__MSG_STR_MAX)
             return LJS_EINVAL;
         return put_str(b, kv->v.s, strlen(kv->v.s)) ? LJS_ENOMEM : LJS_OK;
     }
@@ -285,9 +318,9 @@ int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
     const ljs_kv_t *sorted[MAX_PAYLOAD_KEYS];
     size_t start = b->nbytes;
     int rc = LJS_OK;
-    if (n > MAX_PAYLOAD_KEYS || (n > 1 && kv == NULL))
+    if (n > MAX_PAYLOAD_KEYS || (n > 0 && kv == NULL) || strlen(name) > LJS__MSG_STR_MAX)
         return LJS_EINVAL;
-    if (reserve_msg(b) || put(b, name, strlen(name) + 1))
+    if (reserve_msg(b) || put_name(b, name, strlen(name)))
         return LJS_ENOMEM;
     if (n == 0) {
         rc = put_u8(b, 'n') ? LJS_ENOMEM : LJS_OK;
@@ -295,7 +328,7 @@ int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
         rc = put_kv_value(b, &kv[0]);
     } else {
         for (size_t i = 0; i < n; i++) {
-            if (kv[i].key == NULL)
+            if (kv[i].key == NULL || strlen(kv[i].key) > LJS__MSG_STR_MAX)
                 rc = LJS_EINVAL;
             sorted[i] = &kv[i];
         }
@@ -323,84 +356,199 @@ int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
 
 /* ---- decoding ------------------------------------------------------------------ */
 
+/* A bounds-checked reader over one message's bytes. */
+typedef struct cur_s {
+    const unsigned char *p, *end;
+} cur_t;
+
+static int take(cur_t *c, void *out, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n)
+        return -1;
+    memcpy(out, c->p, n);
+    c->p += n;
+    return 0;
+}
+
+typedef struct val_s {
+    ljs_type_t type;
+    double n;
+    int64_t i;
+    const char *s;
+    size_t len;
+} val_t;
+
+/* A length-prefixed byte string followed by its NUL. */
+static int take_str(cur_t *c, val_t *v)
+{
+    uint32_t len;
+    if (take(c, &len, 4) || (size_t)(c->end - c->p) <= len || c->p[len] != 0)
+        return -1;
+    v->type = LJS_TSTRING;
+    v->s = (const char *)c->p;
+    v->len = len;
+    c->p += (size_t)len + 1;
+    return 0;
+}
+
+/* One scalar. Returns 0, or -1 if the bytes are not one. */
+static int take_scalar(cur_t *c, val_t *v)
+{
+    unsigned char tag, byte;
+    memset(v, 0, sizeof *v);
+    if (take(c, &tag, 1))
+        return -1;
+    switch (tag) {
+    case 'n':
+        v->type = LJS_TNIL;
+        return 0;
+    case 'd':
+        v->type = LJS_TNUMBER;
+        return take(c, &v->n, 8);
+    case 'i':
+        v->type = LJS_TINTEGER;
+        return take(c, &v->i, 8);
+    case 'b':
+        v->type = LJS_TBOOLEAN;
+        if (take(c, &byte, 1) || byte > 1)
+            return -1;
+        v->i = byte;
+        return 0;
+    case 's':
+        return take_str(c, v);
+    default:
+        return -1;
+    }
+}
+
+/* A table key: 'i' or 's' only (what the encoders write). */
+static int take_key(cur_t *c, val_t *v)
+{
+    memset(v, 0, sizeof *v);
+    if (c->p == c->end || (*c->p != 'i' && *c->p != 's'))
+        return -1;
+    return take_scalar(c, v);
+}
+
+/* The message's name and a cursor over its payload, or -1 if the message's
+ * span or name is malformed. */
+static int open_msg(const ljs__msgbuf_t *b, const ljs__msg_t *m, val_t *name, cur_t *c)
+{
+    if (b->bytes == NULL || m->off > b->nbytes || m->len > b->nbytes - m->off)
+        return -1;
+    c->p = b->bytes + m->off;
+    c->end = c->p + m->len;
+    uint32_t len;
+    if (take(c, &len, 4) || (size_t)(c->end - c->p) <= len || c->p[len] != 0)
+        return -1;
+    name->s = (const char *)c->p;
+    name->len = len;
+    c->p += (size_t)len + 1;
+    return 0;
+}
+
+/* Validate the payload at c (a scalar, or a flat table of at most
+ * MAX_PAYLOAD_KEYS entries) ending exactly at c->end; *cnt gets the entry
+ * count (0 for a scalar). */
+static int check_payload(cur_t c, int *is_table, uint32_t *cnt)
+{
+    val_t k, v;
+    *is_table = 0;
+    *cnt = 0;
+    if (c.p < c.end && *c.p == 't') {
+        c.p++;
+        if (take(&c, cnt, 4) || *cnt > MAX_PAYLOAD_KEYS)
+            return -1;
+        *is_table = 1;
+        for (uint32_t e = 0; e < *cnt; e++)
+            if (take_key(&c, &k) || take_scalar(&c, &v))
+                return -1;
+    } else if (take_scalar(&c, &v)) {
+        return -1;
+    }
+    return c.p == c.end ? 0 : -1;
+}
+
+int ljs__msg_check(const ljs__msgbuf_t *b, const ljs__msg_t *m)
+{
+    val_t name;
+    cur_t c;
+    int is_table;
+    uint32_t cnt;
+    return open_msg(b, m, &name, &c) || check_payload(c, &is_table, &cnt) ? -1 : 0;
+}
+
 const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m)
 {
-    return (const char *)b->bytes + m->off;
+    val_t name;
+    cur_t c;
+    return open_msg(b, m, &name, &c) ? "" : name.s;
 }
 
-/* Read one value at *p, advancing it; pushes it when L != NULL. */
-static void read_value(lua_State *L, const unsigned char **p, ljs_type_t *type, double *n, int64_t *i,
-                       const char **s)
+size_t ljs__msg_name_len(const ljs__msgbuf_t *b, const ljs__msg_t *m)
 {
-    unsigned char tag = *(*p)++;
-    uint32_t len;
-    *type = LJS_TNIL;
-    switch (tag) {
-    case 'd':
-        memcpy(n, *p, 8);
-        *p += 8;
-        *type = LJS_TNUMBER;
-        if (L)
-            lua_pushnumber(L, *n);
+    val_t name;
+    cur_t c;
+    return open_msg(b, m, &name, &c) ? 0 : name.len;
+}
+
+static void push_val(lua_State *L, const val_t *v)
+{
+    switch (v->type) {
+    case LJS_TNUMBER:
+        lua_pushnumber(L, v->n);
         break;
-    case 'i':
-        memcpy(i, *p, 8);
-        *p += 8;
-        *type = LJS_TINTEGER;
-        if (L)
-            lua_pushinteger(L, *i);
+    case LJS_TINTEGER:
+        lua_pushinteger(L, (lua_Integer)v->i);
         break;
-    case 'b':
-        *i = *(*p)++;
-        *type = LJS_TBOOLEAN;
-        if (L)
-            lua_pushboolean(L, (int)*i);
+    case LJS_TBOOLEAN:
+        lua_pushboolean(L, (int)v->i);
         break;
-    case 's':
-        memcpy(&len, *p, 4);
-        *p += 4;
-        *s = (const char *)*p;
-        *p += len + 1;
-        *type = LJS_TSTRING;
-        if (L)
-            lua_pushlstring(L, *s, len);
+    case LJS_TSTRING:
+        lua_pushlstring(L, v->s, v->len);
         break;
     default:
-        if (L)
-            lua_pushnil(L);
+        lua_pushnil(L);
         break;
     }
 }
 
-static const unsigned char *payload_start(const ljs__msgbuf_t *b, const ljs__msg_t *m)
+int ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled)
 {
-    const unsigned char *p = b->bytes + m->off;
-    return p + strlen((const char *)p) + 1;
-}
-
-void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled)
-{
-    const unsigned char *p = payload_start(b, m);
-    ljs_type_t t;
-    double n = 0;
-    int64_t i = 0;
-    const char *s = NULL;
-    if (*p != 't') {
-        read_value(L, &p, &t, &n, &i, &s);
-        return;
-    }
+    /* One pass, building the value as it reads: a malformed message (never
+     * one the encoders wrote) drops what was built and gives nil. */
+    val_t name, k, v;
+    cur_t c;
     uint32_t cnt;
-    memcpy(&cnt, p + 1, 4);
-    p += 5;
-    if (pooled)
-        ljs__msg_pool_get(L);
-    else
-        lua_createtable(L, 0, (int)cnt);
-    for (uint32_t k = 0; k < cnt; k++) {
-        read_value(L, &p, &t, &n, &i, &s); /* key */
-        read_value(L, &p, &t, &n, &i, &s); /* value */
-        lua_rawset(L, -3);
+    int top = lua_gettop(L);
+    if (open_msg(b, m, &name, &c))
+        goto bad;
+    if (c.p < c.end && *c.p == 't') {
+        c.p++;
+        if (take(&c, &cnt, 4) || cnt > MAX_PAYLOAD_KEYS)
+            goto bad;
+        if (pooled)
+            ljs__msg_pool_get(L);
+        else
+            lua_createtable(L, 0, (int)cnt);
+        for (uint32_t e = 0; e < cnt; e++) {
+            if (take_key(&c, &k) || take_scalar(&c, &v))
+                goto bad;
+            push_val(L, &k);
+            push_val(L, &v);
+            lua_rawset(L, -3);
+        }
+    } else {
+        if (take_scalar(&c, &v))
+            goto bad;
+        push_val(L, &v);
     }
+    if (c.p == c.end)
+        return 0;
+bad:
+    lua_settop(L, top);
+    lua_pushnil(L);
+    return -1;
 }
 
 /* The pool is an array in the registry; a table's hash part keeps its size
@@ -452,22 +600,22 @@ void ljs__msg_pool_put(lua_State *L, int idx)
     lua_pop(L, 1);
 }
 
-void ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud)
+int ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud)
 {
-    const unsigned char *p = payload_start(b, m);
-    if (*p != 't')
-        return;
+    val_t name, k, v;
+    cur_t c;
+    int is_table;
     uint32_t cnt;
-    memcpy(&cnt, p + 1, 4);
-    p += 5;
-    for (uint32_t k = 0; k < cnt; k++) {
-        ljs_type_t kt, vt;
-        double n = 0;
-        int64_t i = 0;
-        const char *key = NULL, *s;
-        read_value(NULL, &p, &kt, &n, &i, &key);
-        read_value(NULL, &p, &vt, &n, &i, &s);
-        if (kt == LJS_TSTRING)
-            fn(ud, key, vt, n, i);
+    if (open_msg(b, m, &name, &c) || check_payload(c, &is_table, &cnt))
+        return -1;
+    if (!is_table)
+        return 0;
+    c.p += 5;
+    for (uint32_t e = 0; e < cnt; e++) {
+        (void)take_key(&c, &k);
+        (void)take_scalar(&c, &v);
+        if (k.type == LJS_TSTRING)
+            fn(ud, k.s, k.len, v.type, v.n, v.i);
     }
+    return 0;
 }

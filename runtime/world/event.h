@@ -18,6 +18,9 @@
 
 typedef enum ljs__msg_kind_e { LJS__MSG_EVENT = 0, LJS__MSG_SPAWN = 1, LJS__MSG_DESTROY = 2 } ljs__msg_kind_t;
 
+/* Longest name or string a message carries (lengths are u32 on the wire). */
+#define LJS__MSG_STR_MAX ((size_t)UINT32_MAX - 1)
+
 typedef struct ljs__msg_s {
     uint64_t target; /* event target / destroyed entity; 0 for spawn */
     uint64_t sender; /* entity id, 0 for the host */
@@ -53,15 +56,17 @@ LJS_HIDDEN int ljs__msgbuf_append(ljs__msgbuf_t *dst, const ljs__msgbuf_t *src, 
 /* Sort by (target, sender, seq) for events, (sender, seq) for commands. */
 LJS_HIDDEN void ljs__msgbuf_sort(ljs__msgbuf_t *b, int by_target);
 
-/* Encode from Lua: a message whose name is `name` and payload the value at
- * stack index `idx` (nil, number, boolean, string or a flat table of those;
- * table keys are encoded in sorted order so the encoding never depends on
- * the state's string hashing). Lua: may raise (bad payload type, memory). */
+/* Encode from Lua: a message whose name is the `name_len` bytes at `name`
+ * (copied whole, NULs included) and payload the value at stack index `idx`
+ * (nil, number, boolean, string or a flat table of those; table keys are
+ * encoded in sorted order so the encoding never depends on the state's
+ * string hashing). Lua: may raise (bad payload type, a string longer than
+ * LJS__MSG_STR_MAX, memory). */
 LJS_HIDDEN void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
                                   size_t name_len, int idx);
 
-/* Encode from the host's key/value array. Returns LJS_OK, LJS_EINVAL,
- * LJS_ENOMEM. */
+/* Encode from the host's key/value array (C strings: name, keys and string
+ * values end at their first NUL). Returns LJS_OK, LJS_EINVAL, LJS_ENOMEM. */
 LJS_HIDDEN int ljs__msg_push_kv(ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
                                 const ljs_kv_t *kv, size_t n);
 
@@ -82,13 +87,25 @@ static inline int ljs__event_name_ok(const char *s, size_t len)
     return 1;
 }
 
-/* The message's name (NUL-terminated inside the buffer). */
-LJS_HIDDEN const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m);
+/* 0 if message m of b is well formed (its span lies in b's bytes and they
+ * hold exactly a name and one payload as event.c describes), else -1. The
+ * decoders below check the same and never read outside m's span, whatever
+ * its bytes. Thread: any (b is not modified). */
+LJS_HIDDEN int ljs__msg_check(const ljs__msgbuf_t *b, const ljs__msg_t *m);
 
-/* Push the decoded payload onto L; with `pooled`, a table payload reuses a
- * table from the state's pool (ljs__msg_pool_put gives it back). Lua: may
- * raise (memory only). */
-LJS_HIDDEN void ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled);
+/* The message's name, NUL-terminated inside the buffer, and its length in
+ * bytes: a name holding a NUL has strlen(name) < ljs__msg_name_len, and a
+ * consumer that needs a C string must refuse it. A message whose span or
+ * name is malformed has the name "" (length 0); only the name is checked
+ * (O(1)), the payload is the decoders' to check. */
+LJS_HIDDEN const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m);
+LJS_HIDDEN size_t ljs__msg_name_len(const ljs__msgbuf_t *b, const ljs__msg_t *m);
+
+/* Push the decoded payload onto L (exactly one value); with `pooled`, a
+ * table payload reuses a table from the state's pool (ljs__msg_pool_put
+ * gives it back). Returns 0, or -1 for a malformed message (pushes nil).
+ * Lua: may raise (memory only). */
+LJS_HIDDEN int ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int pooled);
 
 /* Take an empty table from the state's payload pool (or a new one) / clear
  * the table at idx and return it to the pool (bounded). Lua: may raise
@@ -98,8 +115,13 @@ LJS_HIDDEN void ljs__msg_pool_get(lua_State *L);
 LJS_HIDDEN void ljs__msg_pool_put(lua_State *L, int idx);
 
 /* Walk a payload table's entries without Lua (for spawn fields): calls fn
- * for each key that is a string with its scalar value. */
-typedef void (*ljs__kv_visit_fn)(void *ud, const char *key, ljs_type_t type, double n, int64_t i);
-LJS_HIDDEN void ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud);
+ * for each key that is a string, with its length (the key may hold NULs; it
+ * is NUL-terminated after key_len bytes) and its scalar value (n for
+ * LJS_TNUMBER, i for LJS_TINTEGER and LJS_TBOOLEAN, both 0 for nil and
+ * strings). Returns 0, or -1 for a malformed message (fn is then never
+ * called). */
+typedef void (*ljs__kv_visit_fn)(void *ud, const char *key, size_t key_len, ljs_type_t type, double n,
+                                 int64_t i);
+LJS_HIDDEN int ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud);
 
 #endif
