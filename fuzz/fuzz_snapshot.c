@@ -13,7 +13,7 @@
  * LJS_FUZZ_SEED=FILE writes the golden snapshot (odd mode) as a seed. */
 #include "fuzz/fuzz.h"
 
-#include "runtime/cache/cache.h"
+#include "runtime/snapshot.h"
 
 #include <ljs.h>
 
@@ -95,7 +95,7 @@ int ljs_fuzz_snapshot(const uint8_t *data, size_t size)
     memcpy(in, data + 1, len);
     if ((data[0] & 1) && len >= HEADER_BYTES) {
         uint32_t version = 2, flags = 0;
-        uint64_t body = len - HEADER_BYTES, hash = ljs__cache_hash(in + HEADER_BYTES, len - HEADER_BYTES);
+        uint64_t body = len - HEADER_BYTES, hash = ljs__snapshot_hash(in + HEADER_BYTES, len - HEADER_BYTES);
         memcpy(in, "LJSWORLD", 8);
         memcpy(in + 8, &version, 4); /* the format is little-endian, as is this machine */
         memcpy(in + 12, &flags, 4);
