@@ -149,6 +149,12 @@ static int print_config(const options_t *o)
     }
     if (o->workers > 0)
         cfg.workers = (uint32_t)o->workers; /* what run_scene would do */
+    /* Values ljs_config_init takes as text (LJS_GC_MODE, output paths) are
+     * checked by ljs_config_validate: print nothing a run would refuse. */
+    if (ljs_config_validate(&cfg) != LJS_OK) {
+        fprintf(stderr, "ljs-run: %s\n", ljs_last_error());
+        return EXIT_USAGE;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     printf("%-22s %-12s %-11s %s\n", "variable", "value", "source", "meaning (range, default)");
 #define PRINT_KNOB(type, field, env, def, lo, hi, help)                                                 \

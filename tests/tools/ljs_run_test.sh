@@ -12,7 +12,8 @@
 #                 progress line is labelled, and the summary's bytecode counts
 #                 match the report's "cache" object
 #   unknown_env   a misspelt LJS_* variable is warned about with the closest name
-#   workers_zero  LJS_WORKERS=0 means "one worker per online CPU"
+#   workers_zero  LJS_WORKERS=0 means "one worker per online CPU"; --print-config
+#                 refuses an invalid LJS_GC_MODE instead of printing it
 #   save_load     --save at frame 30 then --load with another worker count and
 #                 30 more frames gives the digest of 60 frames in one run
 set -euo pipefail
@@ -126,6 +127,8 @@ unknown_env)
     grep -q "LJS_WORKER.*not an ljs variable.*did you mean LJS_WORKERS" "$work/err" || fail "no warning naming LJS_WORKER and LJS_WORKERS"
     ;;
 workers_zero)
+    if LJS_GC_MODE=bogus "$run" --print-config >"$work/out" 2>"$work/err"; then fail "--print-config accepted LJS_GC_MODE=bogus"; fi
+    grep -q "LJS_GC_MODE='bogus': not a GC mode" "$work/err" || fail "--print-config does not explain LJS_GC_MODE=bogus"
     LJS_WORKERS=0 "$run" --print-config >"$work/out" 2>"$work/err" || fail "LJS_WORKERS=0 refused: $(cat "$work/err")"
     cpus=$(getconf _NPROCESSORS_ONLN)
     grep -qE "^LJS_WORKERS +0 +environment .* = $cpus CPUs" "$work/out" || fail "--print-config does not show 0 = $cpus CPUs"
