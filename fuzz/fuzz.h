@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Thread: owner of everything the input creates (one input at a time).
  * Blocks: no (bounded by the input size and the targets' limits).
@@ -44,5 +45,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                          \
         }                                                                                     \
     } while (0)
+
+/* A fresh private directory <$TMPDIR or /tmp>/ljs-fuzz-<random> in `dir`
+ * (at least 64 bytes), for a target's files. */
+static inline void fuzz_tmpdir(char *dir, size_t n)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, n, "%s/ljs-fuzz-XXXXXX", tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
+    FUZZ_CHECK(mkdtemp(dir) != NULL);
+}
 
 #endif

@@ -62,9 +62,7 @@ static char file_s[256], file_d[256];
 
 static void setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/ljs-fuzz-XXXXXX", tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
-    FUZZ_CHECK(mkdtemp(dir) != NULL);
+    fuzz_tmpdir(dir, sizeof dir);
     atexit(cleanup);
     cache_file(file_s, sizeof file_s, 1);
     cache_file(file_d, sizeof file_d, 0);

@@ -37,9 +37,7 @@ static void on_line(void *ud, const ljs_log_line_t *line)
 
 static void setup(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/ljs-fuzz-XXXXXX", tmp != NULL && strlen(tmp) < 32 ? tmp : "/tmp");
-    FUZZ_CHECK(mkdtemp(dir) != NULL);
+    fuzz_tmpdir(dir, sizeof dir);
     snprintf(main_path, sizeof main_path, "%s/fz.lua", dir);
     snprintf(lib_path, sizeof lib_path, "%s/lib.lua", dir);
 }

@@ -35,8 +35,8 @@ static void write_file(const char *path, const char *text)
 
 static void setup(void)
 {
-    char dir[] = "/tmp/ljs-fuzz-XXXXXX", a[64], b[64];
-    FUZZ_CHECK(mkdtemp(dir) != NULL);
+    char dir[64], a[128], b[128];
+    fuzz_tmpdir(dir, sizeof dir);
     snprintf(a, sizeof a, "%s/mover.lua", dir);
     snprintf(b, sizeof b, "%s/target.lua", dir);
     write_file(a, "return { fields = { x = 0.0, n = 0, on = false }, tags = { 'm' },\n"

@@ -363,8 +363,8 @@ static void on_line(void *ud, const ljs_log_line_t *line)
 static void test_codec_spawn_with_nul_names_through_a_frame(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ljs-codec-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[96];
+    ljs_test_tmpdir(dir, sizeof dir, "codec");
     snprintf(path, sizeof path, "%s/fz.lua", dir);
     ljs_test_write(path, "return {\n"
                          "  fields = { hp = 10, gen = 0 },\n"

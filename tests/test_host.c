@@ -40,8 +40,7 @@ static void put(const world_t *w, const char *name, const char *src)
 static void start(world_t *w, unsigned workers, uint32_t call_queue_kb)
 {
     memset(w, 0, sizeof *w);
-    snprintf(w->dir, sizeof w->dir, "/tmp/ljs-host-XXXXXX");
-    assert_non_null(mkdtemp(w->dir));
+    ljs_test_tmpdir(w->dir, sizeof w->dir, "host");
     ljs_test_clear_env();
     ljs_config_t cfg;
     assert_int_equal(ljs_config_init(&cfg), LJS_OK);
@@ -694,8 +693,8 @@ static void test_host_log_callback_gets_the_messages_that_went_to_stderr(void **
     ljs_config_t cfg;
     ljs_runtime_t *rt;
     int got = 0;
-    char dir[64] = "/tmp/ljs-host-report-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    ljs_test_tmpdir(dir, sizeof dir, "host-report");
     assert_int_equal(ljs_config_init(&cfg), LJS_OK);
     cfg.workers = 2;
     cfg.watch = 0;

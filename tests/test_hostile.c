@@ -73,8 +73,8 @@ static void put(const char *dir, const char *name, const char *src)
 
 static void run_attack(const attack_t *a, unsigned workers, run_t *r)
 {
-    char dir[64] = "/tmp/ljs-hostile-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[256];
+    ljs_test_tmpdir(dir, sizeof dir, "hostile");
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.batch = 2;
@@ -248,8 +248,8 @@ static void test_hostile_stale_query_views_raise_instead_of_reading_freed_memory
 static void test_hostile_stale_view_after_host_query_raises(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/ljs-view-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[256];
+    ljs_test_tmpdir(dir, sizeof dir, "view");
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = 1;
     cfg.query_cache = 1;
@@ -293,8 +293,8 @@ static void test_hostile_stale_view_after_host_query_raises(void **state)
  * handlers. */
 static void check_set(const char *a_src, unsigned workers)
 {
-    char dir[64] = "/tmp/ljs-set-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[256];
+    ljs_test_tmpdir(dir, sizeof dir, "set");
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);
@@ -394,8 +394,8 @@ static void test_hostile_event_memory_is_bounded(void **state)
 static void test_hostile_a_state_full_to_its_limit_never_aborts_the_host(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/ljs-full-XXXXXX", sub[256], path[512];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], sub[256], path[512];
+    ljs_test_tmpdir(dir, sizeof dir, "full");
     snprintf(sub, sizeof sub, "%s/a_directory_name_long_enough_to_make_lua_allocate_its_strings", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     ljs_config_t cfg = ljs_test_config();
@@ -431,8 +431,8 @@ static void test_hostile_a_state_full_to_its_limit_never_aborts_the_host(void **
 static void test_hostile_a_refused_script_leaves_no_residue(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/ljs-residue-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[256];
+    ljs_test_tmpdir(dir, sizeof dir, "residue");
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);
@@ -512,8 +512,8 @@ static void *twin_main(void *arg)
 static void test_hostile_two_runtimes_share_the_bytecode_cache_safely(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/ljs-twins-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[256];
+    ljs_test_tmpdir(dir, sizeof dir, "twins");
     snprintf(path, sizeof path, "%s/shared.lua", dir);
     ljs_test_write(
         path, "local lib = require('lib')\nreturn { fields = { q = 0 }, update = function(self) self.q = "
@@ -540,9 +540,9 @@ static void test_hostile_two_runtimes_share_the_bytecode_cache_safely(void **sta
 static void test_hostile_symlinks_neither_hang_loading_nor_escape_the_root(void **state)
 {
     (void)state;
-    char dir[64] = "/tmp/ljs-links-XXXXXX", out[64] = "/tmp/ljs-outside-XXXXXX", path[256], target[256];
-    assert_non_null(mkdtemp(dir));
-    assert_non_null(mkdtemp(out));
+    char dir[64], out[64], path[256], target[256];
+    ljs_test_tmpdir(dir, sizeof dir, "links");
+    ljs_test_tmpdir(out, sizeof out, "outside");
     snprintf(path, sizeof path, "%s/l1", dir);
     assert_int_equal(symlink(".", path), 0);
     snprintf(path, sizeof path, "%s/l2", dir);
@@ -619,8 +619,8 @@ static char *wide_src(int nf, int fast)
 
 static void check_wide(int fast, unsigned workers)
 {
-    char dir[64] = "/tmp/ljs-wide-XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[256];
+    ljs_test_tmpdir(dir, sizeof dir, "wide");
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);

@@ -23,8 +23,7 @@ static int setup(void **state)
 {
     (void)state;
     char path[256];
-    strcpy(dir, "/tmp/ljs-names-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    ljs_test_tmpdir(dir, sizeof dir, "names");
     snprintf(path, sizeof path, "%s/ai", dir);
     assert_int_equal(mkdir(path, 0700), 0);
     snprintf(path, sizeof path, "%s/anim", dir);

@@ -18,52 +18,6 @@
 int usleep(unsigned usec); /* POSIX.1-2001, hidden by _POSIX_C_SOURCE=200809L */
 #include "tests/runaway_fixture.h"
 
-/* ThreadSanitizer delays a signal until the thread enters instrumented
- * code, which the (uninstrumented) Lua VM spinning on `while true do end`
- * never does: under TSan the loops allocate, so the signal lands in the
- * allocator. */
-#if defined(__SANITIZE_THREAD__)
-#define SPIN "local t = {}"
-#else
-#define SPIN ""
-#endif
-
-/* A script where entity mode 1 loops forever in `body`, line 4. */
-static ljs_script_t runaway_script(fixture_t *fx, const char *name, const char *body)
-{
-    char src[4096];
-    snprintf(src, sizeof src,
-             "return {\n"
-             "  fields = { x = 0.0, mode = 0 },\n"
-             "  update = function(self, dt)\n"
-             "    if self.mode == 1 then %s end\n"
-             "    self.x = self.x + 1\n"
-             "  end,\n"
-             "}\n",
-             body);
-    return load(fx, name, src);
-}
-
-/* One frame of 8 entities, the 4th running away: the frame returns, the
- * call fails with `expect`, the others move on. */
-static void check_stopped(fixture_t *fx, ljs_script_t s, const char *expect)
-{
-    ljs_entity_t e[8];
-    for (int i = 0; i < 8; i++)
-        e[i] = spawn_with(fx, s);
-    assert_int_equal(ljs_field_set_integer(fx->rt, e[3], "mode", 1), LJS_OK);
-    drain(fx);
-    assert_int_equal(ljs_frame(fx->rt, 0.1), LJS_OK);
-    drain(fx);
-    if (fx->console_errors != 1)
-        fail_msg("expected one error '%s', got %zu:\n%s", expect, fx->console_errors, fx->console);
-    expect_console(fx, expect);
-    for (int i = 0; i < 8; i++)
-        assert_true(num(fx, e[i], "x") == (i == 3 ? 0.0 : 1.0));
-    for (int i = 0; i < 8; i++)
-        assert_int_equal(ljs_entity_destroy(fx->rt, e[i]), LJS_OK);
-}
-
 /* ---- the stop cannot be caught --------------------------------------------------- */
 
 static const char *const uncatchable[] = {

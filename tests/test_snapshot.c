@@ -61,8 +61,7 @@ static ljs_runtime_t *scene(unsigned workers, int frames)
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/ljs-snap-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    ljs_test_tmpdir(dir, sizeof dir, "snap");
     char path[128];
     snprintf(path, sizeof path, "%s/swarm.lua", dir);
     ljs_test_write(path, swarm_src);
