@@ -370,7 +370,7 @@ LJS_API int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len);
 /* Free a buffer from ljs_world_save. Thread: any. */
 LJS_API void ljs_world_free(void *data);
 
-/* Replace this runtime's world with a snapshot (`data` borrowed). The
+/* Replace this runtime's world with a snapshot (`data` borrowed; Blocks: no). The
  * runtime must have every script the snapshot binds loaded (by name);
  * fields it declares must have the snapshot's types. Everything is checked
  * before anything changes: a corrupt, truncated or foreign file
@@ -906,7 +906,8 @@ LJS_API int ljs_arg_entity(ljs_call_t *c, int i, ljs_entity_t *out);
 LJS_API int ljs_arg_table(ljs_call_t *c, int i, const ljs_pair_t **pairs, size_t *n);
 
 /* Results (parallel and read-only functions; at most 8), copied. A
- * deferred function's results are refused (LJS_EINVAL). Returns LJS_OK,
+ * deferred function's results are refused (LJS_EINVAL). `s` is copied.
+ * Thread: the host function's, during the call. Blocks: no. Returns LJS_OK,
  * LJS_EINVAL, LJS_EFULL, LJS_ENOMEM. */
 LJS_API int ljs_ret_nil(ljs_call_t *c);
 LJS_API int ljs_ret_number(ljs_call_t *c, double v);
@@ -916,11 +917,14 @@ LJS_API int ljs_ret_string(ljs_call_t *c, const char *s, size_t len);
 LJS_API int ljs_ret_entity(ljs_call_t *c, ljs_entity_t e);
 
 /* Set the call's error message (printf-style, prefixed with the function's
- * name) and return LJS_ESCRIPT, for `return ljs_call_error(c, ...)`. */
+ * name) and return LJS_ESCRIPT, for `return ljs_call_error(c, ...)`.
+ * Thread: the host function's, during the call. Blocks: no. */
 LJS_API int ljs_call_error(ljs_call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The entity whose call made this call (0 from a module's top level), the
- * worker running it (0..workers-1; deferred: 0), and the function's name. */
+ * worker running it (0..workers-1; deferred: 0), and the function's name
+ * (borrowed until the call returns). Thread: the host function's, during
+ * the call. Blocks: no. */
 LJS_API ljs_entity_t ljs_call_entity(const ljs_call_t *c);
 LJS_API uint32_t ljs_call_worker(const ljs_call_t *c);
 LJS_API const char *ljs_call_name(const ljs_call_t *c);
