@@ -118,6 +118,16 @@ struct ljs_runtime_s {
      * it from their idle loop, so it is the only frame datum they may see
      * outside a job. */
     _Atomic uint64_t gc_idle_frame;
+    /* Background GC (lua/gc.c): the newest frame started, read by GC jobs
+     * still running so they pause; the counters of the jobs queued on
+     * workers 1..n-1 (never waited for during a frame) and of the owner's
+     * own debt job; the owner's rate limit for the "cannot keep up"
+     * warning. */
+    _Atomic uint64_t gc_started;
+    ljs__counter_t gc_bg;
+    ljs__counter_t gc_own;
+    uint64_t gc_behind_seen;
+    double gc_warned_ms;
     /* Engine bindings (host/host.c): host functions, deferred calls,
      * events to the host. The profiler hooks are read by workers from
      * batches, GC steps and parking, even between frames: an atomic

@@ -291,6 +291,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
 {
     uint64_t t[7];
     t[0] = ljs__now_ns();
+    ljs__gc_frame_begin(rt); /* background GC pauses; the owner's own GC debt is queued */
     /* Changed scripts switch here, before any batch: no frame runs two
      * versions of one script. */
     ljs__watch_frame(rt->watch);
@@ -326,7 +327,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     ljs__script_unload_idle(rt);
     record_peak(rt);
     t[5] = ljs__now_ns();
-    ljs__gc_frame(rt); /* GC work per state, on its own worker */
+    ljs__gc_frame(rt); /* queue each worker's GC, run in the background: not waited for */
     t[6] = ljs__now_ns();
     record_times(rt, t);
     if (rc != LJS_OK) {

@@ -242,6 +242,8 @@ int ljs_report_json(ljs_runtime_t *rt, FILE *out)
     if (rt == NULL || out == NULL)
         return ljs__error(LJS_EINVAL, "ljs_report_json: NULL argument");
     int rc = ljs_memory_report(rt, &m);
+    if (rc == LJS_OK)
+        ljs__gc_quiesce(rt); /* the trace rings' counts below: no GC job may append now */
     if (rc != LJS_OK)
         return rc;
     ljs_stats_get(rt, &st);
@@ -272,6 +274,7 @@ int ljs_trace_flush(ljs_runtime_t *rt)
         return ljs__error(LJS_EINVAL, "ljs_trace_flush: tracing is off (set LJS_TRACE=file.json)");
     if (rt->in_frame)
         return ljs__error(LJS_EBUSY, "ljs_trace_flush: a frame is running");
+    ljs__gc_quiesce(rt); /* background GC jobs append to the rings written here */
     return ljs__trace_write(rt->trace);
 }
 

@@ -99,8 +99,10 @@ static void worker_stop(void *ud, uint32_t w)
     wk->ninst = 0;
     ljs__msgbuf_fini(&wk->out);
     ljs__watchdog_unbind(wk); /* before the state goes: no signal may reach it */
-    if (wk->L != NULL)
+    if (wk->L != NULL) {
         lua_close(wk->L);
+        ljs__gc_fini(wk);
+    }
     ljs__cache_unregister(wk->epoch_rec);
     wk->epoch_rec = NULL;
     wk->L = NULL;
@@ -230,6 +232,7 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     if (rt == NULL)
         return;
     LJS_ASSERT_OWNER(rt);
+    ljs__gc_quiesce(rt); /* background GC jobs end before the report and the workers */
     ljs__report_at_exit(rt);
     ljs__watch_destroy(rt->watch);
     ljs__watchdog_stop(&rt->watchdog);

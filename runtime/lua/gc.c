@@ -4,22 +4,63 @@
  * 1. debt piles up while the collector is stopped: RESTART then STOP
  *    before stepping resets it, so the first step is not a whole cycle;
  * 2. step size is not time: stepmul 1 keeps LUA_GCSTEP(32) short;
- * 4. after a cycle ends, further steps are no-ops: stop when one returns 1. */
+ * 4. after a cycle ends, further steps are no-ops: stop when one returns 1.
+ *
+ * Pacing. A step (LUA_GCSTEP(32) at stepmul 1) is a fixed amount of
+ * collector work, so it is the unit of debt: a cycle that took S steps
+ * while the state may allocate H bytes before it must end (H: LJS_GC_PAUSE
+ * minus 100 percent of the live heap) means every allocated byte owes
+ * S / H steps. Work counted in steps, not time, keeps memory bounded on a
+ * machine that hands the worker little CPU (a wall-clock budget did not:
+ * NOTES-gc.md, bench gc with burners); the time budget only decides how
+ * many steps beyond the debt a state takes to finish its cycle early. */
 #include "runtime/lua/gc.h"
 
 #include "runtime/clock.h"
 
 #include "runtime/core.h"
 
+#include <lauxlib.h>
+
+#include <math.h>
 #include <string.h>
 #include <time.h>
+
+/* Kilobytes of debt per LUA_GCSTEP call (pitfall 2: ~0.1-0.7 ms). */
+#define STEP_KB 32
+/* Margin on the learned cycle length: a heap that grew needs more steps. */
+#define PACE_MARGIN 1.25
+/* Allocation a cycle may take, at least (a tiny heap's 75% is nothing). */
+#define MIN_HEADROOM ((size_t)256 << 10)
+/* First guess of a cycle's steps before one has ended: bytes per step. */
+#define GUESS_BYTES_PER_STEP ((size_t)16 << 10)
+/* Most steps one job takes (a backstop far past any real heap's cycle). */
+#define MAX_JOB_STEPS 1000000u
+/* The "cannot keep up" warning repeats at most this often. */
+#define WARN_EVERY_MS 30000.0
+
+static size_t current(const ljs__worker_t *w)
+{
+    return atomic_load_explicit(&w->alloc.current, memory_order_relaxed);
+}
+
+static void publish(ljs__worker_t *w)
+{
+    pthread_mutex_lock(&w->gc.pub_mtx);
+    w->gc.pub = w->gc.st;
+    pthread_mutex_unlock(&w->gc.pub_mtx);
+}
 
 void ljs__gc_setup(ljs__worker_t *w)
 {
     lua_State *L = w->L;
     const char *mode = w->rt->cfg.gc_mode;
     memset(&w->gc, 0, sizeof w->gc);
+    pthread_mutex_init(&w->gc.pub_mtx, NULL);
+    atomic_init(&w->gc.busy, 0);
+    atomic_init(&w->gc.job_frame, 0);
     w->gc.last_full_ms = ljs__now_ms();
+    w->gc.alloc_mark = atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed);
     if (!strcmp(mode, "generational")) {
         lua_gc(L, LUA_GCGEN, 0, 0);
     } else if (!strcmp(mode, "incremental")) {
@@ -31,28 +72,56 @@ void ljs__gc_setup(ljs__worker_t *w)
     }
 }
 
-static size_t current(const ljs__worker_t *w)
+void ljs__gc_fini(ljs__worker_t *w)
 {
-    return atomic_load_explicit(&w->alloc.current, memory_order_relaxed);
+    pthread_mutex_destroy(&w->gc.pub_mtx);
 }
 
-/* Budget for this frame: the configured one, raised in proportion to how
- * far memory has grown past twice what the last cycle left live, so the
- * collector keeps up with allocation. The raise is capped at 8x; a frame
- * that needed more is "behind" (counted, and warned about once). */
-static double budget_ms(ljs__worker_t *w)
+/* 1 if the state has GC work to do. Like Lua's own pause: no new cycle
+ * until memory has grown to LJS_GC_PAUSE percent of what the last cycle
+ * left live, so an idle heap costs nothing per frame. 175 rather than
+ * Lua's 200: a cycle spread over frames lets garbage pile up while it
+ * runs, and starting it earlier keeps the peak near Lua's own (bench: gc). */
+static int needs_work(const ljs__worker_t *w)
 {
-    double b = w->rt->cfg.gc_budget_us / 1000.0;
-    size_t live = w->gc.live_after_cycle, cur = current(w);
-    if (live > 0 && cur > live * 2) {
-        double k = (double)cur / (double)(live * 2);
-        if (k > 8.0) {
-            k = 8.0;
-            w->gc.st.behind++;
-        }
-        b *= k;
+    size_t live = w->gc.live_after_cycle;
+    return w->gc.in_cycle || live == 0 || (double)current(w) * 100.0 >= (double)live * w->rt->cfg.gc_pause;
+}
+
+/* Steps owed per allocated byte (see the top comment). */
+static double steps_per_byte(const ljs__worker_t *w)
+{
+    size_t cur = current(w), live = w->gc.live_after_cycle ? w->gc.live_after_cycle : cur;
+    double cycle = w->gc.pace_steps ? (double)w->gc.pace_steps : (double)(cur / GUESS_BYTES_PER_STEP + 1);
+    if ((double)w->gc.cycle_steps * PACE_MARGIN > cycle) /* this cycle is longer than the last */
+        cycle = (double)w->gc.cycle_steps * PACE_MARGIN;
+    double headroom = (double)live * (w->rt->cfg.gc_pause - 100) / 100.0;
+    if (headroom < (double)MIN_HEADROOM)
+        headroom = (double)MIN_HEADROOM;
+    return cycle * PACE_MARGIN / headroom;
+}
+
+/* Count the bytes allocated since the last call as debt (none while the
+ * state waits for its next cycle: the pause is free). */
+static void add_debt(ljs__worker_t *w)
+{
+    uint64_t a = atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed);
+    uint64_t d = a - w->gc.alloc_mark;
+    w->gc.alloc_mark = a;
+    if (!needs_work(w)) {
+        w->gc.owed = 0.0;
+        return;
     }
-    return b;
+    w->gc.owed += (double)d * steps_per_byte(w);
+}
+
+/* Past this, the pacing was wrong (a heap that changed shape): the job
+ * finishes the cycle whatever it costs, so memory stays bounded. */
+static int over_ceiling(const ljs__worker_t *w)
+{
+    size_t live = w->gc.live_after_cycle;
+    double pause = w->rt->cfg.gc_pause / 100.0;
+    return live > 0 && (double)current(w) > (double)live * (pause + 2.0 * (pause - 1.0));
 }
 
 static void full_collect(ljs__worker_t *w)
@@ -64,29 +133,24 @@ static void full_collect(ljs__worker_t *w)
     w->gc.st.cycles++;
     w->gc.live_after_cycle = current(w);
     w->gc.last_full_ms = ljs__now_ms();
-}
-
-/* 1 if the state has GC work to do. Like Lua's own pause: no new cycle
- * until memory has grown to LJS_GC_PAUSE percent of what the last cycle
- * left live, so an idle heap costs nothing per frame. 175 rather than
- * Lua's 200: a cycle spread over frames lets garbage pile up while it
- * runs, and starting it earlier keeps the peak near Lua's own (bench: gc,
- * 200 gave 1.5-1.6x the incremental collector's peak, 175 gives 1.3x). */
-static int needs_work(const ljs__worker_t *w)
-{
-    size_t live = w->gc.live_after_cycle;
-    return w->gc.in_cycle || live == 0 || (double)current(w) * 100.0 >= (double)live * w->rt->cfg.gc_pause;
+    w->gc.in_cycle = 0;
+    w->gc.cycle_steps = 0;
+    w->gc.owed = 0.0;
 }
 
 /* One short step with the collector stopped around it. Returns 1 if it
  * finished a cycle. */
 static int step(ljs__worker_t *w)
 {
-    if (!w->gc.in_cycle)
+    if (!w->gc.in_cycle) {
         w->gc.cycle_start = current(w);
+        w->gc.cycle_steps = 0;
+    }
     w->gc.in_cycle = 1;
     w->gc.st.steps++;
-    if (!lua_gc(w->L, LUA_GCSTEP, 32)) /* pitfall 4: 1 means a cycle ended */
+    w->gc.cycle_steps++;
+    w->gc.owed = w->gc.owed > 1.0 ? w->gc.owed - 1.0 : 0.0;
+    if (!lua_gc(w->L, LUA_GCSTEP, STEP_KB)) /* pitfall 4: 1 means a cycle ended */
         return 0;
     w->gc.st.cycles++;
     /* What a cycle leaves includes everything allocated while it ran (new
@@ -97,6 +161,9 @@ static int step(ljs__worker_t *w)
     size_t end = current(w);
     w->gc.live_after_cycle = end < w->gc.cycle_start ? end : w->gc.cycle_start;
     w->gc.in_cycle = 0;
+    w->gc.pace_steps = w->gc.cycle_steps;
+    w->gc.cycle_steps = 0;
+    w->gc.owed = 0.0;
     return 1;
 }
 
@@ -173,35 +240,63 @@ int ljs__gc_idle(void *ud, uint32_t worker)
     w->gc.st.idle_steps++;
     w->gc.st.idle_ms += ms;
     account(w, before, ms);
+    publish(w);
     return 1;
 }
 
-/* Affine job: this state's GC work for the frame, less what it already did
- * while idle during the frame. */
-static void gc_job(void *arg, uint32_t worker)
+/* Steps for frame `frame`: at least the debt (the whole cycle when memory
+ * is past the ceiling), then more while `extra_ms` lasts and the next
+ * frame has not started (with extra_ms 0, only the debt). A cycle's end
+ * ends the job. */
+static void run_steps(ljs_runtime_t *rt, ljs__worker_t *w, uint64_t frame, double extra_ms, uint64_t t0)
 {
-    ljs_runtime_t *rt = arg;
+    double min = over_ceiling(w) ? (double)MAX_JOB_STEPS : ceil(w->gc.owed);
+    double budget_ms = rt->cfg.gc_budget_us / 1000.0;
+    uint32_t n = 0;
+    double debt_ms = -1.0; /* time when the debt was paid */
+    reset_debt(w);
+    while (n < MAX_JOB_STEPS) {
+        double ms = (double)(ljs__now_ns() - t0) / 1e6;
+        if ((double)n >= min) {
+            if (debt_ms < 0.0)
+                debt_ms = ms;
+            if (ms >= extra_ms || atomic_load_explicit(&rt->gc_started, memory_order_relaxed) > frame)
+                break;
+        }
+        n++;
+        if (step(w))
+            break;
+    }
+    if (debt_ms < 0.0) /* the loop ended inside the debt (a cycle ended) */
+        debt_ms = (double)(ljs__now_ns() - t0) / 1e6;
+    lua_gc(w->L, LUA_GCSTOP);
+    /* The debt alone took more than the budget: the budget cannot keep up. */
+    if (min >= 1.0 && debt_ms > budget_ms && w->gc.behind_frame != frame) {
+        w->gc.behind_frame = frame;
+        w->gc.st.behind++;
+    }
+}
+
+/* This state's GC work for frame `frame` (budget: what idle steps did not
+ * use; own = the owner's debt job, which takes no extra steps). */
+static void gc_work(ljs_runtime_t *rt, uint32_t worker, uint64_t frame, int own)
+{
     ljs__worker_t *w = &rt->workers[worker];
     const ljs_config_t *cfg = &rt->cfg;
     prof_gc(rt, worker, 1);
     uint64_t t0ns = ljs__now_ns();
     double t0 = (double)t0ns / 1e6;
     size_t before = current(w);
+    add_debt(w);
     /* At most one state collects fully per frame: the one whose turn it is. */
-    int turn = rt->frame % rt->nworkers == worker;
+    int turn = frame % rt->nworkers == worker;
     int want_full = (cfg->gc_full_mb && before > ((size_t)cfg->gc_full_mb << 20)) ||
                     (cfg->gc_full_s && t0 - w->gc.last_full_ms > cfg->gc_full_s * 1000.0);
     int full = turn && want_full;
-    if (full) {
+    if (full)
         full_collect(w);
-        w->gc.in_cycle = 0;
-    } else if (needs_work(w)) {
-        double b = budget_ms(w) - idle_used(w, rt->frame);
-        reset_debt(w);
-        while (b > 0.0 && !step(w) && ljs__now_ms() - t0 < b)
-            ;
-        lua_gc(w->L, LUA_GCSTOP);
-    }
+    else if (needs_work(w))
+        run_steps(rt, w, frame, own ? 0.0 : cfg->gc_budget_us / 1000.0 - idle_used(w, frame), t0ns);
     uint64_t t1 = ljs__now_ns();
     prof_gc(rt, worker, 0);
     double ms = (double)(t1 - t0ns) / 1e6;
@@ -210,27 +305,92 @@ static void gc_job(void *arg, uint32_t worker)
     if (ms > w->gc.st.max_frame_ms)
         w->gc.st.max_frame_ms = ms;
     account(w, before, ms);
+    publish(w);
+}
+
+/* Affine job on worker 1..n-1, in the background after a frame. */
+static void bg_job(void *arg, uint32_t worker)
+{
+    ljs_runtime_t *rt = arg;
+    ljs__worker_t *w = &rt->workers[worker];
+    /* relaxed: the job's queueing (release/acquire) orders the owner's store. */
+    gc_work(rt, worker, atomic_load_explicit(&w->gc.job_frame, memory_order_relaxed), 0);
+    /* release: the owner that sees 0 may queue the next job, whose
+     * job_frame store must not race with this job's load. */
+    atomic_store_explicit(&w->gc.busy, 0, memory_order_release);
+}
+
+/* Affine job on worker 0 (the owner thread), queued when a frame starts:
+ * the debt of the previous frame's allocation. */
+static void own_job(void *arg, uint32_t worker)
+{
+    ljs_runtime_t *rt = arg;
+    gc_work(rt, worker, atomic_load_explicit(&rt->gc_started, memory_order_relaxed), 1);
+}
+
+void ljs__gc_frame_begin(ljs_runtime_t *rt)
+{
+    if (!rt->workers[0].gc.managed)
+        return;
+    /* relaxed: a hint to running jobs; nothing is published through it. */
+    atomic_store_explicit(&rt->gc_started, rt->frame + 1, memory_order_relaxed);
+    ljs__sched_submit_affine(rt->sched, 0, own_job, rt, &rt->gc_own);
+}
+
+static uint64_t behind_total(ljs_runtime_t *rt)
+{
+    uint64_t behind = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        ljs__worker_t *w = &rt->workers[i];
+        pthread_mutex_lock(&w->gc.pub_mtx);
+        behind += w->gc.pub.behind;
+        pthread_mutex_unlock(&w->gc.pub_mtx);
+    }
+    return behind;
+}
+
+/* Say so when allocation outruns LJS_GC_BUDGET_US: memory stays bounded
+ * (steps follow the debt), but the debt costs more time than asked for.
+ * Once, then at most every WARN_EVERY_MS. */
+static void warn_behind(ljs_runtime_t *rt)
+{
+    uint64_t behind = behind_total(rt);
+    if (behind == rt->gc_behind_seen)
+        return;
+    double now = ljs__now_ms();
+    if (rt->gc_warned_ms != 0.0 && now - rt->gc_warned_ms < WARN_EVERY_MS)
+        return;
+    ljs__console_log(&rt->console, LJS_LOG_WARN, rt->frame, 0, "",
+                     "GC: %llu state-frames needed more than LJS_GC_BUDGET_US=%u to keep up with allocation "
+                     "(memory stays bounded, the steps cost the time; ljs_gc_stats().behind counts them: "
+                     "raise LJS_GC_BUDGET_US or make less garbage)",
+                     (unsigned long long)(behind - rt->gc_behind_seen), rt->cfg.gc_budget_us);
+    rt->gc_behind_seen = behind;
+    rt->gc_warned_ms = now;
 }
 
 void ljs__gc_frame(ljs_runtime_t *rt)
 {
     if (!rt->workers[0].gc.managed)
         return;
-    uint64_t behind = 0;
-    for (uint32_t i = 0; i < rt->nworkers; i++)
-        behind += rt->workers[i].gc.st.behind;
-    /* The job also ends this frame's idle steps: each worker runs it after
-     * any step it began, and the owner closed the gate before. */
-    ljs__sched_run_on_all(rt->sched, gc_job, rt);
-    for (uint32_t i = 0; i < rt->nworkers; i++)
-        behind -= rt->workers[i].gc.st.behind;
-    if (behind != 0 && !rt->workers[0].gc.warned) {
-        rt->workers[0].gc.warned = 1;
-        ljs__console_log(&rt->console, LJS_LOG_WARN, rt->frame, 0, "",
-                         "GC: allocation outran 8x LJS_GC_BUDGET_US=%u, so memory grows past twice the live "
-                         "heap (counted in ljs_gc_stats().behind; raise LJS_GC_BUDGET_US)",
-                         rt->cfg.gc_budget_us);
+    ljs__sched_wait(rt->sched, &rt->gc_own); /* the owner's own job: normally done */
+    for (uint32_t i = 1; i < rt->nworkers; i++) {
+        ljs__worker_t *w = &rt->workers[i];
+        /* acquire: pairs with bg_job's release. Still busy: that job has
+         * not run yet (the worker got no CPU); it counts this frame's
+         * allocation too. */
+        if (atomic_load_explicit(&w->gc.busy, memory_order_acquire))
+            continue;
+        atomic_store_explicit(&w->gc.busy, 1, memory_order_relaxed);
+        atomic_store_explicit(&w->gc.job_frame, rt->frame, memory_order_relaxed);
+        ljs__sched_submit_affine(rt->sched, i, bg_job, rt, &rt->gc_bg);
     }
+    warn_behind(rt);
+}
+
+void ljs__gc_quiesce(ljs_runtime_t *rt)
+{
+    ljs__sched_wait(rt->sched, &rt->gc_bg);
 }
 
 int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out)
@@ -238,7 +398,10 @@ int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out)
     LJS_CHECK_OWNER(rt, "ljs_gc_stats");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return LJS_EINVAL;
-    *out = rt->workers[worker].gc.st;
+    ljs__worker_t *w = &rt->workers[worker];
+    pthread_mutex_lock(&w->gc.pub_mtx);
+    *out = w->gc.pub;
+    pthread_mutex_unlock(&w->gc.pub_mtx);
     return LJS_OK;
 }
 
@@ -261,6 +424,10 @@ static void collect_job(void *arg, uint32_t worker)
     }
     w->gc.live_after_cycle = current(w);
     w->gc.in_cycle = 0;
+    w->gc.cycle_steps = 0;
+    w->gc.owed = 0.0;
+    w->gc.alloc_mark = atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed);
+    publish(w);
 }
 
 int ljs_gc_collect(ljs_runtime_t *rt)
@@ -270,6 +437,64 @@ int ljs_gc_collect(ljs_runtime_t *rt)
         return LJS_EINVAL;
     if (rt->in_frame)
         return LJS_EBUSY;
+    /* Queued behind any background job of each worker (affine queues run
+     * in order), so it collects after that job's steps. */
     ljs__sched_run_on_all(rt->sched, collect_job, rt);
     return LJS_OK;
+}
+
+/* ---- the sandbox's collectgarbage ---------------------------------------
+ * Scripts share their state with every other script on the worker and the
+ * runtime owns its policy, so collectgarbage reads but never steers: each
+ * option Lua knows is accepted (ported scripts keep working) and every one
+ * that would change or spend the collector's work is a no-op. */
+
+static const char *const gc_opts[] = {"collect",      "stop",        "restart",    "count",
+                                      "step",         "setpause",    "setstepmul", "isrunning",
+                                      "generational", "incremental", NULL};
+enum { O_COLLECT, O_STOP, O_RESTART, O_COUNT, O_STEP, O_SETPAUSE, O_SETSTEPMUL, O_ISRUNNING, O_GEN, O_INC };
+
+/* The mode name Lua would report for the runtime's policy (managed runs
+ * Lua's incremental collector in steps). */
+static const char *mode_name(lua_State *L)
+{
+    ljs__worker_t *w = ljs__worker_of(L);
+    if (w != NULL && !strcmp(w->rt->cfg.gc_mode, "generational"))
+        return "generational";
+    return "incremental";
+}
+
+static int safe_collectgarbage(lua_State *L)
+{
+    int o = luaL_checkoption(L, 1, "collect", gc_opts);
+    /* The same argument checks as Lua's, so a wrong call still fails. */
+    for (int i = 2; i <= 4 && (o == O_STEP || o == O_SETPAUSE || o == O_SETSTEPMUL || o >= O_GEN); i++)
+        (void)luaL_optinteger(L, i, 0);
+    switch (o) {
+    case O_COUNT: {
+        int kb = lua_gc(L, LUA_GCCOUNT);
+        int b = lua_gc(L, LUA_GCCOUNTB);
+        lua_pushnumber(L, (lua_Number)kb + ((lua_Number)b / 1024));
+        return 1;
+    }
+    case O_ISRUNNING: /* the runtime collects this state: garbage goes */
+        lua_pushboolean(L, 1);
+        return 1;
+    case O_STEP: /* "did a cycle end": never, as nothing ran */
+        lua_pushboolean(L, 0);
+        return 1;
+    case O_GEN:
+    case O_INC: /* Lua returns the previous mode: it stays the runtime's */
+        lua_pushstring(L, mode_name(L));
+        return 1;
+    default: /* collect, stop, restart, setpause, setstepmul */
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+}
+
+void ljs__gc_open_lib(lua_State *L)
+{
+    lua_pushcfunction(L, safe_collectgarbage);
+    lua_setglobal(L, "collectgarbage");
 }

@@ -25,6 +25,7 @@
  * would leak are errors that say why. */
 #include "runtime/lua/state.h"
 
+#include "runtime/lua/gc.h"
 #include "runtime/lua/limits.h"
 #include "runtime/lua/watchdog.h"
 
@@ -362,6 +363,7 @@ static int open_sandbox(lua_State *L)
     /* Runaway limits reach coroutines and long library calls; no __gc. */
     ljs__watchdog_open(L);
     ljs__limits_open(L);
+    ljs__gc_open_lib(L); /* reads the collector, never steers it */
     return 0;
 }
 
