@@ -60,6 +60,17 @@ uint64_t bench_rng(uint64_t *state);
 /* Keep the compiler from optimising a value away. */
 void bench_sink(uint64_t v);
 
+/* CPU-burning child processes beside a measurement (bench_burn.c). */
+#define BENCH_MAX_BURNERS 8
+typedef struct bench_burners_s {
+    int pid[BENCH_MAX_BURNERS];
+    int n;
+} bench_burners_t;
+/* Start n burners (at most BENCH_MAX_BURNERS). Returns 0 or -1 (none left running). */
+int bench_burners_start(bench_burners_t *b, int n);
+/* Kill and reap them. */
+void bench_burners_stop(bench_burners_t *b);
+
 /* The cases. Each returns 0 on success. */
 int bench_sched(const bench_ctx_t *ctx);
 int bench_frame(const bench_ctx_t *ctx);
@@ -68,6 +79,7 @@ int bench_watch(const bench_ctx_t *ctx);
 int bench_query(const bench_ctx_t *ctx);
 int bench_pool(const bench_ctx_t *ctx);
 int bench_gc(const bench_ctx_t *ctx);
+int bench_gc_end(const bench_ctx_t *ctx);
 int bench_stats(const bench_ctx_t *ctx);
 int bench_runaway(const bench_ctx_t *ctx);
 int bench_snapshot(const bench_ctx_t *ctx);

@@ -34,6 +34,8 @@ static const bench_case_t cases[] = {
      "entity queries: 50 per frame, uncached scans vs the delta-maintained cache, with churn"},
     {"pool", bench_pool, "event payloads: tables from a per-state pool vs a new table per event"},
     {"gc", bench_gc, "GC: Lua's incremental and generational vs the managed per-frame policy, frame times"},
+    {"gc_end", bench_gc_end,
+     "GC off the critical path: the frame's end phase and p99, quiet, beside 4 CPU burners, 8 ms host work"},
     {"stats", bench_stats, "observability: frame time with LJS_STATS=1 and LJS_TRACE vs counters only"},
     {"runaway", bench_runaway, "runaway protection: frame time with the watchdog on (default) vs off"},
     {"snapshot", bench_snapshot,

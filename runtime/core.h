@@ -126,6 +126,7 @@ struct ljs_runtime_s {
     _Atomic uint64_t gc_started;
     ljs__counter_t gc_bg;
     ljs__counter_t gc_own;
+    uint32_t gc_own_skips; /* frame ends the owner's job was left queued */
     uint64_t gc_behind_seen;
     double gc_warned_ms;
     /* Engine bindings (host/host.c): host functions, deferred calls,

@@ -99,10 +99,8 @@ static void worker_stop(void *ud, uint32_t w)
     wk->ninst = 0;
     ljs__msgbuf_fini(&wk->out);
     ljs__watchdog_unbind(wk); /* before the state goes: no signal may reach it */
-    if (wk->L != NULL) {
+    if (wk->L != NULL)
         lua_close(wk->L);
-        ljs__gc_fini(wk);
-    }
     ljs__cache_unregister(wk->epoch_rec);
     wk->epoch_rec = NULL;
     wk->L = NULL;

@@ -47,15 +47,16 @@ static void burners_stop(burners_t *b)
 
 /* ---- scene: a live cache per state and garbage per entity per frame ---- */
 
-static const char garbage_fmt[] = "local N, G = %u, %u\n"
-                                  "local cache = {}\n"
-                                  "for i = 1, N do cache[i] = { i, tostring(i) } end\n"
-                                  "return { fields = { acc = 0 },\n"
-                                  "  update = function(self)\n"
-                                  "    local t = {}\n"
-                                  "    for i = 1, G do t[i] = { i, cache[(self.id * 7 + i) %% N + 1][2] .. i } end\n"
-                                  "    self.acc = self.acc + #t[G][2]\n"
-                                  "  end }\n";
+static const char garbage_fmt[] =
+    "local N, G = %u, %u\n"
+    "local cache = {}\n"
+    "for i = 1, N do cache[i] = { i, tostring(i) } end\n"
+    "return { fields = { acc = 0 },\n"
+    "  update = function(self)\n"
+    "    local t = {}\n"
+    "    for i = 1, G do t[i] = { i, cache[(self.id * 7 + i) %% N + 1][2] .. i } end\n"
+    "    self.acc = self.acc + #t[G][2]\n"
+    "  end }\n";
 
 typedef struct scene_s {
     char dir[64];
@@ -158,7 +159,8 @@ static void owner_does_not_wait(uint32_t workers, int nburners)
     cfg.batch = 16; /* many batches: the victim steals some whenever it runs */
     scene_t sc;
     scene_make(&sc, &cfg, 2000, 8, 600);
-    ljs_profiler_t prof = {.gc_begin = p_gc_begin, .gc_end = p_gc_end, .batch_begin = p_batch_begin, .ud = &p};
+    ljs_profiler_t prof = {
+        .gc_begin = p_gc_begin, .gc_end = p_gc_end, .batch_begin = p_batch_begin, .ud = &p};
     assert_int_equal(ljs_profiler_set(sc.rt, &prof), LJS_OK);
     burners_start(&b, nburners);
     for (int f = 0; f < 5; f++)
@@ -245,7 +247,8 @@ static void test_gc_managed_memory_bounded_by_debt_under_burners(void **state)
         assert_int_equal(ljs_gc_stats(sc.rt, w, &st), LJS_OK);
         print_message("worker %u: live %llu KiB, peak %llu KiB, %llu cycles, %llu steps, behind %llu\n", w,
                       (unsigned long long)(live[w] >> 10), (unsigned long long)(peak[w] >> 10),
-                      (unsigned long long)st.cycles, (unsigned long long)st.steps, (unsigned long long)st.behind);
+                      (unsigned long long)st.cycles, (unsigned long long)st.steps,
+                      (unsigned long long)st.behind);
         if (!(peak[w] < live[w] * 4 + (2u << 20)))
             fail_msg("worker %u: live %llu bytes, peak %llu over %d frames (cycles %llu, steps %llu)", w,
                      (unsigned long long)live[w], (unsigned long long)peak[w], frames,
@@ -265,43 +268,42 @@ static void test_gc_managed_memory_bounded_by_debt_under_burners(void **state)
 
 /* probe() runs every option and returns 0 when each did what README says
  * (a no-op returning its documented value), else which one did not. */
-static const char probe_fmt[] =
-    "local MODE, MANAGED = '%s', %d\n"
-    "local function probe()\n"
-    "  local t = {} for i = 1, 2000 do t[i] = {} end t = nil\n"
-    "  local a = collectgarbage('count')\n"
-    "  if collectgarbage() ~= 0 then return 1 end\n"
-    "  if collectgarbage('collect') ~= 0 then return 2 end\n"
-    "  if collectgarbage('step', 1 << 30) ~= false then return 3 end\n"
-    "  if collectgarbage('stop') ~= 0 then return 4 end\n"
-    "  if collectgarbage('restart') ~= 0 then return 5 end\n"
-    "  if collectgarbage('setpause', 1000) ~= 0 then return 6 end\n"
-    "  if collectgarbage('setstepmul', 1) ~= 0 then return 7 end\n"
-    "  if collectgarbage('generational', 10, 50) ~= MODE then return 8 end\n"
-    "  if collectgarbage('incremental', 100, 100, 13) ~= MODE then return 9 end\n"
-    "  if collectgarbage('isrunning') ~= true then return 10 end\n"
-    "  local b = collectgarbage('count')\n"
-    "  if type(a) ~= 'number' or a <= 0 then return 11 end\n"
-    "  if b ~= a then return 12 end -- nothing was collected\n"
-    "  if pcall(collectgarbage, 'bogus') then return 13 end\n"
-    "  if pcall(collectgarbage, 'step', 'x') then return 14 end\n"
-    "  if MANAGED == 1 then -- 'restart' left the collector stopped in scripts\n"
-    "    collectgarbage('restart')\n"
-    "    local c = collectgarbage('count')\n"
-    "    for i = 1, 20000 do local x = {} end\n"
-    "    if collectgarbage('count') - c < 800 then return 15 end\n"
-    "  end\n"
-    "  return 0\n"
-    "end\n"
-    "local top = probe()\n"
-    "return { fields = { top = -1, upd = -1, co = -1, hnd = -1, rel = -1 },\n"
-    "  update = function(self)\n"
-    "    self.top = top\n"
-    "    self.upd = probe()\n"
-    "    self.co = coroutine.wrap(probe)()\n"
-    "  end,\n"
-    "  on_ping = function(self) self.hnd = probe() end,\n"
-    "  on_reload = function(self) self.rel = probe() end }\n";
+static const char probe_fmt[] = "local MODE, MANAGED = '%s', %d\n"
+                                "local function probe()\n"
+                                "  local t = {} for i = 1, 2000 do t[i] = {} end t = nil\n"
+                                "  local a = collectgarbage('count')\n"
+                                "  if collectgarbage() ~= 0 then return 1 end\n"
+                                "  if collectgarbage('collect') ~= 0 then return 2 end\n"
+                                "  if collectgarbage('step', 1 << 30) ~= false then return 3 end\n"
+                                "  if collectgarbage('stop') ~= 0 then return 4 end\n"
+                                "  if collectgarbage('restart') ~= 0 then return 5 end\n"
+                                "  if collectgarbage('setpause', 1000) ~= 0 then return 6 end\n"
+                                "  if collectgarbage('setstepmul', 1) ~= 0 then return 7 end\n"
+                                "  if collectgarbage('generational', 10, 50) ~= MODE then return 8 end\n"
+                                "  if collectgarbage('incremental', 100, 100, 13) ~= MODE then return 9 end\n"
+                                "  if collectgarbage('isrunning') ~= true then return 10 end\n"
+                                "  local b = collectgarbage('count')\n"
+                                "  if type(a) ~= 'number' or a <= 0 then return 11 end\n"
+                                "  if b ~= a then return 12 end -- nothing was collected\n"
+                                "  if pcall(collectgarbage, 'bogus') then return 13 end\n"
+                                "  if pcall(collectgarbage, 'step', 'x') then return 14 end\n"
+                                "  if MANAGED == 1 then -- 'restart' left the collector stopped in scripts\n"
+                                "    collectgarbage('restart')\n"
+                                "    local c = collectgarbage('count')\n"
+                                "    for i = 1, 20000 do local x = {} end\n"
+                                "    if collectgarbage('count') - c < 800 then return 15 end\n"
+                                "  end\n"
+                                "  return 0\n"
+                                "end\n"
+                                "local top = probe()\n"
+                                "return { fields = { top = -1, upd = -1, co = -1, hnd = -1, rel = -1 },\n"
+                                "  update = function(self)\n"
+                                "    self.top = top\n"
+                                "    self.upd = probe()\n"
+                                "    self.co = coroutine.wrap(probe)()\n"
+                                "  end,\n"
+                                "  on_ping = function(self) self.hnd = probe() end,\n"
+                                "  on_reload = function(self) self.rel = probe() end }\n";
 
 static int64_t field_int(ljs_runtime_t *rt, ljs_entity_t e, const char *name)
 {
@@ -407,7 +409,8 @@ static void test_gc_hostile_script_cannot_stall_or_balloon(void **state)
             uint64_t sum = state_bytes(rt, 0, 0) + state_bytes(rt, 1, 0);
             peak = sum > peak ? sum : peak;
         }
-        print_message("%s: peak %llu KiB over %d frames\n", modes[m], (unsigned long long)(peak >> 10), frames);
+        print_message("%s: peak %llu KiB over %d frames\n", modes[m], (unsigned long long)(peak >> 10),
+                      frames);
         if (peak > (16u << 20))
             fail_msg("%s: %llu bytes at the peak over %d frames", modes[m], (unsigned long long)peak, frames);
         ljs_gc_stats_t st0, st1;

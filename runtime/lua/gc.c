@@ -44,11 +44,51 @@ static size_t current(const ljs__worker_t *w)
     return atomic_load_explicit(&w->alloc.current, memory_order_relaxed);
 }
 
+/* Copy st into the slot after `latest`, then name it latest (release).
+ * Thread: same-worker (the one writer). */
 static void publish(ljs__worker_t *w)
 {
-    pthread_mutex_lock(&w->gc.pub_mtx);
-    w->gc.pub = w->gc.st;
-    pthread_mutex_unlock(&w->gc.pub_mtx);
+    uint64_t n = atomic_load_explicit(&w->gc.pub_latest, memory_order_relaxed) + 1;
+    _Atomic uint64_t *slot = w->gc.pub[n & 1];
+    /* The previous latest store before this slot's stores: a reader that
+     * sees any of them also sees that latest moved (its fence pairs). */
+    atomic_thread_fence(memory_order_release);
+    size_t k = 0;
+#define PUT(type, name)                                                \
+    do {                                                               \
+        uint64_t bits;                                                 \
+        type v = w->gc.st.name;                                        \
+        memcpy(&bits, &v, sizeof bits);                                \
+        atomic_store_explicit(&slot[k++], bits, memory_order_relaxed); \
+    } while (0);
+    LJS_GC_STATS_FIELDS(PUT)
+#undef PUT
+    atomic_store_explicit(&w->gc.pub_latest, n, memory_order_release);
+}
+
+/* The last published counters. Retries only while the worker is busy
+ * publishing over the very slot read (two publishes during one copy),
+ * never while it is preempted. Thread: any. */
+static void read_published(const ljs__worker_t *w, ljs_gc_stats_t *out)
+{
+    for (;;) {
+        uint64_t n = atomic_load_explicit(&w->gc.pub_latest, memory_order_acquire);
+        const _Atomic uint64_t *slot = w->gc.pub[n & 1];
+        size_t k = 0;
+#define GET(type, name)                                                         \
+    do {                                                                        \
+        uint64_t bits = atomic_load_explicit(&slot[k++], memory_order_relaxed); \
+        type v;                                                                 \
+        memcpy(&v, &bits, sizeof v);                                            \
+        out->name = v;                                                          \
+    } while (0);
+        LJS_GC_STATS_FIELDS(GET)
+#undef GET
+        atomic_thread_fence(memory_order_acquire);
+        /* The slot is rewritten at n + 2: not started if latest < n + 1. */
+        if (atomic_load_explicit(&w->gc.pub_latest, memory_order_relaxed) <= n)
+            return;
+    }
 }
 
 void ljs__gc_setup(ljs__worker_t *w)
@@ -56,9 +96,13 @@ void ljs__gc_setup(ljs__worker_t *w)
     lua_State *L = w->L;
     const char *mode = w->rt->cfg.gc_mode;
     memset(&w->gc, 0, sizeof w->gc);
-    pthread_mutex_init(&w->gc.pub_mtx, NULL);
     atomic_init(&w->gc.busy, 0);
     atomic_init(&w->gc.job_frame, 0);
+    atomic_init(&w->gc.pub_latest, 0);
+    for (size_t k = 0; k < LJS__GC_NSTATS; k++) {
+        atomic_init(&w->gc.pub[0][k], 0);
+        atomic_init(&w->gc.pub[1][k], 0);
+    }
     w->gc.last_full_ms = ljs__now_ms();
     w->gc.alloc_mark = atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed);
     if (!strcmp(mode, "generational")) {
@@ -70,11 +114,6 @@ void ljs__gc_setup(ljs__worker_t *w)
         lua_gc(L, LUA_GCINC, 0, 1, 0); /* stepmul 1: short steps */
         lua_gc(L, LUA_GCSTOP);
     }
-}
-
-void ljs__gc_fini(ljs__worker_t *w)
-{
-    pthread_mutex_destroy(&w->gc.pub_mtx);
 }
 
 /* 1 if the state has GC work to do. Like Lua's own pause: no new cycle
@@ -328,23 +367,47 @@ static void own_job(void *arg, uint32_t worker)
     gc_work(rt, worker, atomic_load_explicit(&rt->gc_started, memory_order_relaxed), 1);
 }
 
+/* 1 while the owner's own job is queued. relaxed: only this thread runs
+ * and counts it. Thread: owner. */
+static int own_pending(ljs_runtime_t *rt)
+{
+    return atomic_load_explicit(&rt->gc_own.pending, memory_order_relaxed) != 0;
+}
+
 void ljs__gc_frame_begin(ljs_runtime_t *rt)
 {
     if (!rt->workers[0].gc.managed)
         return;
     /* relaxed: a hint to running jobs; nothing is published through it. */
     atomic_store_explicit(&rt->gc_started, rt->frame + 1, memory_order_relaxed);
-    ljs__sched_submit_affine(rt->sched, 0, own_job, rt, &rt->gc_own);
+    if (!own_pending(rt)) /* one still queued counts all allocation since */
+        ljs__sched_submit_affine(rt->sched, 0, own_job, rt, &rt->gc_own);
+}
+
+/* The owner's job runs at its first wait for other workers' batches. A
+ * frame with no such wait (one batch per phase, or the others took every
+ * batch) leaves it queued for the next frame's waits; after two frames
+ * in a row, or with the state past its ceiling, it runs here: the lag,
+ * and so the memory, stays bounded. */
+static void own_frame_end(ljs_runtime_t *rt)
+{
+    if (!own_pending(rt)) {
+        rt->gc_own_skips = 0;
+        return;
+    }
+    if (++rt->gc_own_skips < 2 && !over_ceiling(&rt->workers[0]))
+        return;
+    rt->gc_own_skips = 0;
+    ljs__sched_wait(rt->sched, &rt->gc_own);
 }
 
 static uint64_t behind_total(ljs_runtime_t *rt)
 {
     uint64_t behind = 0;
+    ljs_gc_stats_t st;
     for (uint32_t i = 0; i < rt->nworkers; i++) {
-        ljs__worker_t *w = &rt->workers[i];
-        pthread_mutex_lock(&w->gc.pub_mtx);
-        behind += w->gc.pub.behind;
-        pthread_mutex_unlock(&w->gc.pub_mtx);
+        read_published(&rt->workers[i], &st);
+        behind += st.behind;
     }
     return behind;
 }
@@ -373,7 +436,7 @@ void ljs__gc_frame(ljs_runtime_t *rt)
 {
     if (!rt->workers[0].gc.managed)
         return;
-    ljs__sched_wait(rt->sched, &rt->gc_own); /* the owner's own job: normally done */
+    own_frame_end(rt);
     for (uint32_t i = 1; i < rt->nworkers; i++) {
         ljs__worker_t *w = &rt->workers[i];
         /* acquire: pairs with bg_job's release. Still busy: that job has
@@ -390,6 +453,7 @@ void ljs__gc_frame(ljs_runtime_t *rt)
 
 void ljs__gc_quiesce(ljs_runtime_t *rt)
 {
+    ljs__sched_wait(rt->sched, &rt->gc_own);
     ljs__sched_wait(rt->sched, &rt->gc_bg);
 }
 
@@ -398,10 +462,7 @@ int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out)
     LJS_CHECK_OWNER(rt, "ljs_gc_stats");
     if (rt == NULL || out == NULL || worker >= rt->nworkers)
         return LJS_EINVAL;
-    ljs__worker_t *w = &rt->workers[worker];
-    pthread_mutex_lock(&w->gc.pub_mtx);
-    *out = w->gc.pub;
-    pthread_mutex_unlock(&w->gc.pub_mtx);
+    read_published(&rt->workers[worker], out);
     return LJS_OK;
 }
 

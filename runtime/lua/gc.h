@@ -29,13 +29,15 @@
 
 #include <ljs.h>
 #include <lua.h>
-#include <pthread.h>
 #include <stdatomic.h>
 
 struct ljs_runtime_s;
 struct ljs__worker_s;
 
-/* Per-state policy state and counters. Everything but `pub`, `busy` and
+#define LJS__GC_COUNT_FIELD(type, name) +1
+#define LJS__GC_NSTATS (0 LJS_GC_STATS_FIELDS(LJS__GC_COUNT_FIELD))
+
+/* Per-state policy state and counters. Everything but `pub*`, `busy` and
  * `job_frame` is touched only on the worker's own thread. */
 typedef struct ljs__gc_s {
     int managed;
@@ -57,16 +59,15 @@ typedef struct ljs__gc_s {
      * queues the job; the job clears busy when done (release). */
     atomic_int busy;
     _Atomic uint64_t job_frame;
-    /* Counters for the owner: copied at the end of each job and step. */
-    pthread_mutex_t pub_mtx;
-    ljs_gc_stats_t pub;
+    /* Counters for the owner, copied at the end of each job and step into
+     * two slots in turn (field bits in atomics): `latest` names the last
+     * complete one, so a reader never waits for a preempted worker. */
+    _Atomic uint64_t pub_latest;
+    _Atomic uint64_t pub[2][LJS__GC_NSTATS];
 } ljs__gc_t;
 
 /* Set the state's collector up per cfg.gc_mode. Thread: same-worker. */
 LJS_HIDDEN void ljs__gc_setup(struct ljs__worker_s *w);
-
-/* Free what setup made. Thread: same-worker, no job pending. */
-LJS_HIDDEN void ljs__gc_fini(struct ljs__worker_s *w);
 
 /* Replace the sandbox's collectgarbage by one that reads but never steers
  * (README "Garbage collection"). Runs under lua_pcall. Thread: same-worker. */
