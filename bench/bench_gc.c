@@ -21,6 +21,11 @@
  * (which also see the garbage a frame makes before managed GC runs) are
  * reported beside it.
  *
+ * Contention: incremental and managed run again beside 2 CPU-burning
+ * processes (same run, reported separately: *_burn2): the managed
+ * policy paces its steps by allocation, so its peak must not grow when
+ * its workers get less CPU (peak_mem_vs_default_burn2).
+ *
  * Correctness: every entity accumulates an integer derived from the
  * garbage it made and from the cache; every mode must end with the same
  * sum over all entities, no script errors and every update run.
@@ -314,7 +319,7 @@ static double med(const run_t (*runs)[NMODES], int reps, int mode, size_t offset
 }
 
 static int run_all(const bench_ctx_t *ctx, const char *path, const scene_t *sc, run_t (*runs)[NMODES],
-                   int reps)
+                   run_t (*burn)[NMODES], int reps)
 {
     scratch_t b;
     b.ids = malloc(sizeof *b.ids * sc->entities);
@@ -335,6 +340,15 @@ static int run_all(const bench_ctx_t *ctx, const char *path, const scene_t *sc, 
                 rc = -1;
             }
         }
+        /* The same with 2 CPU-burning processes beside it (incremental and
+         * managed): the managed policy's memory must not depend on how
+         * much CPU its workers get. */
+        bench_burners_t bb = {.n = 0};
+        if (rc == 0 && bench_burners_start(&bb, 2) != 0)
+            rc = -1;
+        for (int m = M_INC; m <= M_MANAGED && rc == 0; m += M_MANAGED - M_INC)
+            rc = run_mode(ctx, m, path, sc, &b, &burn[r][m]);
+        bench_burners_stop(&bb);
     }
     free(b.ids);
     free(b.frame_ms);
@@ -343,7 +357,8 @@ static int run_all(const bench_ctx_t *ctx, const char *path, const scene_t *sc, 
     return rc;
 }
 
-static void report(const bench_ctx_t *ctx, const scene_t *sc, const run_t (*runs)[NMODES], int reps)
+static void report(const bench_ctx_t *ctx, const scene_t *sc, const run_t (*runs)[NMODES],
+                   const run_t (*burn)[NMODES], int reps)
 {
     bench_result_t res = {.name = "gc"};
     name_used = 0;
@@ -389,6 +404,13 @@ static void report(const bench_ctx_t *ctx, const scene_t *sc, const run_t (*runs
     /* Lower is better here (target <= 1.5): the managed policy may hold
      * some more garbage between its steps. */
     bench_ratio(&res, "peak_mem_vs_default", ratio(peak[M_MANAGED], peak[M_INC]));
+    double peak_inc_burn = med(burn, reps, M_INC, offsetof(run_t, peak_mb));
+    double peak_man_burn = med(burn, reps, M_MANAGED, offsetof(run_t, peak_mb));
+    bench_figure(&res, "peak_mb_incremental_burn2", peak_inc_burn);
+    bench_figure(&res, "peak_mb_managed_burn2", peak_man_burn);
+    bench_figure(&res, "frame_p99_ms_managed_burn2", med(burn, reps, M_MANAGED, offsetof(run_t, p99)));
+    bench_figure(&res, "frame_p99_ms_incremental_burn2", med(burn, reps, M_INC, offsetof(run_t, p99)));
+    bench_ratio(&res, "peak_mem_vs_default_burn2", ratio(peak_man_burn, peak_inc_burn));
     bench_report(ctx, &res);
 }
 
@@ -413,13 +435,15 @@ int bench_gc(const bench_ctx_t *ctx)
         fprintf(stderr, "bench gc: cannot write %s\n", path);
 
     run_t(*runs)[NMODES] = rc == 0 ? calloc((size_t)reps, sizeof *runs) : NULL;
-    if (rc == 0 && runs == NULL)
+    run_t(*burn)[NMODES] = rc == 0 ? calloc((size_t)reps, sizeof *burn) : NULL;
+    if (rc == 0 && (runs == NULL || burn == NULL))
         rc = 1;
-    if (rc == 0 && run_all(ctx, path, sc, runs, reps) != 0)
+    if (rc == 0 && run_all(ctx, path, sc, runs, burn, reps) != 0)
         rc = 1;
     if (rc == 0)
-        report(ctx, sc, (const run_t(*)[NMODES])runs, reps);
+        report(ctx, sc, (const run_t(*)[NMODES])runs, (const run_t(*)[NMODES])burn, reps);
     free(runs);
+    free(burn);
     unlink(path);
     rmdir(dir);
     return rc;

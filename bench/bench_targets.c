@@ -42,6 +42,8 @@ static const target_t targets[] = {
     {"gc", "worst_gc_vs_incremental", 0, 5.0, "worst GC pause: incremental vs managed"},
     {"gc", "worst_gc_vs_generational", 0, 5.0, "worst GC pause: generational vs managed"},
     {"gc", "peak_mem_vs_default", 1, 1.5, "peak memory: managed vs incremental"},
+    {"gc", "peak_mem_vs_default_burn2", 1, 1.5, "peak memory: managed vs incremental, 2 CPU burners beside"},
+    {"gc_end", "end_p99_ms_burn4", 1, 0.2, "frame end phase (commit to return) p99, 4 CPU burners beside, ms"},
     {"stats", "frame_time_stats_off_vs_on", 0, 0.98, "stats on cost < 2% of frame time"},
     {"runaway", "frame_time_protection_off_vs_on", 0, 0.98, "runaway protection costs < 2% of frame time"},
     {"snapshot", "save_vs_fwrite", 0, 0.5, "100k x 10 fields: world save vs fwrite of the columns"},
