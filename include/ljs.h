@@ -152,7 +152,7 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, entity_ring, "LJS_ENTITY_RING", 4096, 4, 1048576,                                         \
       "tag-post ring slots (power of 2 rounded up)")                                                      \
     X(uint32_t, gc_budget_us, "LJS_GC_BUDGET_US", 4000, 10, 1000000,                                      \
-      "managed GC time per state per frame, us")                                                          \
+      "managed GC: target time per state per frame, us (steps follow allocation past it)")                \
     X(uint32_t, gc_pause, "LJS_GC_PAUSE", 175, 110, 1000,                                                 \
       "managed GC: a cycle starts when memory reaches this % of the last live heap")                      \
     X(uint32_t, gc_full_mb, "LJS_GC_FULL_MB", 0, 0, 65536,                                                \
@@ -597,13 +597,13 @@ LJS_API size_t ljs_console_drain(ljs_runtime_t *rt, ljs_log_fn fn, void *ud);
     X(uint64_t, query_misses)                                                                           \
     /* Phase times of the last frame, ms. */                                                            \
     /* start: reloads, posted tags and query sync. */                                                   \
-    /* end: spawns/destroys, unloads and the managed GC. */                                             \
+    /* end: spawns/destroys, unloads, queueing the managed GC (it runs in the background). */           \
     X(double, last_start_ms)                                                                            \
     X(double, last_update_ms)                                                                           \
     X(double, last_event_ms)                                                                            \
     X(double, last_commit_ms)                                                                           \
     X(double, last_end_ms)                                                                              \
-    X(double, last_gc_ms) /* part of last_end_ms */                                                     \
+    X(double, last_gc_ms) /* part of last_end_ms: the owner's share (queueing, rarely its own debt) */  \
     X(double, last_frame_ms)                                                                            \
     /* The same, summed over every frame, and the longest frame. */                                     \
     X(double, total_start_ms)                                                                           \
@@ -710,9 +710,9 @@ LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
     X(uint64_t, steps)       /* LUA_GCSTEP calls made by the managed policy (idle ones included) */      \
     X(uint64_t, cycles)      /* collection cycles completed */                                           \
     X(uint64_t, full)        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */                     \
-    X(uint64_t, behind)      /* frames where even 8x LJS_GC_BUDGET_US could not keep up (warned once) */ \
-    X(double, total_ms)      /* time spent in GC work, after frames and while idle in them */            \
-    X(double, max_frame_ms)  /* the most GC time one frame spent on this state after its phases */       \
+    X(uint64_t, behind)      /* frames whose allocation debt took more than LJS_GC_BUDGET_US (warned) */ \
+    X(double, total_ms)      /* time spent in GC work, in the background and while idle in frames */     \
+    X(double, max_frame_ms)  /* the longest GC job one frame queued for this state */                    \
     X(uint64_t, freed_bytes) /* bytes the GC work released */                                            \
     X(uint64_t, idle_steps)  /* steps run while this worker had no batch to run during a frame */        \
     X(double, idle_ms)       /* time those took (counted against the same per-frame budget) */
@@ -728,7 +728,9 @@ typedef struct ljs_gc_stats_s {
  * LJS_EINVAL, LJS_EBUSY. */
 LJS_API int ljs_gc_collect(ljs_runtime_t *rt);
 
-/* GC counters of worker `worker`'s state. Thread: owner, between frames.
+/* GC counters of worker `worker`'s state, as of its last GC step (a
+ * worker's background GC may still be running: the counters lag it, and
+ * reading them never waits for it). Thread: owner. Blocks: no.
  * Returns LJS_OK, LJS_EINVAL. */
 LJS_API int ljs_gc_stats(const ljs_runtime_t *rt, uint32_t worker, ljs_gc_stats_t *out);
 
