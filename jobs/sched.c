@@ -278,6 +278,27 @@ static void wake_target(ljs__sched_t *s, uint32_t i)
         claim_and_wake(s, i);
 }
 
+/* wake_target that never blocks: with the target's park lock taken (it is
+ * between announcing itself and sleeping, or just woke), leave its sleep
+ * bit set and go: it sleeps with the job queued until the next wake. */
+static void try_wake_target(ljs__sched_t *s, uint32_t i)
+{
+    atomic_thread_fence(memory_order_seq_cst); /* as in wake_target */
+    uint64_t bit = 1ull << (i % 64);
+    if (!(atomic_load_explicit(&s->sleep_mask[i / 64], memory_order_seq_cst) & bit))
+        return;
+    worker_t *w = &s->workers[i];
+    if (pthread_mutex_trylock(&w->park_mtx) != 0)
+        return;
+    /* acq_rel: as in claim_and_wake; the mutex orders the gen bump with
+     * the parker's re-check, as in wake_worker. */
+    if (atomic_fetch_and_explicit(&s->sleep_mask[i / 64], ~bit, memory_order_acq_rel) & bit) {
+        atomic_fetch_add_explicit(&w->gen, 1, memory_order_relaxed);
+        pthread_cond_signal(&w->park_cv);
+    }
+    pthread_mutex_unlock(&w->park_mtx);
+}
+
 /* Whether any job is visible to worker w: its affine jobs, or any deque.
  * seq_cst loads: the re-check half of the parking protocol. */
 static int has_work(ljs__sched_t *s, worker_t *w)
@@ -512,6 +533,31 @@ void ljs__sched_submit_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, 
     worker_t *me = self_worker(s);
     if (me == NULL || me->index != worker)
         wake_target(s, worker);
+}
+
+void ljs__sched_submit_affine_nowait(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg,
+                                     ljs__counter_t *c)
+{
+    SCHED_ASSERT(worker < s->n);
+    worker_t *t = &s->workers[worker];
+    ljs__job_t *j = new_job(s, self_worker(s), fn, arg, c);
+    if (!j)
+        return;
+    /* relaxed / release: as in ljs__sched_submit_affine. */
+    ljs__job_t *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+    do {
+        j->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, j, memory_order_release,
+                                                    memory_order_relaxed));
+    worker_t *me = self_worker(s);
+    if (me == NULL || me->index != worker)
+        try_wake_target(s, worker);
+}
+
+void ljs__sched_wake(ljs__sched_t *s, uint32_t worker)
+{
+    SCHED_ASSERT(worker < s->n);
+    wake_target(s, worker);
 }
 
 static void wait_backoff(uint32_t *idle)

@@ -107,6 +107,18 @@ LJS_HIDDEN void ljs__sched_submit(ljs__sched_t *s, ljs__job_fn fn, void *arg, lj
 LJS_HIDDEN void ljs__sched_submit_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg,
                                          ljs__counter_t *c);
 
+/* Like ljs__sched_submit_affine, but the caller never blocks on the
+ * target: a parked target is woken only if its park lock is free at once;
+ * one in the middle of parking runs the job when it is next woken (by any
+ * submission to it, or ljs__sched_wake). For background work queued from
+ * a latency-critical path. Thread: owner or worker. Blocks: no. */
+LJS_HIDDEN void ljs__sched_submit_affine_nowait(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg,
+                                                ljs__counter_t *c);
+
+/* Wake worker `worker` if it is parked (before waiting for jobs queued
+ * with ljs__sched_submit_affine_nowait). Thread: any. Blocks: briefly. */
+LJS_HIDDEN void ljs__sched_wake(ljs__sched_t *s, uint32_t worker);
+
 /* Wait until `c` reaches zero, running jobs (own affine queue, own deque,
  * then stealing) meanwhile. Thread: owner or worker. Blocks: yes (helping). */
 LJS_HIDDEN void ljs__sched_wait(ljs__sched_t *s, ljs__counter_t *c);

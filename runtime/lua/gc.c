@@ -446,7 +446,9 @@ void ljs__gc_frame(ljs_runtime_t *rt)
             continue;
         atomic_store_explicit(&w->gc.busy, 1, memory_order_relaxed);
         atomic_store_explicit(&w->gc.job_frame, rt->frame, memory_order_relaxed);
-        ljs__sched_submit_affine(rt->sched, i, bg_job, rt, &rt->gc_bg);
+        /* nowait: a worker preempted while parking must not hold the
+         * owner here (it finds the job when next woken, before any batch). */
+        ljs__sched_submit_affine_nowait(rt->sched, i, bg_job, rt, &rt->gc_bg);
     }
     warn_behind(rt);
 }
@@ -454,6 +456,8 @@ void ljs__gc_frame(ljs_runtime_t *rt)
 void ljs__gc_quiesce(ljs_runtime_t *rt)
 {
     ljs__sched_wait(rt->sched, &rt->gc_own);
+    for (uint32_t i = 1; i < rt->nworkers; i++) /* a job queued without waking its worker */
+        ljs__sched_wake(rt->sched, i);
     ljs__sched_wait(rt->sched, &rt->gc_bg);
 }
 
