@@ -466,6 +466,33 @@ static void test_sched_idle_workers_park_and_use_no_cpu(void **state)
     ljs__sched_destroy(s);
 }
 
+/* Jobs queued without blocking on their target (ljs__sched_submit_affine_
+ * nowait) run on that worker, once each, whether it was parked, parking
+ * or awake when they came, once it is woken (ljs__sched_wake here): many
+ * rounds against workers that park at once, to hit every parking state. */
+static void test_sched_nowait_affine_jobs_run_on_their_worker_once_woken(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < 4; k++) {
+        uint32_t n = worker_counts[k];
+        ljs__sched_t *s = make(n, 0);
+        affine_t a = {.s = s};
+        const int rounds = 300;
+        for (int r = 0; r < rounds; r++) {
+            ljs__counter_t c = LJS__COUNTER_INIT;
+            for (uint32_t w = 0; w < n; w++)
+                ljs__sched_submit_affine_nowait(s, w, on_all_job, &a, &c);
+            for (uint32_t w = 1; w < n; w++)
+                ljs__sched_wake(s, w);
+            ljs__sched_wait(s, &c);
+        }
+        assert_int_equal(atomic_load(&a.wrong), 0);
+        for (uint32_t w = 0; w < n; w++)
+            assert_int_equal(atomic_load(&a.per_worker[w]), rounds);
+        ljs__sched_destroy(s);
+    }
+}
+
 static void busy_job(void *arg, uint32_t worker)
 {
     spin_ns(20000);
@@ -510,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_sched_nested_parallel_for_covers_every_index_once),
         cmocka_unit_test(test_sched_wait_runs_every_submitted_job_including_nested_ones),
         cmocka_unit_test(test_sched_affine_jobs_run_on_their_worker),
+        cmocka_unit_test(test_sched_nowait_affine_jobs_run_on_their_worker_once_woken),
         cmocka_unit_test(test_sched_run_on_all_runs_once_on_every_worker),
         cmocka_unit_test(test_sched_on_start_and_on_stop_run_once_per_worker_on_its_thread),
         cmocka_unit_test(test_sched_create_fails_and_unwinds_when_a_worker_fails_to_start),
