@@ -28,7 +28,8 @@
 
 /* Kilobytes of debt per LUA_GCSTEP call (pitfall 2: ~0.1-0.7 ms). */
 #define STEP_KB 32
-/* Margin on the learned cycle length: a heap that grew needs more steps. */
+/* Margin on the cycle under way when it is already longer than the last:
+ * a heap that grew needs more steps. */
 #define PACE_MARGIN 1.25
 /* Allocation a cycle may take, at least (a tiny heap's 75% is nothing). */
 #define MIN_HEADROOM ((size_t)256 << 10)
@@ -137,7 +138,7 @@ static double steps_per_byte(const ljs__worker_t *w)
     double headroom = (double)live * (w->rt->cfg.gc_pause - 100) / 100.0;
     if (headroom < (double)MIN_HEADROOM)
         headroom = (double)MIN_HEADROOM;
-    return cycle * PACE_MARGIN / headroom;
+    return cycle / headroom;
 }
 
 /* Count the bytes allocated since the last call as debt (none while the
