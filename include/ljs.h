@@ -164,6 +164,8 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                                \
       "reuse event payload tables from a per-state pool (0 = a new table per event)")                     \
     X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")           \
+    X(uint32_t, natural, "LJS_NATURAL", 1, 0, 1,                                                          \
+      "natural form: 1 = scalarize self when provably safe, 0 = always the self table")                   \
     X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                      \
       "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")                                \
     X(uint32_t, call_queue_kb, "LJS_CALL_QUEUE_KB", 4096, 1, 4194304,                                     \

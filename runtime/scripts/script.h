@@ -9,6 +9,7 @@
 #define LJS_RUNTIME_SCRIPT_H
 
 #include "runtime/cache/cache.h"
+#include "runtime/scripts/natural.h"
 #include "runtime/world/world.h"
 
 #include <lua.h>
@@ -41,6 +42,13 @@ typedef struct ljs__script_s {
     /* Event handlers on_<name>, sorted by name. */
     uint32_t nhandlers;
     char **handlers;
+    /* Natural form: how update and each handler are called (natural.h);
+     * the layout is the meta worker's, every worker checked equal. */
+    ljs__natural_t nat_update;
+    ljs__natural_t *nat_handlers; /* script->handlers order */
+    uint32_t nat_np;              /* most parameters of a scalarized call */
+    uint32_t *ev_dirty;           /* fields the handlers may write */
+    uint32_t nev_dirty;
     /* Module files this script require()s, directly or not (paths). */
     char **deps;
     uint32_t ndeps;
@@ -52,9 +60,9 @@ typedef struct ljs__script_s {
 } ljs__script_t;
 
 typedef struct ljs__inst_s {
-    int update_ref;    /* natural: generated wrapper; fast: the function */
+    int update_ref;    /* natural: generated wrapper or scalarized function; fast: the function */
     int reload_ref;    /* wrapper of on_reload(self), or LUA_NOREF */
-    int *handler_refs; /* generated wrappers, script->handlers order */
+    int *handler_refs; /* wrappers or scalarized functions, script->handlers order */
     uint32_t nhandlers;
 } ljs__inst_t;
 
