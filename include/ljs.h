@@ -627,12 +627,14 @@ typedef struct ljs_stats_s {
 LJS_API int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out);
 
 /* Fields of ljs_script_stats_t, X(type, name) (struct and report). */
-#define LJS_SCRIPT_STATS_FIELDS(X)                                                             \
-    X(uint64_t, calls)  /* update and handler calls */                                         \
-    X(uint64_t, errors) /* calls that raised */                                                \
-    X(uint32_t, entities)                                                                      \
-    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */ \
-    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */
+#define LJS_SCRIPT_STATS_FIELDS(X)                                                                         \
+    X(uint64_t, calls)  /* update and handler calls */                                                     \
+    X(uint64_t, errors) /* calls that raised */                                                            \
+    X(uint32_t, entities)                                                                                  \
+    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */             \
+    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */    \
+    X(uint32_t, scalarized)  /* natural-form update/handlers running scalarized (README "Natural form") */ \
+    X(uint32_t, table_fallback) /* natural-form update/handlers running with a self table */
 
 typedef struct ljs_script_stats_s {
 #define LJS__STRUCT_FIELD(type, name) type name;

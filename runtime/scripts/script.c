@@ -433,17 +433,15 @@ static int wrap_lazy(lua_State *L, ljs__worker_t *w, const ljs__script_t *s, int
     return wrap_ref(L, w, *factory);
 }
 
-/* One line per natural-form function on the console, so a script author
- * sees which tier runs it and why. */
-static void log_tier(const ljs__worker_t *w, const ljs__script_t *s, const char *what,
-                     const ljs__natural_t *nat)
+/* A natural-form function left on the table tier gets one console line
+ * (info) saying why, at the line that keeps `self` a table, so a script
+ * author can tell; the scalarized ones are counted in ljs_script_stats
+ * and described in the JSON report (ljs__script_natural_summary). */
+static void log_fallback(const ljs__worker_t *w, const ljs__script_t *s, const char *what,
+                         const ljs__natural_t *nat)
 {
     ljs_runtime_t *rt = w->rt;
-    if (nat->scalar)
-        ljs__console_log(&rt->console, LJS_LOG_INFO, rt->frame, 0, s->name,
-                         "%s: natural form %s: scalarized (touches %u of %u fields, writes %u)", s->path,
-                         what, nat->n, s->nfields, nat->nwrites);
-    else
+    if (!nat->scalar && rt->cfg.natural)
         ljs__console_log(&rt->console, LJS_LOG_INFO, rt->frame, 0, s->name,
                          "%s: natural form %s: table fallback (%s)", s->path, what, nat->why);
 }
@@ -465,7 +463,7 @@ static int scalarize(lua_State *L, const load_ctx_t *c, ljs__natural_t *rec, con
     }
     if (c->meta) {
         *rec = nat; /* the record owns nat.ids from here (ljs__script_free) */
-        log_tier(c->w, s, what, rec);
+        log_fallback(c->w, s, what, rec);
         return nat.scalar;
     }
     int same = ljs__natural_same(&nat, rec);
@@ -646,6 +644,38 @@ int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id)
         if (es->ids[i] == id)
             return 1;
     return 0;
+}
+
+static size_t describe(char *buf, size_t size, const char *what, const ljs__natural_t *n, uint32_t nfields)
+{
+    int k = n->scalar ? snprintf(buf, size, "%s: scalarized (touches %u of %u fields, writes %u)", what, n->n,
+                                 nfields, n->nwrites)
+                      : snprintf(buf, size, "%s: table (%s)", what, n->why);
+    return k < 0 ? 0 : (size_t)k >= size ? size - 1 : (size_t)k;
+}
+
+void ljs__script_natural_summary(const ljs__script_t *s, char *buf, size_t size, uint32_t *scalar,
+                                 uint32_t *table)
+{
+    size_t o = 0;
+    *scalar = *table = 0;
+    buf[0] = '\0';
+    if (s->fast || (!s->has_update && s->nhandlers == 0))
+        return;
+    for (uint32_t h = 0; h <= s->nhandlers; h++) {
+        const ljs__natural_t *n = h == 0 ? &s->nat_update : &s->nat_handlers[h - 1];
+        char what[80];
+        if (h == 0 && !s->has_update)
+            continue;
+        if (h > 0)
+            snprintf(what, sizeof what, "on_%s", s->handlers[h - 1]);
+        *(n->scalar ? scalar : table) += 1;
+        if (o + 3 < size) {
+            if (o > 0)
+                o += (size_t)snprintf(buf + o, size - o, "; ");
+            o += describe(buf + o, size - o, h == 0 ? "update" : what, n, s->nfields);
+        }
+    }
 }
 
 int ljs__script_returns_field(const ljs__script_t *s, uint32_t f)

@@ -102,6 +102,13 @@ LJS_HIDDEN int ljs__script_handler(const ljs__script_t *s, const char *name);
 /* 1 if slot `slot` has script `id` attached. Thread: any. */
 LJS_HIDDEN int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id);
 
+/* How the natural-form functions of `s` run: "update: scalarized (touches
+ * 2 of 24 fields, writes 1); on_hit: table (self passed to a function
+ * (CALL) at line 7)" into buf (truncated to size), and how many run each
+ * way. Thread: owner. */
+LJS_HIDDEN void ljs__script_natural_summary(const ljs__script_t *s, char *buf, size_t size, uint32_t *scalar,
+                                            uint32_t *table);
+
 /* 1 if a call of `s` returns field `f` itself (natural form: any of its
  * fields; fast form: its writes). */
 LJS_HIDDEN int ljs__script_returns_field(const ljs__script_t *s, uint32_t f);
