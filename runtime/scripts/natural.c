@@ -594,7 +594,7 @@ static const char *self_use(unsigned op)
     case OPC_SETI:
         return "self indexed by a non-constant key (%.*s)";
     case OPC_MOVE:
-        return "self copied into a variable or passed on (%.*s)";
+        return "self passed to a function or copied into a variable (%.*s)";
     case OPC_RETURN:
     case OPC_RETURN1:
         return "self returned (%.*s)";
@@ -727,14 +727,17 @@ static int verify_code(const uint8_t *out, const fn_t *f, unsigned maxstack)
         if (op >= OPC_COUNT)
             return 0;
         uint8_t fl = ops[op].f;
+        if (op == OPC_RETURN) { /* A may be the frame's end when it returns nothing */
+            if (I_B(i) == 0 || I_A(i) + I_B(i) - 1 > maxstack)
+                return 0;
+            continue;
+        }
         if (((fl & RA) && I_A(i) >= maxstack) || ((fl & RB) && I_B(i) >= maxstack) ||
             (((fl & RC) || ((fl & RK) && !I_K(i))) && I_C(i) >= maxstack))
             return 0;
         if ((fl & RANGE) && range_len(i) > 0 && I_A(i) + (unsigned)range_len(i) > maxstack)
             return 0;
         if ((op == OPC_LOADK && I_BX(i) >= f->nk) || (op == OPC_CLOSURE && I_BX(i) >= f->nprotos))
-            return 0;
-        if (op == OPC_RETURN && I_B(i) > 0 && I_A(i) + I_B(i) - 1 > maxstack)
             return 0;
     }
     return 1;
