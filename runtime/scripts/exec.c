@@ -106,20 +106,22 @@ static void reserve_stack(lua_State *L, const ljs__script_t *s)
     luaL_checkstack(L, (int)(n + s->nat_np) + 16, "too many fields for one call");
 }
 
-/* Natural form, scalarized (natural.h): the function, the id and the
- * call's first two values (update: dt, nil; event: payload, sender) are on
- * the stack; fit them to the function's own parameters, add the touched
- * fields, call, and store the written ones exactly as the table wrapper's
- * results are stored (nil or a wrong type is an error naming the field). */
-static void call_scalar(lua_State *L, const batch_t *b, const ljs__natural_t *nat, uint32_t slot)
+/* Natural form, scalarized (natural.h): the function, the id and `have`
+ * values after it (update: dt; event: payload, sender) are on the stack;
+ * fit them to the function's own parameters, add the touched fields,
+ * call, and store the written ones exactly as the table wrapper's results
+ * are stored (nil or a wrong type is an error naming the field). */
+static inline void call_scalar(lua_State *L, const batch_t *b, const ljs__natural_t *nat, uint32_t slot,
+                               uint32_t have)
 {
-    if (nat->np < 3)
-        lua_pop(L, 3 - (int)nat->np);
-    for (uint32_t i = 3; i < nat->np; i++)
+    if (nat->np - 1 < have)
+        lua_pop(L, (int)(have - (nat->np - 1)));
+    for (uint32_t i = have + 1; i < nat->np; i++)
         lua_pushnil(L);
     push_fields(L, &b->ph->rt->world, nat->ids, nat->n, slot);
     lua_call(L, (int)(nat->np + nat->n), (int)nat->nwrites);
-    store_results(L, b, nat->ids, nat->nwrites, slot, 0);
+    if (nat->nwrites > 0 || b->w->nsets > 0) /* else there is nothing to store */
+        store_results(L, b, nat->ids, nat->nwrites, slot, 0);
 }
 
 /* The update function sits at stack index 1 for the whole batch (cheaper
@@ -137,8 +139,7 @@ static void update_one(lua_State *L, batch_t *b, uint32_t slot)
         lua_call(L, 2 + (int)s->nreads, (int)s->nwrites);
         store_results(L, b, s->writes, s->nwrites, slot, 1);
     } else if (s->nat_update.scalar) {
-        lua_pushnil(L); /* sender */
-        call_scalar(L, b, &s->nat_update, slot);
+        call_scalar(L, b, &s->nat_update, slot, 1);
     } else {
         lua_pushnil(L); /* sender */
         push_fields(L, world, s->field_ids, s->nfields, slot);
@@ -213,7 +214,7 @@ static int run_events(lua_State *L)
         lua_pushvalue(L, payload);
         lua_pushinteger(L, (lua_Integer)m->sender);
         if (s->nat_handlers[h].scalar) {
-            call_scalar(L, b, &s->nat_handlers[h], (uint32_t)slot);
+            call_scalar(L, b, &s->nat_handlers[h], (uint32_t)slot, 2);
         } else {
             push_fields(L, world, s->field_ids, s->nfields, (uint32_t)slot);
             lua_call(L, 3 + (int)s->nfields, (int)s->nfields);

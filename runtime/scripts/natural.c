@@ -701,7 +701,11 @@ static void rewrite_code(const an_t *a, const rd_t *r, const fn_t *f, uint8_t *o
         } else if (op == OPC_RETURN) {
             i = MK_ABCK(OPC_RETURN, ret_a, ret_b, C, I_K(i));
         } else if (op == OPC_RETURN0 || op == OPC_RETURN1) {
-            i = MK_ABCK(OPC_RETURN, ret_a, ret_b, 0, 0);
+            /* No upvalue to close here (else the compiler would have used
+             * RETURN k): keep the VM's fast returns where they fit. */
+            i = a->nwrites == 0   ? MK_ABCK(OPC_RETURN0, 0, 0, 0, 0)
+                : a->nwrites == 1 ? MK_ABCK(OPC_RETURN1, ret_a, 0, 0, 0)
+                                  : MK_ABCK(OPC_RETURN, ret_a, ret_b, 0, 0);
         } else {
             if (op == OPC_TAILCALL)
                 i = MK_ABCK(OPC_CALL, A, B, 1, 0); /* the RETURN after it returns the fields */
