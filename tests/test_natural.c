@@ -31,6 +31,10 @@ static void on_line(void *ud, const ljs_log_line_t *line)
 /* Load `src` as one script on NENT entities, run NFRAMES frames with a
  * "hit" event (payload 2) to every entity each frame, and return the world
  * digest, the tier counts and the console. */
+/* Config variations for test_natural_strip_and_no_cache: stripped
+ * bytecode (no debug info to rewrite) and every worker compiling. */
+static int opt_strip, opt_no_cache;
+
 static void run(const char *src, unsigned workers, int natural, result_t *r)
 {
     char dir[64], path[128];
@@ -44,6 +48,8 @@ static void run(const char *src, unsigned workers, int natural, result_t *r)
     cfg.natural = (uint32_t)natural;
     cfg.state_mem_mb = 64;
     cfg.watch = 0;
+    cfg.strip_bytecode = (uint32_t)opt_strip;
+    cfg.cache = opt_no_cache ? 0 : 1;
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     ljs_script_t s;
     if (ljs_script_load(rt, path, &s) != LJS_OK)
@@ -355,6 +361,56 @@ static void test_natural_raising_call_changes_nothing(void **state)
     ljs_test_rmtree(dir);
 }
 
+/* set() of another script's field from a scalarized call lands (and is
+ * committed) when the call returns; the scalarized script's own untouched
+ * fields keep what the host wrote between frames. */
+static void test_natural_set_and_untouched_fields(void **state)
+{
+    (void)state;
+    char dir[64], a[128], bpath[128];
+    ljs_test_tmpdir(dir, sizeof dir, "natural");
+    snprintf(a, sizeof a, "%s/a.lua", dir);
+    snprintf(bpath, sizeof bpath, "%s/b.lua", dir);
+    ljs_test_write(a,
+                   "return { fields = { x = 0, keep = 1.0 },\n"
+                   "update = function(self, dt) self.x = self.x + 1; set(self.id, 'z', self.x * 10) end }\n");
+    ljs_test_write(bpath, "return { fields = { z = 0, seen = 0 },\n"
+                          "update = function(self, dt) self.seen = self.z end }\n");
+    for (int nat = 0; nat <= 1; nat++) {
+        ljs_config_t cfg = ljs_test_config();
+        cfg.workers = 2;
+        cfg.natural = (uint32_t)nat;
+        cfg.watch = 0;
+        ljs_runtime_t *rt = ljs_test_runtime(&cfg);
+        ljs_script_t sa, sb;
+        assert_int_equal(ljs_script_load(rt, a, &sa), LJS_OK);
+        assert_int_equal(ljs_script_load(rt, bpath, &sb), LJS_OK);
+        ljs_entity_t e;
+        assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, e, sa), LJS_OK);
+        assert_int_equal(ljs_script_attach(rt, e, sb), LJS_OK);
+        for (int f = 1; f <= 3; f++) {
+            assert_int_equal(ljs_field_set_number(rt, e, "keep", 100.0 + f), LJS_OK);
+            assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+            int64_t x, z, seen;
+            double keep;
+            assert_int_equal(ljs_field_get_integer(rt, e, "x", &x), LJS_OK);
+            assert_int_equal(ljs_field_get_integer(rt, e, "z", &z), LJS_OK);
+            assert_int_equal(ljs_field_get_integer(rt, e, "seen", &seen), LJS_OK);
+            assert_int_equal(ljs_field_get_number(rt, e, "keep", &keep), LJS_OK);
+            assert_int_equal(x, f);
+            assert_int_equal(z, f * 10);
+            assert_int_equal(seen, f * 10); /* b runs after a in the frame: sees a's set() */
+            assert_true(keep == 100.0 + f);
+        }
+        ljs_script_stats_t st;
+        assert_int_equal(ljs_script_stats(rt, sa, &st), LJS_OK);
+        assert_int_equal(st.scalarized, (uint32_t)nat);
+        ljs_runtime_destroy(rt);
+    }
+    ljs_test_rmtree(dir);
+}
+
 /* Hot reload re-analyses: a scalarized update reloaded as one that passes
  * self on falls back, and back again; fields survive. */
 static void test_natural_hot_reload_reanalyses(void **state)
@@ -370,6 +426,8 @@ static void test_natural_hot_reload_reanalyses(void **state)
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     cfg.watch = 0;
+    cfg.strip_bytecode = (uint32_t)opt_strip;
+    cfg.cache = opt_no_cache ? 0 : 1;
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     ljs_script_t s;
     assert_int_equal(ljs_script_load(rt, path, &s), LJS_OK);
@@ -577,15 +635,31 @@ static void test_natural_random_scripts_match_the_table_tier(void **state)
     free(b.p);
 }
 
+/* The rewrite works on stripped bytecode (no line info, no local names)
+ * and with the cache off (every worker compiles: same layout). */
+static void test_natural_strip_and_no_cache(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        opt_strip = mode == 0;
+        opt_no_cache = mode == 1;
+        for (size_t c = 0; c < 4; c++)
+            agree_tiers(cases[c].name, cases[c].src, cases[c].scalar);
+    }
+    opt_strip = opt_no_cache = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_natural_tiers_agree_for_1_2_4_8_workers),
         cmocka_unit_test(test_natural_scalarized_errors_name_file_line_and_field),
         cmocka_unit_test(test_natural_raising_call_changes_nothing),
+        cmocka_unit_test(test_natural_set_and_untouched_fields),
         cmocka_unit_test(test_natural_hot_reload_reanalyses),
         cmocka_unit_test(test_natural_hostile_shapes_agree_with_the_table_tier),
         cmocka_unit_test(test_natural_random_scripts_match_the_table_tier),
+        cmocka_unit_test(test_natural_strip_and_no_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
