@@ -854,8 +854,10 @@ static size_t build(lua_State *L, const an_t *a, const rd_t *r, const fn_t *f, u
                 const char *nm = a->world->fields[a->field_ids[i]].name;
                 size_t len = strlen(nm);
                 o += put_size(out + o, len + 5 + 1);
-                memcpy(out + o, "self.", 5);
-                memcpy(out + o + 5, nm, len);
+                static const uint8_t prefix[5] = {'s', 'e', 'l', 'f', '.'};
+                memcpy(out + o, prefix, sizeof prefix); /* a dumped string: bytes, no NUL */
+                for (size_t k = 0; k < len; k++)
+                    out[o + 5 + k] = (uint8_t)nm[k];
                 o += 5 + len;
                 o += put_size(out + o, 0);
                 o += put_size(out + o, f->ncode);
