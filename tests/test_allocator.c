@@ -12,10 +12,13 @@ static char path[128];
 
 /* A thread-safe counting allocator that can fail its Nth call. */
 static atomic_long allocs, frees, reallocs, nth, failed;
+static atomic_int fail_all; /* every allocation fails while set */
 
 static void *hook_alloc(void *ud, size_t size, size_t align)
 {
     (void)ud;
+    if (atomic_load(&fail_all))
+        return NULL;
     if (atomic_fetch_add(&nth, 1) + 1 == atomic_load(&failed)) {
         atomic_store(&failed, -1); /* fail once */
         return NULL;
@@ -29,6 +32,8 @@ static void *hook_alloc(void *ud, size_t size, size_t align)
 static void *hook_realloc(void *ud, void *ptr, size_t size)
 {
     (void)ud;
+    if (atomic_load(&fail_all))
+        return NULL;
     atomic_fetch_add(&reallocs, 1);
     return realloc(ptr, size);
 }
@@ -177,12 +182,59 @@ static void test_allocator_a_failing_hook_never_crashes_or_leaks(void **state)
     assert_true(failures_seen > 0);
 }
 
+/* Frames that run out of C-side memory (every allocation refused while
+ * they run, with a world that grows every frame) say why in
+ * ljs_last_error, lose no entity, and the runtime keeps going: the next
+ * frame, with memory back, succeeds. */
+static const char *grow_src = "return { fields = { n = 0 }, update = function(self)\n"
+                              "  self.n = self.n + 1\n"
+                              "  if self.n == 1 then spawn('grow', {}) end\n"
+                              "  send(self.id, 'poke', { n = self.n })\n"
+                              "end, on_poke = function(self, p) end }\n";
+
+static void test_allocator_a_failed_frame_explains_itself_and_the_next_one_runs(void **state)
+{
+    (void)state;
+    reset(0);
+    char gpath[160];
+    snprintf(gpath, sizeof gpath, "%s/grow.lua", dir);
+    ljs_test_write(gpath, grow_src);
+    ljs_config_t cfg = ljs_test_config();
+    cfg.workers = 2;
+    cfg.batch = 4;
+    ljs_runtime_t *rt = ljs_test_runtime(&cfg);
+    ljs_script_t s;
+    assert_int_equal(ljs_script_load(rt, gpath, &s), LJS_OK);
+    ljs_entity_t e;
+    assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);
+    assert_int_equal(ljs_script_attach(rt, e, s), LJS_OK);
+    int failed_frames = 0;
+    for (int f = 0; f < 12; f++) {
+        uint32_t before = ljs_entity_count(rt);
+        atomic_store(&fail_all, 1);
+        int rc = ljs_frame(rt, 1.0 / 60);
+        atomic_store(&fail_all, 0);
+        if (rc != LJS_OK) {
+            failed_frames++;
+            if (ljs_last_error()[0] == '\0')
+                fail_msg("ljs_frame returned %s with no ljs_last_error()", ljs_errname(rc));
+            print_message("frame %d: %s: %s\n", f, ljs_errname(rc), ljs_last_error());
+        }
+        assert_true(ljs_entity_count(rt) >= before);
+        assert_int_equal(ljs_frame(rt, 1.0 / 60), LJS_OK);
+    }
+    assert_true(failed_frames > 0);
+    ljs_runtime_destroy(rt);
+    assert_int_equal(ljs_allocator_live(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allocator_every_block_goes_through_the_hooks_and_comes_back),
         cmocka_unit_test(test_allocator_cannot_change_while_blocks_are_live),
         cmocka_unit_test(test_allocator_a_failing_hook_never_crashes_or_leaks),
+        cmocka_unit_test(test_allocator_a_failed_frame_explains_itself_and_the_next_one_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
