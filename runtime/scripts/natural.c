@@ -24,6 +24,8 @@
  * fields, in every operand that names a register (the table below). */
 #include "runtime/scripts/natural.h"
 
+#include "jobs/mem.h"
+
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -968,7 +970,7 @@ void ljs__natural_scalarize(lua_State *L, const ljs__world_t *world, const uint3
     }
     lua_replace(L, fn);
     lua_settop(L, fn);
-    out->ids = malloc(sizeof *out->ids * (a.n ? a.n : 1));
+    out->ids = ljs__malloc(sizeof *out->ids * (a.n ? a.n : 1));
     if (out->ids == NULL)
         luaL_error(L, "out of memory");
     for (uint32_t i = 0; i < nfields; i++)

@@ -26,7 +26,7 @@ typedef struct ljs__natural_s {
  * declared fields are `field_ids[0..nfields)` (names in `world`). On
  * success the function on top is replaced by the rewritten one (its
  * upvalues joined to the original's) and *out describes the call; out->ids
- * is malloc'd (the caller frees it, also on a raise). Otherwise the stack
+ * is ljs__malloc'd (the caller ljs__frees it, also on a raise). Otherwise the stack
  * is unchanged, out->scalar is 0 and out->why says why. Thread:
  * same-worker. Lua: may raise (memory errors only). */
 LJS_HIDDEN void ljs__natural_scalarize(lua_State *L, const ljs__world_t *world, const uint32_t *field_ids,
