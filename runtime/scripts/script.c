@@ -662,12 +662,10 @@ void ljs__script_natural_summary(const ljs__script_t *s, char *buf, size_t size,
     size_t o = 0;
     *scalar = *table = 0;
     buf[0] = '\0';
-    if (s->fast || (!s->has_update && s->nhandlers == 0))
-        return;
     for (uint32_t h = 0; h <= s->nhandlers; h++) {
         const ljs__natural_t *n = h == 0 ? &s->nat_update : &s->nat_handlers[h - 1];
         char what[80];
-        if (h == 0 && !s->has_update)
+        if (h == 0 && (!s->has_update || s->fast)) /* the fast form's update takes no self */
             continue;
         if (h > 0)
             snprintf(what, sizeof what, "on_%s", s->handlers[h - 1]);
