@@ -423,11 +423,12 @@ static void test_natural_hot_reload_reanalyses(void **state)
     const char *v2 = "local function f(s) s.x = s.x + 100 end\n"
                      "return { fields = { x = 0 }, update = function(self, dt) f(self) end }\n";
     ljs_test_write(path, v1);
+    char report[160];
+    snprintf(report, sizeof report, "%s/report.json", dir);
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = 2;
     cfg.watch = 0;
-    cfg.strip_bytecode = (uint32_t)opt_strip;
-    cfg.cache = opt_no_cache ? 0 : 1;
+    snprintf(cfg.report, sizeof cfg.report, "%s", report);
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     ljs_script_t s;
     assert_int_equal(ljs_script_load(rt, path, &s), LJS_OK);
@@ -452,6 +453,15 @@ static void test_natural_hot_reload_reanalyses(void **state)
         assert_int_equal(x, want[i]);
     }
     ljs_runtime_destroy(rt);
+    /* The JSON report says how each natural-form function runs. */
+    FILE *f = fopen(report, "r");
+    assert_non_null(f);
+    static char json[65536];
+    size_t n = fread(json, 1, sizeof json - 1, f);
+    json[n] = '\0';
+    fclose(f);
+    if (strstr(json, "\"natural\":\"update: scalarized (touches 1 of 1 fields, writes 1)\"") == NULL)
+        fail_msg("report has no natural-form summary:\n%.2000s", json);
     ljs_test_rmtree(dir);
 }
 
