@@ -164,6 +164,8 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                                \
       "reuse event payload tables from a per-state pool (0 = a new table per event)")                     \
     X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")           \
+    X(uint32_t, natural, "LJS_NATURAL", 1, 0, 1,                                                          \
+      "natural form: 1 = scalarize self when provably safe, 0 = always the self table")                   \
     X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                      \
       "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")                                \
     X(uint32_t, call_queue_kb, "LJS_CALL_QUEUE_KB", 4096, 1, 4194304,                                     \
@@ -625,12 +627,14 @@ typedef struct ljs_stats_s {
 LJS_API int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out);
 
 /* Fields of ljs_script_stats_t, X(type, name) (struct and report). */
-#define LJS_SCRIPT_STATS_FIELDS(X)                                                             \
-    X(uint64_t, calls)  /* update and handler calls */                                         \
-    X(uint64_t, errors) /* calls that raised */                                                \
-    X(uint32_t, entities)                                                                      \
-    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */ \
-    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */
+#define LJS_SCRIPT_STATS_FIELDS(X)                                                                         \
+    X(uint64_t, calls)  /* update and handler calls */                                                     \
+    X(uint64_t, errors) /* calls that raised */                                                            \
+    X(uint32_t, entities)                                                                                  \
+    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */             \
+    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */    \
+    X(uint32_t, scalarized)  /* natural-form update/handlers running scalarized (README "Natural form") */ \
+    X(uint32_t, table_fallback) /* natural-form update/handlers running with a self table */
 
 typedef struct ljs_script_stats_s {
 #define LJS__STRUCT_FIELD(type, name) type name;
@@ -1010,6 +1014,34 @@ typedef struct ljs_profiler_s {
  * during ljs_frame. Blocks: yes (thread_start/stop run on each worker).
  * Returns LJS_OK, LJS_EINVAL, LJS_EBUSY, LJS_ENOMEM, LJS_EBADTHREAD. */
 LJS_API int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p);
+
+/* Allocator hooks for ljs's own C-side memory (world columns, event
+ * buffers, the bytecode cache, queries, the console, ...), for engines
+ * that track memory by subsystem. Lua states are not covered: each
+ * worker's state allocates from its own mimalloc heap, bounded by
+ * LJS_STATE_MEM_MB and reported by ljs_memory_report.
+ * alloc: `size` > 0 bytes aligned to `align` (a power of two, at least
+ * alignof(max_align_t); `size` is a multiple of it). realloc: only for
+ * blocks from alloc with the default alignment. All three are called from
+ * any ljs thread, concurrently: they must be thread-safe. */
+typedef struct ljs_allocator_s {
+    void *(*alloc)(void *ud, size_t size, size_t align);
+    void *(*realloc)(void *ud, void *ptr, size_t size);
+    void (*free)(void *ud, void *ptr);
+    void *ud;
+} ljs_allocator_t;
+
+/* Set (copied; NULL restores libc's malloc) the hooks, process-wide. Only
+ * while ljs holds no C-side block: before the first ljs_runtime_create or
+ * after the last ljs_runtime_destroy (a block must be freed by the
+ * allocator that made it). Thread: any, but not concurrently with any
+ * other ljs call. Returns LJS_OK, LJS_EINVAL (a NULL function), LJS_EBUSY
+ * (blocks are live; ljs_last_error() says how many). */
+LJS_API int ljs_allocator_set(const ljs_allocator_t *a);
+
+/* C-side blocks ljs holds now (0 once every runtime is destroyed).
+ * Thread: any. Blocks: no. */
+LJS_API size_t ljs_allocator_live(void);
 
 #ifdef __cplusplus
 }
