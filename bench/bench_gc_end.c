@@ -115,7 +115,7 @@ static int run_one(const bench_ctx_t *ctx, const char *path, int mode, int cond,
         uint64_t t0 = bench_now_ns();
         rc = ljs_frame(rt, DT);
         frame_ms[f] = (double)(bench_now_ns() - t0) * 1e-6;
-        ljs_stats_t st;
+        ljs_stats_t st = {0};
         if (rc == LJS_OK)
             rc = ljs_stats_get(rt, &st);
         end_ms[f] = st.last_end_ms;

@@ -132,7 +132,8 @@ static int needs_work(const ljs__worker_t *w)
 static double steps_per_byte(const ljs__worker_t *w)
 {
     size_t cur = current(w), live = w->gc.live_after_cycle ? w->gc.live_after_cycle : cur;
-    double cycle = w->gc.pace_steps ? (double)w->gc.pace_steps : (double)(cur / GUESS_BYTES_PER_STEP + 1);
+    double cycle =
+        w->gc.pace_steps ? (double)w->gc.pace_steps : (double)cur / (double)GUESS_BYTES_PER_STEP + 1.0;
     if ((double)w->gc.cycle_steps * PACE_MARGIN > cycle) /* this cycle is longer than the last */
         cycle = (double)w->gc.cycle_steps * PACE_MARGIN;
     double headroom = (double)live * (w->rt->cfg.gc_pause - 100) / 100.0;
