@@ -15,7 +15,9 @@
  *  - worker 0 (the owner's state): its debt is an affine job queued when
  *    the next frame starts, run by the owner thread while it waits for
  *    stolen batches (other workers take its share of the batches
- *    meanwhile); the rest of its budget only in idle time during frames.
+ *    meanwhile); a frame with no such wait leaves it queued, and it runs
+ *    at the frame's end only after two such frames in a row or past the
+ *    ceiling; the rest of its budget only in idle time during frames.
  *  - any worker, idle during a frame: short steps, within the budget.
  * A full collection past LJS_GC_FULL_MB or every LJS_GC_FULL_S seconds,
  * one state per frame.
