@@ -9,11 +9,16 @@
  *           u32 nslots | per slot: u32 generation, u8 alive
  *           u32 nfree  | u32 free slot (LIFO order: reuse stays deterministic)
  *           u32 ntags  | per tag: str name;            per live slot: u64 tag bits
- *           u32 nfields| per field: str name, u8 type, then per live slot:
- *                        u8 present [+ 8-byte value]   (committed values)
+ *           u32 nfields| per field: str name, u8 type [list: u8 element type,
+ *                        u16 maxlen], then per live slot: u8 present [+ value]
+ *                        (committed values)
  *           u32 nscripts | per script: str name;       per live slot: u32 n, u32 script[n]
  *           u32 nevents  | per event: u64 target, u64 sender, u32 seq, u32 len, bytes[len]
  *   (str = u16 length + bytes, no NUL)
+ *   value   number, integer, boolean (0/1), entity (the raw handle: a dead
+ *           target reads nil after a load as before): 8 bytes;
+ *           string: u32 length + bytes (NULs carried whole, at most
+ *           LJS_STRING_MAX); list: u16 n (<= maxlen) + n element values
  *
  * Loading parses and checks everything first (hash, bounds, every free slot
  * dead and unique, tag bits, field types against the runtime's, scripts
@@ -34,7 +39,7 @@
 #include <string.h>
 
 #define MAGIC "LJSWORLD"
-#define VERSION 2u /* 2: event bytes carry their name's length (event.c) */
+#define VERSION 3u /* 2: event bytes carry their name's length (event.c); 3: string, entity, list fields */
 #define HEADER_BYTES LJS__SNAPSHOT_HEADER
 #define MAX_SLOTS (1u << 28)
 #define MAX_NAME 255u
@@ -99,6 +104,50 @@ static void put_str(wbuf_t *b, const char *s)
     put(b, s, n);
 }
 
+static size_t scalar_size(const ljs__world_t *w, ljs_type_t t, ljs__value_t v)
+{
+    size_t n = 8;
+    if (t == LJS_TSTRING)
+        (void)ljs__strings_bytes(&w->strings, (uint32_t)v.i, &n), n += 4;
+    return n;
+}
+
+/* Bytes of the value of field fd at slot i. */
+static size_t value_size(const ljs__world_t *w, const ljs__field_t *fd, uint32_t i)
+{
+    if (fd->type != LJS_TLIST)
+        return scalar_size(w, fd->type, fd->cur[i]);
+    size_t n = 2;
+    for (int64_t e = 0; e < fd->cur[i].i; e++)
+        n += scalar_size(w, fd->elem, fd->lcur[(size_t)i * fd->maxlen + (size_t)e]);
+    return n;
+}
+
+static void put_scalar(wbuf_t *b, const ljs__world_t *w, ljs_type_t t, ljs__value_t v)
+{
+    if (t == LJS_TSTRING) {
+        size_t n;
+        const char *p = ljs__strings_bytes(&w->strings, (uint32_t)v.i, &n);
+        put_le(b, n, 4);
+        put(b, p, n);
+        return;
+    }
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_le(b, bits, 8);
+}
+
+static void put_value(wbuf_t *b, const ljs__world_t *w, const ljs__field_t *fd, uint32_t i)
+{
+    if (fd->type != LJS_TLIST) {
+        put_scalar(b, w, fd->type, fd->cur[i]);
+        return;
+    }
+    put_le(b, (uint64_t)fd->cur[i].i, 2);
+    for (int64_t e = 0; e < fd->cur[i].i; e++)
+        put_scalar(b, w, fd->elem, fd->lcur[(size_t)i * fd->maxlen + (size_t)e]);
+}
+
 static size_t body_size(const ljs_runtime_t *rt)
 {
     const ljs__world_t *w = &rt->world;
@@ -107,9 +156,16 @@ static size_t body_size(const ljs_runtime_t *rt)
         n += 2 + strlen(w->tag_names[t]);
     n += (size_t)w->live * 8 + 4;
     for (uint32_t f = 0; f < w->nfields; f++) {
-        n += 2 + strlen(w->fields[f].name) + 1 + w->live;
-        for (uint32_t i = 0; i < w->nslots; i++)
-            n += w->alive[i] && w->fields[f].present[i] ? 8 : 0;
+        const ljs__field_t *fd = &w->fields[f];
+        n += 2 + strlen(fd->name) + 1 + (fd->type == LJS_TLIST ? 3 : 0) + w->live;
+        if (fd->type == LJS_TNUMBER || fd->type == LJS_TINTEGER || fd->type == LJS_TBOOLEAN ||
+            fd->type == LJS_TENTITY) {
+            for (uint32_t i = 0; i < w->nslots; i++)
+                n += w->alive[i] && fd->present[i] ? 8 : 0;
+        } else {
+            for (uint32_t i = 0; i < w->nslots; i++)
+                n += w->alive[i] && fd->present[i] ? value_size(w, fd, i) : 0;
+        }
     }
     n += 4;
     for (uint32_t s = 0; s < rt->nscripts; s++)
@@ -146,17 +202,21 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
         const ljs__field_t *fd = &w->fields[f];
         put_str(b, fd->name);
         put_le(b, (uint64_t)fd->type, 1);
+        if (fd->type == LJS_TLIST) {
+            put_le(b, (uint64_t)fd->elem, 1);
+            put_le(b, fd->maxlen, 2);
+        }
+        int plain = fd->type != LJS_TSTRING && fd->type != LJS_TLIST;
         for (uint32_t i = 0; i < w->nslots; i++) {
             if (!w->alive[i])
                 continue;
             put_le(b, fd->present[i], 1);
-            if (fd->present[i]) {
+            if (fd->present[i] && plain) {
                 uint64_t bits;
-                if (fd->type == LJS_TNUMBER)
-                    memcpy(&bits, &fd->cur[i].n, 8);
-                else
-                    bits = (uint64_t)fd->cur[i].i;
+                memcpy(&bits, &fd->cur[i], 8);
                 put_le(b, bits, 8);
+            } else if (fd->present[i]) {
+                put_value(b, w, fd, i);
             }
         }
     }
@@ -359,6 +419,74 @@ static int parse_tags(rbuf_t *r, parsed_t *ps)
     return r->bad ? corrupt("tags") : LJS_OK;
 }
 
+static int scalar_type(uint32_t t)
+{
+    return t == LJS_TNUMBER || t == LJS_TINTEGER || t == LJS_TBOOLEAN || t == LJS_TSTRING || t == LJS_TENTITY;
+}
+
+static int get_ftype(rbuf_t *r, ljs__ftype_t *t)
+{
+    uint32_t type = (uint32_t)get_le(r, 1);
+    t->type = (ljs_type_t)type;
+    t->elem = LJS_TNIL;
+    t->maxlen = 0;
+    if (type == LJS_TLIST) {
+        uint32_t elem = (uint32_t)get_le(r, 1);
+        t->elem = (ljs_type_t)elem;
+        t->maxlen = (uint32_t)get_le(r, 2);
+        return !r->bad && scalar_type(elem) && t->maxlen >= 1 && t->maxlen <= LJS_LIST_MAX ? 0 : -1;
+    }
+    return !r->bad && scalar_type(type) ? 0 : -1;
+}
+
+static int same_ftype(ljs__ftype_t a, ljs__ftype_t b)
+{
+    return a.type == b.type && (a.type != LJS_TLIST || (a.elem == b.elem && a.maxlen == b.maxlen));
+}
+
+/* Check one scalar of type t: booleans 0/1, entities 0 or entity-shaped,
+ * strings at most LJS_STRING_MAX bytes, all inside the body. */
+static int check_scalar(rbuf_t *r, ljs_type_t t)
+{
+    if (t == LJS_TSTRING) {
+        uint64_t n = get_le(r, 4);
+        return n <= LJS_STRING_MAX && get_bytes(r, (size_t)n) != NULL ? 0 : -1;
+    }
+    uint64_t v = get_le(r, 8);
+    if (t == LJS_TBOOLEAN && v > 1)
+        return -1;
+    if (t == LJS_TENTITY && v != 0 && ((v >> 32) == 0 || (v >> 63) != 0))
+        return -1;
+    return r->bad ? -1 : 0;
+}
+
+static int check_value(rbuf_t *r, ljs__ftype_t t)
+{
+    if (t.type != LJS_TLIST)
+        return check_scalar(r, t.type);
+    uint64_t n = get_le(r, 2);
+    if (r->bad || n > t.maxlen)
+        return -1;
+    for (uint64_t e = 0; e < n; e++)
+        if (check_scalar(r, t.elem) != 0)
+            return -1;
+    return 0;
+}
+
+/* Read one checked scalar (strings interned). Returns 0 or -1 (memory). */
+static int read_scalar(rbuf_t *r, ljs__world_t *w, ljs_type_t t, ljs__value_t *v)
+{
+    if (t == LJS_TSTRING) {
+        size_t n = (size_t)get_le(r, 4);
+        const unsigned char *p = get_bytes(r, n);
+        v->i = ljs__strings_intern(&w->strings, (const char *)p, n);
+        return v->i < 0 ? -1 : 0;
+    }
+    uint64_t bits = get_le(r, 8);
+    memcpy(v, &bits, 8);
+    return 0;
+}
+
 /* Fields: names unique, types known and equal to the runtime's where it
  * declares the name too. */
 static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
@@ -371,15 +499,20 @@ static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
         char name[MAX_NAME + 1];
         if (get_name(r, name, 0) != 0)
             return corrupt("field name");
-        uint32_t type = (uint32_t)get_le(r, 1);
-        if (type != LJS_TNUMBER && type != LJS_TINTEGER && type != LJS_TBOOLEAN)
+        ljs__ftype_t t;
+        if (get_ftype(r, &t) != 0)
             return corrupt("field type");
         int have = ljs__world_field_find(w, name);
-        if (have >= 0 && w->fields[have].type != (ljs_type_t)type)
-            return ljs__error(LJS_ETYPE, "ljs_world_load: field '%s' has another type in this runtime", name);
+        if (have >= 0 && !same_ftype(ljs__field_ftype(&w->fields[have]), t)) {
+            char had[64], saved[64];
+            return ljs__error(LJS_ETYPE,
+                              "ljs_world_load: field '%s' is %s in the snapshot but %s in this runtime", name,
+                              ljs__ftype_name(t, saved, sizeof saved),
+                              ljs__ftype_name(ljs__field_ftype(&w->fields[have]), had, sizeof had));
+        }
         for (uint32_t k = 0; k < ps->nlive && !r->bad; k++) {
-            uint64_t present = get_le(r, 1), v = present == 1 ? get_le(r, 8) : 0;
-            if (present > 1 || (type == LJS_TBOOLEAN && v > 1))
+            uint64_t present = get_le(r, 1);
+            if (present > 1 || (present == 1 && check_value(r, t) != 0))
                 return corrupt("field value");
         }
     }
@@ -504,14 +637,15 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
         char name[MAX_NAME + 1];
         (void)get_name(&r, name, 0);
-        ljs_type_t type = (ljs_type_t)get_le(&r, 1);
-        int id = ljs__world_field_declare(w, name, type);
+        ljs__ftype_t t;
+        (void)get_ftype(&r, &t);
+        int id = ljs__world_field_declare_t(w, name, t);
         if (id < 0)
             rc = ljs__error(id, "ljs_world_load: cannot declare field '%s'", name);
         field_ids[f] = (uint32_t)id;
         for (uint32_t k = 0; k < ps->nlive; k++)
             if (get_le(&r, 1))
-                (void)get_le(&r, 8);
+                (void)check_value(&r, t);
     }
     /* From here on the world is replaced: every entity goes (unbinding its
      * scripts), then the saved slots come back. */
@@ -543,20 +677,27 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
         char name[MAX_NAME + 1];
         (void)get_name(&r, name, 0);
-        ljs_type_t type = (ljs_type_t)get_le(&r, 1);
+        ljs__ftype_t t;
+        (void)get_ftype(&r, &t);
         ljs__field_t *fd = &w->fields[field_ids[f]];
-        for (uint32_t k = 0; k < nl; k++) {
+        for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
             if (!get_le(&r, 1)) {
                 fd->present[live[k]] = 0;
                 continue;
             }
-            uint64_t bits = get_le(&r, 8);
-            ljs__value_t v;
-            if (type == LJS_TNUMBER)
-                memcpy(&v.n, &bits, 8);
-            else
-                v.i = (int64_t)bits;
-            ljs__world_field_put(w, field_ids[f], live[k], v);
+            ljs__value_t v, els[LJS_LIST_MAX];
+            if (t.type != LJS_TLIST) {
+                if (read_scalar(&r, w, t.type, &v) != 0)
+                    rc = ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+                else
+                    ljs__world_field_put(w, field_ids[f], live[k], v);
+                continue;
+            }
+            uint32_t n = (uint32_t)get_le(&r, 2);
+            for (uint32_t e = 0; e < n && rc == LJS_OK; e++)
+                if (read_scalar(&r, w, t.elem, &els[e]) != 0)
+                    rc = ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+            ljs__world_list_put(w, field_ids[f], live[k], els, n);
         }
     }
     ljs__msgbuf_clear(&rt->events);
