@@ -572,6 +572,107 @@ static void test_fields_fast_form_and_host_declared_new_types(void **state)
     ljs_runtime_destroy(rt);
 }
 
+/* ---- hostile scripts ------------------------------------------------------------ */
+
+/* Each case runs once in a call of its own; the error names what is wrong
+ * and the entity's fields are unchanged. */
+static void test_fields_hostile_values_are_refused_clearly(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *code, *expect;
+    } cases[] = {
+        {"self.name = string.rep('x', 50 * 1024 * 1024)", "at most LJS_STRING_MAX"},
+        {"self.name = ljs.entity", "expects string, got userdata"},
+        {"self.who = ljs.list('number', 2)", "expects an entity id or nil, got userdata"},
+        {"self.who = 2^40", "got a float (entity ids are integers)"},
+        {"self.who = math.mininteger", "not an entity id"},
+        {"ljs.entity = 5", "read-only"},
+        {"self.ids = { self.id, 'x' }", "element 2 is string"},
+        {"self.ids = { 7 }", "element 1 is 7, not an entity id"},
+        {"self.nums = self.ids", "element 2 is boolean"},
+        {"self.nums = { 1, nil, 3 }", "element 2 is nil"},
+        {"self.nums = setmetatable({}, { __len = function() return 1e9 end })", ""},
+        {"send(self.id, 'x', { self.nums })", "bad payload"},
+        {"ljs.list('table', 2)", "element type 'table'"},
+        {"ljs.list('number', 5000)", "maxlen 5000"},
+        {"self.nums[1] = 1", "is read-only"},
+        {"rawset(self.nums, 1, 2)", "table expected"},
+    };
+    ljs_runtime_t *rt = runtime(1);
+    char src[4096];
+    int len = snprintf(src, sizeof src,
+                       "return { fields = { name = 'n', who = ljs.entity, ids = ljs.list('entity', 2),\n"
+                       "  nums = ljs.list('number', 3), case = 0 },\n"
+                       "  update = function(self, dt)\n"
+                       "    local c = self.case\n"
+                       "    if c == 0 then self.ids = { self.id, 0 }; return end\n");
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        len += snprintf(src + len, sizeof src - (size_t)len, "    if c == %d then %s end\n", (int)k + 1,
+                        cases[k].code);
+    snprintf(src + len, sizeof src - (size_t)len, "  end }\n");
+    ljs_script_t s = load(rt, "hostile", src);
+    ljs_entity_t e = spawn(rt, s);
+    assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        assert_int_equal(ljs_field_set_integer(rt, e, "case", (int64_t)k + 1), LJS_OK);
+        (void)logged(rt, "");
+        ljs_stats_t before, after;
+        assert_int_equal(ljs_stats_get(rt, &before), LJS_OK);
+        assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+        assert_int_equal(ljs_stats_get(rt, &after), LJS_OK);
+        if (cases[k].expect[0] != '\0' && !logged(rt, cases[k].expect))
+            fail_msg("case %zu (%s): no error containing '%s'", k + 1, cases[k].code, cases[k].expect);
+        if (cases[k].expect[0] != '\0')
+            assert_int_equal(after.script_errors, before.script_errors + 1);
+        const char *p;
+        size_t n;
+        assert_int_equal(ljs_field_get_string(rt, e, "name", &p, &n), LJS_OK);
+        assert_int_equal(n, 1);
+        ljs_value_t v[2];
+        assert_int_equal(ljs_field_get_list(rt, e, "ids", v, 2, &n), LJS_OK);
+        assert_int_equal(n, 2);
+        assert_true(v[0].v.e == e.id && v[1].v.e == 0);
+        assert_int_equal(ljs_field_get_list(rt, e, "nums", NULL, 0, &n), LJS_OK);
+        assert_int_equal(n, 0);
+    }
+    ljs_runtime_destroy(rt);
+}
+
+/* A view of another entity's list (from get) kept past its frame raises,
+ * even after the entity is gone and its slot reused. */
+static void test_fields_hostile_get_view_kept_past_its_frame_raises(void **state)
+{
+    (void)state;
+    ljs_runtime_t *rt = runtime(2);
+    ljs_script_t s =
+        load(rt, "peek",
+             "local kept\n"
+             "return { fields = { pts = ljs.list('integer', 2), peer = ljs.entity, out = -1 },\n"
+             "  update = function(self, dt)\n"
+             "    if self.peer and not kept then kept = get(self.peer, 'pts'); self.out = #kept\n"
+             "    elseif kept then self.out = kept[1] end\n"
+             "  end }\n");
+    ljs_entity_t a = spawn(rt, s), b = spawn(rt, s);
+    ljs_value_t two[2] = {{LJS_TINTEGER, {.i = 5}}, {LJS_TINTEGER, {.i = 6}}};
+    assert_int_equal(ljs_field_set_list(rt, b, "pts", two, 2), LJS_OK);
+    assert_int_equal(ljs_field_set_entity(rt, a, "peer", b), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+    int64_t out = 0;
+    assert_int_equal(ljs_field_get_integer(rt, a, "out", &out), LJS_OK);
+    assert_int_equal(out, 2);
+    assert_int_equal(ljs_entity_destroy(rt, b), LJS_OK);
+    ljs_entity_t c = spawn(rt, s); /* b's slot, new generation */
+    assert_int_equal(ljs_field_set_list(rt, c, "pts", two, 1), LJS_OK);
+    (void)logged(rt, "");
+    for (int f = 0; f < 3; f++)
+        assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+    assert_true(logged(rt, "used after the call that read it ended"));
+    assert_int_equal(ljs_field_get_integer(rt, a, "out", &out), LJS_OK);
+    assert_int_equal(out, 2); /* never read through the stale view */
+    ljs_runtime_destroy(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +689,8 @@ int main(void)
         cmocka_unit_test(test_fields_new_types_snapshot_and_step_on_identically),
         cmocka_unit_test(test_fields_reload_refuses_a_type_change_naming_both_types),
         cmocka_unit_test(test_fields_fast_form_and_host_declared_new_types),
+        cmocka_unit_test(test_fields_hostile_values_are_refused_clearly),
+        cmocka_unit_test(test_fields_hostile_get_view_kept_past_its_frame_raises),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

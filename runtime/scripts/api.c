@@ -131,7 +131,10 @@ static ljs__value_t to_value(lua_State *L, const ljs__field_t *fd, uint32_t slot
     char buf[80];
     if (!ok)
         luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd, buf, sizeof buf),
-                   lua_type(L, idx) == LUA_TNUMBER ? "a non-integral number" : luaL_typename(L, idx), "");
+                   lua_type(L, idx) != LUA_TNUMBER ? luaL_typename(L, idx)
+                   : fd->type == LJS_TENTITY       ? "a float (entity ids are integers)"
+                                                   : "a non-integral number",
+                   "");
     return v;
 }
 
