@@ -1072,6 +1072,34 @@ typedef struct ljs_profiler_s {
  * Returns LJS_OK, LJS_EINVAL, LJS_EBUSY, LJS_ENOMEM, LJS_EBADTHREAD. */
 LJS_API int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p);
 
+/* Allocator hooks for ljs's own C-side memory (world columns, event
+ * buffers, the bytecode cache, queries, the console, ...), for engines
+ * that track memory by subsystem. Lua states are not covered: each
+ * worker's state allocates from its own mimalloc heap, bounded by
+ * LJS_STATE_MEM_MB and reported by ljs_memory_report.
+ * alloc: `size` > 0 bytes aligned to `align` (a power of two, at least
+ * alignof(max_align_t); `size` is a multiple of it). realloc: only for
+ * blocks from alloc with the default alignment. All three are called from
+ * any ljs thread, concurrently: they must be thread-safe. */
+typedef struct ljs_allocator_s {
+    void *(*alloc)(void *ud, size_t size, size_t align);
+    void *(*realloc)(void *ud, void *ptr, size_t size);
+    void (*free)(void *ud, void *ptr);
+    void *ud;
+} ljs_allocator_t;
+
+/* Set (copied; NULL restores libc's malloc) the hooks, process-wide. Only
+ * while ljs holds no C-side block: before the first ljs_runtime_create or
+ * after the last ljs_runtime_destroy (a block must be freed by the
+ * allocator that made it). Thread: any, but not concurrently with any
+ * other ljs call. Returns LJS_OK, LJS_EINVAL (a NULL function), LJS_EBUSY
+ * (blocks are live; ljs_last_error() says how many). */
+LJS_API int ljs_allocator_set(const ljs_allocator_t *a);
+
+/* C-side blocks ljs holds now (0 once every runtime is destroyed).
+ * Thread: any. Blocks: no. */
+LJS_API size_t ljs_allocator_live(void);
+
 #ifdef __cplusplus
 }
 #endif

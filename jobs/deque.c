@@ -28,6 +28,8 @@
  */
 #include "jobs/deque.h"
 
+#include "jobs/mem.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -36,7 +38,7 @@ int ljs__deque_init(ljs__deque_t *d, uint32_t capacity)
     uint64_t cap = 2;
     while (cap < capacity)
         cap <<= 1;
-    d->buf = calloc(cap, sizeof *d->buf);
+    d->buf = ljs__calloc(cap, sizeof *d->buf);
     if (!d->buf)
         return -ENOMEM;
     d->mask = (int64_t)cap - 1;
@@ -50,7 +52,7 @@ int ljs__deque_init(ljs__deque_t *d, uint32_t capacity)
 
 void ljs__deque_fini(ljs__deque_t *d)
 {
-    free(d->buf);
+    ljs__free(d->buf);
     d->buf = NULL;
 }
 

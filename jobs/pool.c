@@ -5,6 +5,8 @@
  */
 #include "jobs/pool.h"
 
+#include "jobs/mem.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -18,7 +20,7 @@ typedef struct chunk_s {
 
 static int grow(ljs__pool_t *p)
 {
-    chunk_t *c = aligned_alloc(_Alignof(chunk_t), sizeof *c);
+    chunk_t *c = ljs__aligned_alloc(_Alignof(chunk_t), sizeof *c);
     if (!c)
         return -ENOMEM;
     c->next = p->chunks;
@@ -44,7 +46,7 @@ void ljs__pool_fini(ljs__pool_t *p)
     chunk_t *c = p->chunks;
     while (c) {
         chunk_t *next = c->next;
-        free(c);
+        ljs__free(c);
         c = next;
     }
     p->chunks = NULL;

@@ -36,6 +36,8 @@
  */
 #include "jobs/sched.h"
 
+#include "jobs/mem.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -698,10 +700,10 @@ static void free_sched(ljs__sched_t *s, uint32_t ninit)
         ljs__pool_fini(&w->pool);
         ljs__deque_fini(&w->deque);
     }
-    free(s->workers);
+    ljs__free(s->workers);
     pthread_cond_destroy(&s->start_cv);
     pthread_mutex_destroy(&s->start_mtx);
-    free(s);
+    ljs__free(s);
 }
 
 static int init_worker(ljs__sched_t *s, worker_t *w, uint32_t i)
@@ -728,14 +730,14 @@ static int init_worker(ljs__sched_t *s, worker_t *w, uint32_t i)
 
 static ljs__sched_t *alloc_sched(const ljs__sched_opts_t *opts)
 {
-    ljs__sched_t *s = aligned_alloc(_Alignof(ljs__sched_t), sizeof *s);
+    ljs__sched_t *s = ljs__aligned_alloc(_Alignof(ljs__sched_t), sizeof *s);
     if (!s)
         return NULL;
     memset(s, 0, sizeof *s);
     size_t bytes = (size_t)opts->workers * sizeof(worker_t);
-    s->workers = aligned_alloc(_Alignof(worker_t), bytes);
+    s->workers = ljs__aligned_alloc(_Alignof(worker_t), bytes);
     if (!s->workers) {
-        free(s);
+        ljs__free(s);
         return NULL;
     }
     memset(s->workers, 0, bytes);

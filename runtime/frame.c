@@ -8,6 +8,8 @@
  * outbox after each phase and sorted, so their order never depends on
  * scheduling. */
 #include "runtime/clock.h"
+
+#include "jobs/mem.h"
 #include "runtime/error.h"
 #include "runtime/host/host.h"
 #include "runtime/scripts/exec.h"
@@ -112,7 +114,7 @@ static int group_events(ljs_runtime_t *rt, const ljs__msgbuf_t *ev, uint32_t **g
 {
     /* The array is kept between frames: no allocation in steady state. */
     if (ev->n + 1 > rt->groups_cap) {
-        uint32_t *p = realloc(rt->groups, (ev->n + 1) * sizeof *p);
+        uint32_t *p = ljs__realloc(rt->groups, (ev->n + 1) * sizeof *p);
         if (p == NULL)
             return LJS_ENOMEM;
         rt->groups = p;

@@ -5,6 +5,8 @@
  * owner calls it between frames, after the frame's last job on every
  * worker completed, so plain reads see final values. */
 #include "runtime/error.h"
+
+#include "jobs/mem.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>
@@ -41,13 +43,13 @@ static uint32_t live_scripts(const ljs_runtime_t *rt)
 static int reserve_report(ljs_runtime_t *rt, uint32_t nscripts)
 {
     if (rt->rep_states == NULL) {
-        rt->rep_states = calloc(rt->nworkers, sizeof *rt->rep_states);
-        rt->rep_gc = calloc(rt->nworkers, sizeof *rt->rep_gc);
+        rt->rep_states = ljs__calloc(rt->nworkers, sizeof *rt->rep_states);
+        rt->rep_gc = ljs__calloc(rt->nworkers, sizeof *rt->rep_gc);
         if (rt->rep_states == NULL || rt->rep_gc == NULL)
             return LJS_ENOMEM;
     }
     if (nscripts > rt->rep_scripts_cap) {
-        ljs_script_memory_t *p = realloc(rt->rep_scripts, nscripts * sizeof *p);
+        ljs_script_memory_t *p = ljs__realloc(rt->rep_scripts, nscripts * sizeof *p);
         if (p == NULL)
             return LJS_ENOMEM;
         rt->rep_scripts = p;

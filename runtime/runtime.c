@@ -7,6 +7,8 @@
  * thread" holds for every worker. */
 #include "runtime/runtime.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/scripts/api.h"
 #include "runtime/config.h"
 #include "runtime/error.h"
@@ -91,9 +93,9 @@ static void worker_stop(void *ud, uint32_t w)
     ljs__worker_t *wk = &rt->workers[w];
     ljs__host_prof_thread(rt, w, 0);
     for (uint32_t i = 0; i < wk->ninst; i++)
-        free(wk->inst[i].handler_refs); /* the refs die with the state */
-    free(wk->inst);
-    free(wk->sstat);
+        ljs__free(wk->inst[i].handler_refs); /* the refs die with the state */
+    ljs__free(wk->inst);
+    ljs__free(wk->sstat);
     wk->inst = NULL;
     wk->sstat = NULL;
     wk->ninst = 0;
@@ -146,7 +148,7 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
     if ((rc = ljs_config_validate(cfg)) != LJS_OK)
         return rc;
 
-    ljs_runtime_t *rt = calloc(1, sizeof *rt);
+    ljs_runtime_t *rt = ljs__calloc(1, sizeof *rt);
     if (rt == NULL)
         return ljs__error(LJS_ENOMEM, "out of memory");
     rt->cfg = *cfg;
@@ -155,7 +157,7 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         rt->cfg.workers = online_cpus();
     rt->nworkers = rt->cfg.workers;
     rt->owner = pthread_self();
-    rt->workers = aligned_alloc(64, sizeof(ljs__worker_t) * rt->nworkers);
+    rt->workers = ljs__aligned_alloc(64, sizeof(ljs__worker_t) * rt->nworkers);
     if (rt->workers == NULL) {
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;
@@ -222,8 +224,8 @@ fail_console:
     ljs__query_fini(&rt->queries);
     ljs__console_fini(&rt->console);
 fail:
-    free(rt->workers);
-    free(rt);
+    ljs__free(rt->workers);
+    ljs__free(rt);
     return rc;
 }
 
@@ -241,23 +243,23 @@ void ljs_runtime_destroy(ljs_runtime_t *rt)
     ljs__host_destroy(rt);
     ljs__cache_release();
     ljs__trace_destroy(rt->trace);
-    free(rt->rep_states);
-    free(rt->rep_gc);
-    free(rt->rep_scripts);
+    ljs__free(rt->rep_states);
+    ljs__free(rt->rep_gc);
+    ljs__free(rt->rep_scripts);
     for (uint32_t i = 0; i < rt->nscripts; i++)
         ljs__script_free(&rt->scripts[i]);
-    free(rt->scripts);
+    ljs__free(rt->scripts);
     ljs__msgbuf_fini(&rt->events);
     ljs__msgbuf_fini(&rt->commands);
-    free(rt->groups);
+    ljs__free(rt->groups);
     ljs__world_fini(&rt->world);
     ljs__query_fini(&rt->queries);
     ljs__posts_destroy(rt->posts);
-    free(rt->query_scratch.ids);
-    free(rt->query_scratch.touched);
+    ljs__free(rt->query_scratch.ids);
+    ljs__free(rt->query_scratch.touched);
     ljs__console_fini(&rt->console);
-    free(rt->workers);
-    free(rt);
+    ljs__free(rt->workers);
+    ljs__free(rt);
 }
 
 const ljs_config_t *ljs_runtime_config(const ljs_runtime_t *rt)

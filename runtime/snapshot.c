@@ -28,6 +28,8 @@
  * state belongs in fields. Scripts are bound by name; a runtime that loads
  * the same scripts in the same order steps on bit-identically. */
 #include "runtime/cache/cache.h"
+
+#include "jobs/mem.h"
 #include "runtime/error.h"
 #include "runtime/runtime.h"
 #include "runtime/scripts/script_host.h"
@@ -256,7 +258,7 @@ int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
     if (rt->in_frame)
         return ljs__error(LJS_EBUSY, "ljs_world_save: not allowed while a frame is running");
     size_t body = body_size(rt);
-    unsigned char *data = malloc(HEADER_BYTES + body);
+    unsigned char *data = ljs__malloc(HEADER_BYTES + body);
     if (data == NULL)
         return ljs__error(LJS_ENOMEM, "ljs_world_save: out of memory (%zu bytes)", HEADER_BYTES + body);
     wbuf_t b = {data + HEADER_BYTES};
@@ -275,7 +277,7 @@ int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
 
 void ljs_world_free(void *data)
 {
-    free(data);
+    ljs__free(data);
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -354,10 +356,10 @@ typedef struct parsed_s {
 
 static void parsed_free(parsed_t *ps)
 {
-    free(ps->gen);
-    free(ps->free_slots);
-    free(ps->alive);
-    free(ps->script_ids);
+    ljs__free(ps->gen);
+    ljs__free(ps->free_slots);
+    ljs__free(ps->alive);
+    ljs__free(ps->script_ids);
 }
 
 static int corrupt(const char *what)
@@ -370,12 +372,12 @@ static int parse_slots(rbuf_t *r, parsed_t *ps)
     ps->nslots = (uint32_t)get_le(r, 4);
     if (r->bad || ps->nslots > MAX_SLOTS || (size_t)ps->nslots * 5 > r->n - r->at)
         return corrupt("slot count");
-    ps->gen = malloc(sizeof *ps->gen * (ps->nslots + 1u));
-    ps->alive = calloc(ps->nslots + 1u, 1);
-    ps->free_slots = malloc(sizeof *ps->free_slots * (ps->nslots + 1u));
-    uint8_t *seen = calloc(ps->nslots + 1u, 1);
+    ps->gen = ljs__malloc(sizeof *ps->gen * (ps->nslots + 1u));
+    ps->alive = ljs__calloc(ps->nslots + 1u, 1);
+    ps->free_slots = ljs__malloc(sizeof *ps->free_slots * (ps->nslots + 1u));
+    uint8_t *seen = ljs__calloc(ps->nslots + 1u, 1);
     if (ps->gen == NULL || ps->alive == NULL || ps->free_slots == NULL || seen == NULL) {
-        free(seen);
+        ljs__free(seen);
         return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
     }
     for (uint32_t i = 0; i < ps->nslots; i++) {
@@ -395,7 +397,7 @@ static int parse_slots(rbuf_t *r, parsed_t *ps)
             ps->free_slots[k] = i;
         }
     }
-    free(seen);
+    ljs__free(seen);
     return ok ? LJS_OK : corrupt("slots or free list");
 }
 
@@ -524,7 +526,7 @@ static int parse_scripts(rbuf_t *r, parsed_t *ps, const ljs_runtime_t *rt)
     ps->nscripts = (uint32_t)get_le(r, 4);
     if (r->bad || ps->nscripts > (1u << 20))
         return corrupt("script count");
-    ps->script_ids = malloc(sizeof *ps->script_ids * (ps->nscripts + 1u));
+    ps->script_ids = ljs__malloc(sizeof *ps->script_ids * (ps->nscripts + 1u));
     if (ps->script_ids == NULL)
         return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
     for (uint32_t s = 0; s < ps->nscripts; s++) {
@@ -543,7 +545,7 @@ static int parse_scripts(rbuf_t *r, parsed_t *ps, const ljs_runtime_t *rt)
     ps->bindings_at = r->at;
     /* stamp[s] = 1 + the live slot that last bound s: a script bound twice
      * to one entity is refused without an O(n^2) scan. */
-    uint32_t *stamp = calloc(ps->nscripts + 1u, sizeof *stamp);
+    uint32_t *stamp = ljs__calloc(ps->nscripts + 1u, sizeof *stamp);
     if (stamp == NULL)
         return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
     int rc = LJS_OK;
@@ -559,7 +561,7 @@ static int parse_scripts(rbuf_t *r, parsed_t *ps, const ljs_runtime_t *rt)
                 stamp[s] = k + 1;
         }
     }
-    free(stamp);
+    ljs__free(stamp);
     return rc;
 }
 
@@ -626,11 +628,11 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
         tag_bit[t] = (uint32_t)bit;
     }
     rbuf_t r = {body, SIZE_MAX, ps->fields_at, 0};
-    uint32_t *field_ids = malloc(sizeof *field_ids * (ps->nfields + 1u));
-    uint32_t *live = malloc(sizeof *live * (ps->nlive + 1u));
+    uint32_t *field_ids = ljs__malloc(sizeof *field_ids * (ps->nfields + 1u));
+    uint32_t *live = ljs__malloc(sizeof *live * (ps->nlive + 1u));
     if (field_ids == NULL || live == NULL) {
-        free(field_ids);
-        free(live);
+        ljs__free(field_ids);
+        ljs__free(live);
         return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
     }
     int rc = LJS_OK;
@@ -718,8 +720,8 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     rt->frame = ps->frame;
     rt->host_seq = ps->host_seq;
     rt->view_epoch++;
-    free(field_ids);
-    free(live);
+    ljs__free(field_ids);
+    ljs__free(live);
     return rc;
 }
 
@@ -760,7 +762,7 @@ int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
     int ok = f != NULL && fwrite(data, 1, len, f) == len;
     if (f != NULL && fclose(f) != 0)
         ok = 0;
-    free(data);
+    ljs__free(data);
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
         remove(tmp);
@@ -778,14 +780,14 @@ int ljs_world_load_file(ljs_runtime_t *rt, const char *path)
     if (f == NULL)
         return ljs__error(LJS_ENOENT, "ljs_world_load_file: cannot open '%s': %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
-    unsigned char *data = malloc(cap);
+    unsigned char *data = ljs__malloc(cap);
     while (data != NULL) {
         n += fread(data + n, 1, cap - n, f);
         if (n < cap)
             break;
-        unsigned char *q = realloc(data, cap * 2);
+        unsigned char *q = ljs__realloc(data, cap * 2);
         if (q == NULL) {
-            free(data);
+            ljs__free(data);
             data = NULL;
             break;
         }
@@ -797,10 +799,10 @@ int ljs_world_load_file(ljs_runtime_t *rt, const char *path)
     if (data == NULL)
         return ljs__error(LJS_ENOMEM, "ljs_world_load_file: out of memory reading '%s'", path);
     if (err) {
-        free(data);
+        ljs__free(data);
         return ljs__error(LJS_EIO, "ljs_world_load_file: cannot read '%s'", path);
     }
     int rc = ljs_world_load(rt, data, n);
-    free(data);
+    ljs__free(data);
     return rc;
 }

@@ -346,7 +346,10 @@ static void *reader(void *arg)
         if (check != v * 7 + 3 || v < last || v > atomic_load(&r->published))
             atomic_store(&r->bad, 1);
         last = v;
-        atomic_fetch_add(&r->reads, 1);
+        /* Three spinning readers on a 2-core machine starve the writer
+         * (the test once ran past its timeout under a loaded ctest). */
+        if (atomic_fetch_add(&r->reads, 1) % 8 == 7)
+            sched_yield();
     }
     lua_close(L);
     ljs__cache_unregister(rec);
@@ -365,7 +368,7 @@ static void publish_version(lua_State *L, int v)
 static void test_cache_readers_race_thousands_of_snapshot_swaps(void **state)
 {
     enum { READERS = 3 };
-    const int versions = 20000 / LJS_TEST_SCALE;
+    const int versions = 8000 / LJS_TEST_SCALE;
     race_t r;
     pthread_t t[READERS];
     lua_State *L = luaL_newstate();

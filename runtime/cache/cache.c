@@ -10,6 +10,8 @@
  * epoch-based reclamation.) */
 #include "runtime/cache/cache.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/clock.h"
 
 #include "runtime/cache/cache_disk.h"
@@ -95,9 +97,9 @@ uint64_t ljs__cache_hash(const void *p, size_t n)
 static void chunk_unref(chunk_t *c)
 {
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
-        free(c->path);
-        free(c->bytes);
-        free(c);
+        ljs__free(c->path);
+        ljs__free(c->bytes);
+        ljs__free(c);
     }
 }
 
@@ -105,8 +107,8 @@ static void snapshot_free(snapshot_t *s)
 {
     for (uint32_t i = 0; i < s->n; i++)
         chunk_unref(s->chunks[i]);
-    free(s->chunks);
-    free(s);
+    ljs__free(s->chunks);
+    ljs__free(s);
 }
 
 /* ck_epoch callback: runs on the thread that polls, after the grace period. */
@@ -123,12 +125,12 @@ static ck_epoch_record_t *new_record(void)
     ck_epoch_record_t *rec = ck_epoch_recycle(&cache->epoch, NULL);
     if (rec != NULL)
         return rec;
-    record_node_t *node = malloc(sizeof *node);
-    rec = aligned_alloc(CK_MD_CACHELINE,
-                        (sizeof *rec + CK_MD_CACHELINE - 1) / CK_MD_CACHELINE * CK_MD_CACHELINE);
+    record_node_t *node = ljs__malloc(sizeof *node);
+    rec = ljs__aligned_alloc(CK_MD_CACHELINE,
+                             (sizeof *rec + CK_MD_CACHELINE - 1) / CK_MD_CACHELINE * CK_MD_CACHELINE);
     if (node == NULL || rec == NULL) {
-        free(node);
-        free(rec);
+        ljs__free(node);
+        ljs__free(rec);
         return NULL;
     }
     ck_epoch_register(&cache->epoch, rec, NULL);
@@ -143,11 +145,11 @@ int ljs__cache_acquire(void)
     int rc = LJS_OK;
     pthread_mutex_lock(&cache_lock);
     if (cache == NULL) {
-        cache = calloc(1, sizeof *cache);
-        snapshot_t *empty = calloc(1, sizeof *empty);
+        cache = ljs__calloc(1, sizeof *cache);
+        snapshot_t *empty = ljs__calloc(1, sizeof *empty);
         if (cache == NULL || empty == NULL) {
-            free(cache);
-            free(empty);
+            ljs__free(cache);
+            ljs__free(empty);
             cache = NULL;
             rc = LJS_ENOMEM;
         } else {
@@ -155,8 +157,8 @@ int ljs__cache_acquire(void)
             atomic_init(&cache->current, empty);
             cache->writer = new_record();
             if (cache->writer == NULL) {
-                free(empty);
-                free(cache);
+                ljs__free(empty);
+                ljs__free(cache);
                 cache = NULL;
                 rc = LJS_ENOMEM;
             }
@@ -179,10 +181,10 @@ void ljs__cache_release(void)
         while (cache->records != NULL) {
             record_node_t *n = cache->records;
             cache->records = n->next;
-            free(n->rec);
-            free(n);
+            ljs__free(n->rec);
+            ljs__free(n);
         }
-        free(cache);
+        ljs__free(cache);
         cache = NULL;
     }
     pthread_mutex_unlock(&cache_lock);
@@ -252,12 +254,12 @@ static snapshot_t *derive(uint32_t at, int replace, chunk_t *c)
 {
     const snapshot_t *cur = atomic_load_explicit(&cache->current, memory_order_relaxed);
     uint32_t n = cur->n + (replace ? 0 : 1) - (c == NULL ? 1 : 0);
-    snapshot_t *s = calloc(1, sizeof *s);
+    snapshot_t *s = ljs__calloc(1, sizeof *s);
     chunk_t **v =
-        malloc(sizeof *v * (n ? n : 1)); /* NOLINT(bugprone-sizeof-expression): an array of pointers */
+        ljs__malloc(sizeof *v * (n ? n : 1)); /* NOLINT(bugprone-sizeof-expression): an array of pointers */
     if (s == NULL || v == NULL) {
-        free(s);
-        free(v);
+        ljs__free(s);
+        ljs__free(v);
         return NULL;
     }
     uint32_t k = 0;
@@ -299,7 +301,7 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->n + sz)
             cap *= 2;
-        unsigned char *q = realloc(b->p, cap);
+        unsigned char *q = ljs__realloc(b->p, cap);
         if (q == NULL) {
             b->failed = 1;
             return 1;
@@ -333,7 +335,7 @@ static chunk_t *compile(lua_State *L, const char *path, const ljs__source_id_t *
     lua_pop(L, 1);
     chunk_t *c = b.failed ? NULL : new_chunk(path, id, strip, b.p, b.n);
     if (c == NULL) {
-        free(b.p);
+        ljs__free(b.p);
         snprintf(err, errlen, "out of memory caching the bytecode of %s", path);
         *rc = LJS_ENOMEM;
         return NULL;
@@ -345,9 +347,9 @@ static chunk_t *compile(lua_State *L, const char *path, const ljs__source_id_t *
 static chunk_t *new_chunk(const char *path, const ljs__source_id_t *id, int strip, unsigned char *bytes,
                           size_t len)
 {
-    chunk_t *c = calloc(1, sizeof *c);
-    if (c == NULL || (c->path = strdup(path)) == NULL) {
-        free(c);
+    chunk_t *c = ljs__calloc(1, sizeof *c);
+    if (c == NULL || (c->path = ljs__strdup(path)) == NULL) {
+        ljs__free(c);
         return NULL;
     }
     atomic_init(&c->refs, 1);
@@ -373,14 +375,14 @@ static chunk_t *from_disk(lua_State *L, const ljs__cache_req_t *r, char *warn, s
         snprintf(warn, warnlen, "bytecode cache file for %s ignored (%s); rebuilding it", r->path,
                  lua_tostring(L, -1));
         lua_pop(L, 1);
-        free(bytes);
+        ljs__free(bytes);
         cache->disk_rejects++;
         return NULL;
     }
     lua_pop(L, 1);
     chunk_t *c = new_chunk(r->path, &r->id, r->strip, bytes, len);
     if (c == NULL)
-        free(bytes);
+        ljs__free(bytes);
     else
         cache->disk_hits++;
     return c;

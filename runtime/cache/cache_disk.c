@@ -7,6 +7,8 @@
  * engine, exactly like whoever can write the scripts (README). */
 #include "runtime/cache/cache_disk.h"
 
+#include "jobs/mem.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <lua.h>
@@ -97,7 +99,7 @@ int ljs__disk_read(const char *dir, const char *path, const ljs__source_id_t *id
         bad = "truncated header";
     if (bad == NULL)
         bad = check_header(&h, path, id, strip, (long)st.st_size);
-    if (bad == NULL && (buf = malloc(h.bytecode_len ? h.bytecode_len : 1)) == NULL)
+    if (bad == NULL && (buf = ljs__malloc(h.bytecode_len ? h.bytecode_len : 1)) == NULL)
         bad = "out of memory";
     if (bad == NULL && fread(buf, 1, h.bytecode_len, f) != h.bytecode_len)
         bad = "truncated bytecode";
@@ -105,7 +107,7 @@ int ljs__disk_read(const char *dir, const char *path, const ljs__source_id_t *id
         bad = "bytecode checksum mismatch";
     fclose(f);
     if (bad != NULL) {
-        free(buf);
+        ljs__free(buf);
         return reject(why, whylen, file, bad);
     }
     *bytes = buf;
@@ -146,7 +148,7 @@ static int evict(const char *dir, uint64_t max_bytes, uint64_t *total_out)
         if (stat(file, &st) != 0)
             continue;
         if (n == cap) {
-            entry_t *p = realloc(v, sizeof *v * (cap = cap ? cap * 2 : 64));
+            entry_t *p = ljs__realloc(v, sizeof *v * (cap = cap ? cap * 2 : 64));
             if (p == NULL)
                 break;
             v = p;
@@ -168,7 +170,7 @@ static int evict(const char *dir, uint64_t max_bytes, uint64_t *total_out)
             evicted++;
         }
     }
-    free(v);
+    ljs__free(v);
     *total_out = total;
     return evicted;
 }

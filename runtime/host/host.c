@@ -37,6 +37,8 @@
  * end of the frame or held for ljs_host_events_drain. */
 #include "runtime/host/host.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/error.h"
 #include "runtime/lua/state.h"
 #include "runtime/lua/watchdog.h"
@@ -268,7 +270,7 @@ static int global_register(const ljs_host_def_t *def)
     } else {
         if (global_n == global_cap) {
             uint32_t cap = global_cap ? global_cap * 2 : 16;
-            hostfn_t *p = realloc(global_fns, cap * sizeof *p);
+            hostfn_t *p = ljs__realloc(global_fns, cap * sizeof *p);
             if (p == NULL)
                 rc = ljs__error(LJS_ENOMEM, "out of memory");
             else
@@ -297,19 +299,19 @@ static int global_unregister(const char *name)
 
 int ljs__host_create(ljs_runtime_t *rt)
 {
-    ljs__host_t *h = calloc(1, sizeof *h);
+    ljs__host_t *h = ljs__calloc(1, sizeof *h);
     if (h == NULL)
         return LJS_ENOMEM;
-    h->w = aligned_alloc(64, sizeof(hostw_t) * rt->nworkers);
+    h->w = ljs__aligned_alloc(64, sizeof(hostw_t) * rt->nworkers);
     if (h->w == NULL) {
-        free(h);
+        ljs__free(h);
         return LJS_ENOMEM;
     }
     memset(h->w, 0, sizeof(hostw_t) * rt->nworkers);
     h->nworkers = rt->nworkers;
     pthread_mutex_lock(&global_lock);
     if (global_n > 0) {
-        h->fns = malloc(global_n * sizeof *h->fns);
+        h->fns = ljs__malloc(global_n * sizeof *h->fns);
         if (h->fns != NULL) {
             memcpy(h->fns, global_fns, global_n * sizeof *h->fns);
             h->nfns = h->cap = global_n;
@@ -318,8 +320,8 @@ int ljs__host_create(ljs_runtime_t *rt)
     int ok = global_n == 0 || h->fns != NULL;
     pthread_mutex_unlock(&global_lock);
     if (!ok) {
-        free(h->w);
-        free(h);
+        ljs__free(h->w);
+        ljs__free(h);
         return LJS_ENOMEM;
     }
     rt->host = h;
@@ -328,8 +330,8 @@ int ljs__host_create(ljs_runtime_t *rt)
 
 static void queue_fini(queue_t *q)
 {
-    free(q->recs);
-    free(q->bytes);
+    ljs__free(q->recs);
+    ljs__free(q->bytes);
     memset(q, 0, sizeof *q);
 }
 
@@ -340,21 +342,21 @@ void ljs__host_destroy(ljs_runtime_t *rt)
         return;
     for (uint32_t i = 0; i < h->nworkers; i++) {
         queue_fini(&h->w[i].q);
-        free(h->w[i].pairs);
-        free(h->w[i].rbuf);
+        ljs__free(h->w[i].pairs);
+        ljs__free(h->w[i].rbuf);
     }
     queue_fini(&h->load);
-    free(h->w);
-    free(h->fns);
-    free(h->order);
-    free(h->evpairs);
+    ljs__free(h->w);
+    ljs__free(h->fns);
+    ljs__free(h->order);
+    ljs__free(h->evpairs);
     ljs__msgbuf_fini(&h->events);
     while (h->profs != NULL) {
         prof_node_t *n = h->profs;
         h->profs = n->next;
-        free(n);
+        ljs__free(n);
     }
-    free(h);
+    ljs__free(h);
     rt->host = NULL;
 }
 
@@ -386,7 +388,7 @@ static int grow_pairs(hostw_t *hw, size_t need)
     size_t cap = hw->pairs_cap ? hw->pairs_cap * 2 : 64;
     while (cap < need)
         cap *= 2;
-    ljs_pair_t *p = realloc(hw->pairs, cap * sizeof *p);
+    ljs_pair_t *p = ljs__realloc(hw->pairs, cap * sizeof *p);
     if (p == NULL)
         return -1;
     hw->pairs = p;
@@ -562,7 +564,7 @@ static int queue_reserve(queue_t *q, size_t bytes)
 {
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 64;
-        drec_t *p = realloc(q->recs, cap * sizeof *p);
+        drec_t *p = ljs__realloc(q->recs, cap * sizeof *p);
         if (p == NULL)
             return -1;
         q->recs = p;
@@ -572,7 +574,7 @@ static int queue_reserve(queue_t *q, size_t bytes)
         size_t cap = q->bytes_cap ? q->bytes_cap : 4096;
         while (cap < q->nbytes + bytes)
             cap *= 2;
-        unsigned char *p = realloc(q->bytes, cap);
+        unsigned char *p = ljs__realloc(q->bytes, cap);
         if (p == NULL)
             return -1;
         q->bytes = p;
@@ -886,7 +888,7 @@ static void install_on_worker(void *arg, uint32_t worker)
 /* Rebuild every state's tables. Returns LJS_OK or the first failure. */
 static int install_all(ljs_runtime_t *rt)
 {
-    install_job_t *j = calloc(1, sizeof *j);
+    install_job_t *j = ljs__calloc(1, sizeof *j);
     if (j == NULL)
         return LJS_ENOMEM;
     j->rt = rt;
@@ -895,7 +897,7 @@ static int install_all(ljs_runtime_t *rt)
     for (uint32_t i = 0; i < rt->nworkers && rc == LJS_OK; i++)
         if (j->rc[i] != LJS_OK)
             rc = ljs__error(j->rc[i], "ljs_host_register: worker %u: %s", i, rt->workers[i].errmsg);
-    free(j);
+    ljs__free(j);
     return rc;
 }
 
@@ -929,7 +931,7 @@ int ljs_host_register(ljs_runtime_t *rt, const ljs_host_def_t *def)
         return ljs__error(LJS_EFULL, "ljs_host_register: more than %d host functions", MAX_FNS);
     if (slot == h->cap) {
         uint32_t cap = h->cap ? h->cap * 2 : 16;
-        hostfn_t *p = realloc(h->fns, cap * sizeof *p);
+        hostfn_t *p = ljs__realloc(h->fns, cap * sizeof *p);
         if (p == NULL)
             return ljs__error(LJS_ENOMEM, "out of memory");
         h->fns = p;
@@ -1141,7 +1143,7 @@ int ljs_ret_string(ljs_call_t *c, const char *s, size_t len)
         size_t cap = hw->rcap ? hw->rcap : 256;
         while (cap < hw->rlen + len)
             cap *= 2;
-        char *p = realloc(hw->rbuf, cap);
+        char *p = ljs__realloc(hw->rbuf, cap);
         if (p == NULL)
             return LJS_ENOMEM;
         hw->rbuf = p;
@@ -1270,7 +1272,7 @@ void ljs__host_dispatch(ljs_runtime_t *rt)
         for (size_t j = 0; j < h->w[i].q.n; j++)
             nruns += j == 0 || h->w[i].q.recs[j].call != h->w[i].q.recs[j - 1].call;
     if (!drop && nruns > h->order_cap) {
-        order_t *p = realloc(h->order, nruns * sizeof *p);
+        order_t *p = ljs__realloc(h->order, nruns * sizeof *p);
         if (p != NULL) {
             h->order = p;
             h->order_cap = nruns;
@@ -1381,7 +1383,8 @@ static size_t deliver(ljs_runtime_t *rt, ljs_host_event_fn fn, void *ud)
             memcpy(&cnt, p + 1, 4);
             p += 5;
             /* Grown, never shrunk: no allocation per event in steady state. */
-            ljs_pair_t *pairs = cnt <= h->evpairs_cap ? h->evpairs : realloc(h->evpairs, cnt * sizeof *pairs);
+            ljs_pair_t *pairs =
+                cnt <= h->evpairs_cap ? h->evpairs : ljs__realloc(h->evpairs, cnt * sizeof *pairs);
             if (pairs == NULL) {
                 h->st.events_dropped++;
                 ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, m->sender, "",
@@ -1517,7 +1520,7 @@ int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p)
         return rc;
     prof_node_t *n = NULL;
     if (p != NULL) {
-        n = malloc(sizeof *n);
+        n = ljs__malloc(sizeof *n);
         if (n == NULL)
             return ljs__error(LJS_ENOMEM, "out of memory");
         n->p = *p;

@@ -1,6 +1,8 @@
 /* console.c - bounded console ring (see console.h). */
 #include "runtime/observe/console.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/core.h"
 
 #include <stdarg.h>
@@ -11,7 +13,7 @@
 int ljs__console_init(ljs__console_t *c, uint32_t cap)
 {
     memset(c, 0, sizeof *c);
-    c->lines = calloc(cap, sizeof *c->lines);
+    c->lines = ljs__calloc(cap, sizeof *c->lines);
     if (c->lines == NULL)
         return LJS_ENOMEM;
     c->cap = cap;
@@ -21,8 +23,8 @@ int ljs__console_init(ljs__console_t *c, uint32_t cap)
 
 static void free_line(ljs__console_line_t *l)
 {
-    free(l->script);
-    free(l->text);
+    ljs__free(l->script);
+    ljs__free(l->text);
     l->script = l->text = NULL;
 }
 
@@ -32,7 +34,7 @@ void ljs__console_fini(ljs__console_t *c)
         return;
     for (uint32_t i = 0; i < c->cap; i++)
         free_line(&c->lines[i]);
-    free(c->lines);
+    ljs__free(c->lines);
     pthread_mutex_destroy(&c->lock);
     c->lines = NULL;
 }
@@ -57,8 +59,8 @@ void ljs__console_log(ljs__console_t *c, ljs_severity_t sev, uint64_t frame, uin
         return;
     }
     /* Copy outside the lock; a failed copy degrades to an empty string. */
-    char *text = strdup(buf);
-    char *sc = strdup(script ? script : "");
+    char *text = ljs__strdup(buf);
+    char *sc = ljs__strdup(script ? script : "");
     pthread_mutex_lock(&c->lock);
     uint32_t slot = (c->head + c->count) % c->cap;
     if (c->count == c->cap) {

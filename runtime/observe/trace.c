@@ -3,6 +3,8 @@
  * ("X") events nested by time, times in microseconds. */
 #include "runtime/observe/trace.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/error.h"
 
 #include <errno.h>
@@ -36,21 +38,21 @@ int ljs__trace_create(const char *path, uint32_t nworkers, uint32_t spans, ljs__
     *out = NULL;
     if (path == NULL || path[0] == '\0')
         return LJS_OK;
-    ljs__trace_t *tr = calloc(1, sizeof *tr);
+    ljs__trace_t *tr = ljs__calloc(1, sizeof *tr);
     if (tr == NULL)
         return LJS_ENOMEM;
     snprintf(tr->path, sizeof tr->path, "%s", path);
     tr->origin_ns = ljs__now_ns();
     tr->nworkers = nworkers;
-    tr->rings = aligned_alloc(64, sizeof *tr->rings * nworkers);
+    tr->rings = ljs__aligned_alloc(64, sizeof *tr->rings * nworkers);
     if (tr->rings == NULL) {
-        free(tr);
+        ljs__free(tr);
         return LJS_ENOMEM;
     }
     memset(tr->rings, 0, sizeof *tr->rings * nworkers);
     uint32_t cap = pow2_at_least(spans);
     for (uint32_t i = 0; i < nworkers; i++) {
-        tr->rings[i].spans = calloc(cap, sizeof(ljs__span_t));
+        tr->rings[i].spans = ljs__calloc(cap, sizeof(ljs__span_t));
         tr->rings[i].mask = cap - 1;
         if (tr->rings[i].spans == NULL) {
             ljs__trace_destroy(tr);
@@ -66,12 +68,12 @@ void ljs__trace_destroy(ljs__trace_t *tr)
     if (tr == NULL)
         return;
     for (uint32_t i = 0; i < tr->nworkers; i++)
-        free(tr->rings[i].spans);
-    free(tr->rings);
+        ljs__free(tr->rings[i].spans);
+    ljs__free(tr->rings);
     for (uint32_t i = 0; i < tr->nnames; i++)
-        free(tr->names[i]);
-    free(tr->names);
-    free(tr);
+        ljs__free(tr->names[i]);
+    ljs__free(tr->names);
+    ljs__free(tr);
 }
 
 uint32_t ljs__trace_intern(ljs__trace_t *tr, const char *name)
@@ -83,13 +85,13 @@ uint32_t ljs__trace_intern(ljs__trace_t *tr, const char *name)
             return i;
     if (tr->nnames == tr->names_cap) {
         uint32_t cap = tr->names_cap ? tr->names_cap * 2 : 16;
-        char **p = realloc(tr->names, cap * sizeof *p);
+        char **p = ljs__realloc(tr->names, cap * sizeof *p);
         if (p == NULL)
             return UINT32_MAX;
         tr->names = p;
         tr->names_cap = cap;
     }
-    char *copy = strdup(name);
+    char *copy = ljs__strdup(name);
     if (copy == NULL)
         return UINT32_MAX;
     tr->names[tr->nnames] = copy;

@@ -15,6 +15,8 @@
 
 #include "runtime/scripts/require.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/error.h"
 #include "runtime/lua/state.h"
 
@@ -72,10 +74,10 @@ static void record_dependency(ljs__worker_t *w, const char *path)
     for (uint32_t i = 0; i < s->ndeps; i++)
         if (!strcmp(s->deps[i], path))
             return;
-    char **p = realloc(s->deps, (s->ndeps + 1) * sizeof *p);
-    char *copy = strdup(path);
+    char **p = ljs__realloc(s->deps, (s->ndeps + 1) * sizeof *p);
+    char *copy = ljs__strdup(path);
     if (p == NULL || copy == NULL) {
-        free(copy);
+        ljs__free(copy);
         if (p != NULL)
             s->deps = p;
         return; /* a missing record only costs a hot reload later */
@@ -129,7 +131,7 @@ static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, 
             path, id, src, len, (int)cfg->strip_bytecode, cfg->cache_dir, (uint64_t)cfg->cache_max_mb << 20,
             0};
         int rc = ljs__cache_prepare(L, &req, err, sizeof err, warn, sizeof warn);
-        free(src);
+        ljs__free(src);
         if (warn[0])
             ljs__console_log(&w->rt->console, LJS_LOG_WARN, w->rt->frame, 0, name, "%s", warn);
         if (rc != LJS_OK)
@@ -137,7 +139,7 @@ static void load_module_chunk(lua_State *L, ljs__worker_t *w, const char *path, 
         st = ljs__cache_load(w->epoch_rec, L, path, (int)cfg->strip_bytecode, chunkname, 0);
     } else {
         st = luaL_loadbufferx(L, src, len, chunkname, "t");
-        free(src);
+        ljs__free(src);
     }
     if (st != LUA_OK)
         lua_error(L);

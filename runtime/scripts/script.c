@@ -13,6 +13,8 @@
  * All raising Lua calls run inside lua_pcall. */
 #include "runtime/scripts/script.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/scripts/exec.h"
 #include "runtime/scripts/require.h"
 #include "runtime/core.h"
@@ -91,7 +93,7 @@ static const char **sorted_keys(lua_State *L, int idx, uint32_t *n, const char *
 
 static void *xcalloc(lua_State *L, size_t n, size_t size)
 {
-    void *p = calloc(n ? n : 1, size);
+    void *p = ljs__calloc(n ? n : 1, size);
     if (p == NULL)
         luaL_error(L, "out of memory");
     return p;
@@ -231,7 +233,7 @@ static void read_handlers(lua_State *L, int mod, ljs__script_t *s)
     lua_pushnil(L);
     while (lua_next(L, mod) != 0) {
         if (is_handler(L, s)) {
-            s->handlers[s->nhandlers] = strdup(lua_tostring(L, -2) + 3);
+            s->handlers[s->nhandlers] = ljs__strdup(lua_tostring(L, -2) + 3);
             if (s->handlers[s->nhandlers] == NULL)
                 luaL_error(L, "out of memory");
             s->nhandlers++;
@@ -496,7 +498,7 @@ void ljs__script_release(ljs__worker_t *w, uint32_t id)
     unref(w, inst->reload_ref);
     for (uint32_t i = 0; i < inst->nhandlers; i++)
         unref(w, inst->handler_refs[i]);
-    free(inst->handler_refs);
+    ljs__free(inst->handler_refs);
     memset(inst, 0, sizeof *inst);
     inst->update_ref = LUA_NOREF;
     inst->reload_ref = LUA_NOREF;
@@ -504,20 +506,20 @@ void ljs__script_release(ljs__worker_t *w, uint32_t id)
 
 void ljs__script_free(ljs__script_t *s)
 {
-    free(s->path);
-    free(s->name);
-    free(s->source);
-    free(s->field_ids);
-    free(s->defaults);
-    free(s->reads);
-    free(s->writes);
+    ljs__free(s->path);
+    ljs__free(s->name);
+    ljs__free(s->source);
+    ljs__free(s->field_ids);
+    ljs__free(s->defaults);
+    ljs__free(s->reads);
+    ljs__free(s->writes);
     for (uint32_t i = 0; i < s->nhandlers; i++)
-        free(s->handlers[i]);
-    free(s->handlers);
-    free(s->ents);
+        ljs__free(s->handlers[i]);
+    ljs__free(s->handlers);
+    ljs__free(s->ents);
     for (uint32_t i = 0; i < s->ndeps; i++)
-        free(s->deps[i]);
-    free(s->deps);
+        ljs__free(s->deps[i]);
+    ljs__free(s->deps);
     memset(s, 0, sizeof *s);
 }
 

@@ -4,6 +4,8 @@
 #define _XOPEN_SOURCE 700
 
 #include "runtime/error.h"
+
+#include "jobs/mem.h"
 #include "runtime/scripts/exec.h"
 #include "runtime/core.h"
 #include "runtime/host/host.h"
@@ -32,9 +34,9 @@ int ljs__script_read_source(const char *path, char **out, size_t *len, ljs__sour
     for (;;) {
         if (n + 4096 > cap) {
             cap = cap ? cap * 2 : 8192;
-            char *p = realloc(buf, cap);
+            char *p = ljs__realloc(buf, cap);
             if (p == NULL) {
-                free(buf);
+                ljs__free(buf);
                 fclose(f);
                 return ljs__error(LJS_ENOMEM, "out of memory reading '%s'", path);
             }
@@ -48,7 +50,7 @@ int ljs__script_read_source(const char *path, char **out, size_t *len, ljs__sour
     int err = ferror(f);
     fclose(f);
     if (err) {
-        free(buf);
+        ljs__free(buf);
         return ljs__error(LJS_ENOENT, "cannot read script '%s'", path);
     }
     *out = buf;
@@ -76,7 +78,7 @@ static int rooted_name(const char *root, const char *path, char **out)
         return ljs__error(LJS_EINVAL,
                           "'%s' is not under LJS_SCRIPT_ROOT '%s' (scripts are named by their path under it)",
                           path, root);
-    char *name = strdup(rpath + n + 1);
+    char *name = ljs__strdup(rpath + n + 1);
     if (name == NULL)
         return ljs__error(LJS_ENOMEM, "out of memory");
     size_t len = strlen(name);
@@ -99,7 +101,7 @@ static int script_name(const ljs_runtime_t *rt, const char *path, char **out)
     size_t n = strlen(base);
     if (n > 4 && !strcmp(base + n - 4, ".lua"))
         n -= 4;
-    char *name = malloc(n + 1);
+    char *name = ljs__malloc(n + 1);
     if (name == NULL)
         return ljs__error(LJS_ENOMEM, "out of memory");
     memcpy(name, base, n);
@@ -118,11 +120,11 @@ static int reserve_instances(ljs_runtime_t *rt, uint32_t id)
         uint32_t cap = w->ninst ? w->ninst * 2 : 16;
         while (cap <= id)
             cap *= 2;
-        ljs__inst_t *inst = realloc(w->inst, cap * sizeof *inst);
+        ljs__inst_t *inst = ljs__realloc(w->inst, cap * sizeof *inst);
         if (inst == NULL)
             return LJS_ENOMEM;
         w->inst = inst;
-        ljs__sstat_t *st = realloc(w->sstat, cap * sizeof *st);
+        ljs__sstat_t *st = ljs__realloc(w->sstat, cap * sizeof *st);
         if (st == NULL)
             return LJS_ENOMEM;
         w->sstat = st;
@@ -140,7 +142,7 @@ static int new_slot(ljs_runtime_t *rt, uint32_t *id)
             *id = i;
             return LJS_OK;
         }
-    ljs__script_t *p = realloc(rt->scripts, (rt->nscripts + 1) * sizeof *p);
+    ljs__script_t *p = ljs__realloc(rt->scripts, (rt->nscripts + 1) * sizeof *p);
     if (p == NULL)
         return LJS_ENOMEM;
     rt->scripts = p;
@@ -204,7 +206,7 @@ static int load_version_body(ljs_runtime_t *rt, uint32_t id, const char *path, c
     memset(s, 0, sizeof *s);
     s->name = name;
     s->trace_name = ljs__trace_intern(rt->trace, name);
-    s->path = strdup(path);
+    s->path = ljs__strdup(path);
     if (s->path == NULL) {
         ljs__script_free(s);
         return ljs__error(LJS_ENOMEM, "out of memory");
@@ -240,7 +242,7 @@ static int load_version_body(ljs_runtime_t *rt, uint32_t id, const char *path, c
         ljs__world_forget_since(&rt->world, nfields0, ntags0); /* a refused script leaves nothing */
         return rc;
     }
-    load_job_t *job = calloc(1, sizeof *job);
+    load_job_t *job = ljs__calloc(1, sizeof *job);
     if (job == NULL) {
         ljs__script_release(&rt->workers[0], id);
         ljs__script_free(s);
@@ -259,7 +261,7 @@ static int load_version_body(ljs_runtime_t *rt, uint32_t id, const char *path, c
         ljs__script_free(s);
         ljs__world_forget_since(&rt->world, nfields0, ntags0);
     }
-    free(job);
+    ljs__free(job);
     return rc;
 }
 
@@ -286,11 +288,11 @@ int ljs_script_load(ljs_runtime_t *rt, const char *path, ljs_script_t *out)
     ljs_script_t dup;
     if (ljs_script_find(rt, name, &dup) == LJS_OK) {
         rc = ljs__error(LJS_EEXIST, "a script named '%s' is already loaded", name);
-        free(name);
+        ljs__free(name);
         return rc;
     }
     if ((rc = new_slot(rt, &id)) != LJS_OK || (rc = reserve_instances(rt, id)) != LJS_OK) {
-        free(name);
+        ljs__free(name);
         return ljs__error(rc, "out of memory");
     }
     rc = load_version(rt, id, path, name);
@@ -362,14 +364,14 @@ int ljs__script_reload(ljs_runtime_t *rt, uint32_t id, int force, int *reloaded)
     size_t len;
     uint32_t tmp;
     int rc = ljs__script_read_source(s->path, &src, &len, &v);
-    free(src);
+    ljs__free(src);
     if (rc != LJS_OK)
         return rc; /* deleted or unreadable: keep running the old version */
     if (!force && v.size == s->version.size && v.mtime_ns == s->version.mtime_ns && v.hash == s->version.hash)
         return LJS_OK; /* unchanged */
-    char *name = strdup(s->name);
+    char *name = ljs__strdup(s->name);
     if (name == NULL || new_slot(rt, &tmp) != LJS_OK || reserve_instances(rt, tmp) != LJS_OK) {
-        free(name);
+        ljs__free(name);
         return ljs__error(LJS_ENOMEM, "out of memory reloading '%s'", rt->scripts[id].path);
     }
     s = &rt->scripts[id]; /* new_slot may have moved the array */
@@ -516,7 +518,7 @@ int ljs__script_attach(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
     ljs__escripts_t *es = &w->escripts[slot];
     if (es->n == es->cap) {
         uint32_t cap = es->cap ? es->cap * 2 : 2;
-        uint32_t *p = realloc(es->ids, cap * sizeof *p);
+        uint32_t *p = ljs__realloc(es->ids, cap * sizeof *p);
         if (p == NULL)
             return LJS_ENOMEM;
         es->ids = p;
@@ -524,7 +526,7 @@ int ljs__script_attach(ljs_runtime_t *rt, uint32_t slot, uint32_t id)
     }
     if (s->nents == s->ents_cap) {
         uint32_t cap = s->ents_cap ? s->ents_cap * 2 : 64;
-        uint32_t *p = realloc(s->ents, cap * sizeof *p);
+        uint32_t *p = ljs__realloc(s->ents, cap * sizeof *p);
         if (p == NULL)
             return LJS_ENOMEM;
         s->ents = p;

@@ -11,6 +11,7 @@
  * userdata of a state share one metatable: scripts never see any other.) */
 #include "runtime/scripts/values.h"
 
+#include "jobs/mem.h"
 #include "runtime/core.h"
 #include "runtime/lua/state.h"
 
@@ -327,7 +328,7 @@ static ljs__value_t *scratch_take(lua_State *L, ljs__vcache_t *vc, size_t n)
         size_t cap = vc->scratch_cap ? vc->scratch_cap : 256;
         while (cap < vc->nscratch + n)
             cap *= 2;
-        ljs__value_t *p = realloc(vc->scratch, sizeof *p * cap);
+        ljs__value_t *p = ljs__realloc(vc->scratch, sizeof *p * cap);
         if (p == NULL)
             luaL_error(L, "out of memory");
         vc->scratch = p;
@@ -585,7 +586,7 @@ void ljs__values_open(lua_State *L)
 
 void ljs__values_fini(ljs__vcache_t *vc)
 {
-    free(vc->scratch);
+    ljs__free(vc->scratch);
     vc->scratch = NULL;
     vc->nscratch = vc->scratch_cap = 0;
 }

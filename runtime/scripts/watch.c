@@ -7,6 +7,8 @@
  * subdirectories); it is a leaf lock. */
 #include "runtime/scripts/watch.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/clock.h"
 
 #include "runtime/error.h"
@@ -55,7 +57,8 @@ typedef struct known_s {
 
 struct ljs__watch_s {
     ljs_runtime_t *rt;
-    atomic_uint mode; /* 0 off, 1 inotify, 2 polling */
+    atomic_uint mode;     /* 0 off, 1 inotify, 2 polling */
+    const char *poll_why; /* under lock: why inotify failed, logged after unlock */
     int fd, stop_fd;
     pthread_t thread;
     int started;
@@ -144,6 +147,8 @@ static const char *dir_of_locked(ljs__watch_t *w, int wd)
     return NULL;
 }
 
+static void fall_back_to_polling(ljs__watch_t *w, const char *why);
+
 static void handle_event(ljs__watch_t *w, const struct inotify_event *ev)
 {
     char path[1024];
@@ -162,7 +167,11 @@ static void handle_event(ljs__watch_t *w, const struct inotify_event *ev)
         else if (!(ev->mask & IN_ISDIR) && is_lua(ev->name))
             push(w, path);
     }
+    const char *why = w->poll_why;
+    w->poll_why = NULL;
     pthread_mutex_unlock(&w->lock);
+    if (why != NULL)
+        fall_back_to_polling(w, why);
 }
 
 static void *watcher_main(void *arg)
@@ -208,7 +217,7 @@ static int add_watch_locked(ljs__watch_t *w, const char *dir)
     if (wd < 0) {
         /* ENOSPC: the user's watch limit (fs.inotify.max_user_watches). */
         if (errno == ENOSPC)
-            atomic_store(&w->mode, 2);
+            w->poll_why = "the inotify watch limit is reached (fs.inotify.max_user_watches)";
         return -1;
     }
     for (size_t i = 0; i < w->ndirs; i++)
@@ -216,15 +225,19 @@ static int add_watch_locked(ljs__watch_t *w, const char *dir)
             return 0; /* already watched */
     if (w->ndirs == w->dirs_cap) {
         size_t cap = w->dirs_cap ? w->dirs_cap * 2 : 16;
-        wdir_t *p = realloc(w->dirs, cap * sizeof *p);
-        if (p == NULL)
+        wdir_t *p = ljs__realloc(w->dirs, cap * sizeof *p);
+        if (p == NULL) {
+            w->poll_why = "out of memory for inotify watches";
             return -1;
+        }
         w->dirs = p;
         w->dirs_cap = cap;
     }
-    char *copy = strdup(dir);
-    if (copy == NULL)
+    char *copy = ljs__strdup(dir);
+    if (copy == NULL) {
+        w->poll_why = "out of memory for inotify watches";
         return -1;
+    }
     w->dirs[w->ndirs].wd = wd;
     w->dirs[w->ndirs].path = copy;
     w->ndirs++;
@@ -244,9 +257,13 @@ static void watch_tree(ljs__watch_t *w, const char *file)
         known = !strcmp(w->dirs[i].path, root);
     if (!known)
         add_tree_locked(w, root, 0, 0);
+    const char *why = w->poll_why;
+    w->poll_why = NULL;
     pthread_mutex_unlock(&w->lock);
-    if (atomic_load(&w->mode) == 2)
-        fall_back_to_polling(w, "the inotify watch limit is reached (fs.inotify.max_user_watches)");
+    /* A directory inotify cannot watch would never report a change:
+     * polling sees every file, so nothing is silently missed. */
+    if (why != NULL)
+        fall_back_to_polling(w, why);
 }
 
 /* Remember a file's size and mtime (polling compares against them). */
@@ -259,13 +276,13 @@ static void remember(ljs__watch_t *w, const char *path)
     if (i == w->nknown) {
         if (w->nknown == w->known_cap) {
             size_t cap = w->known_cap ? w->known_cap * 2 : 16;
-            known_t *p = realloc(w->known, cap * sizeof *p);
+            known_t *p = ljs__realloc(w->known, cap * sizeof *p);
             if (p == NULL)
                 return;
             w->known = p;
             w->known_cap = cap;
         }
-        w->known[i].path = strdup(path);
+        w->known[i].path = ljs__strdup(path);
         if (w->known[i].path == NULL)
             return;
         w->nknown++;
@@ -305,13 +322,13 @@ static void mark(ljs__watch_t *w, const char *path, double now)
         }
     if (w->npending == w->pending_cap) {
         size_t cap = w->pending_cap ? w->pending_cap * 2 : 16;
-        pending_t *p = realloc(w->pending, cap * sizeof *p);
+        pending_t *p = ljs__realloc(w->pending, cap * sizeof *p);
         if (p == NULL)
             return;
         w->pending = p;
         w->pending_cap = cap;
     }
-    char *copy = strdup(path);
+    char *copy = ljs__strdup(path);
     if (copy == NULL)
         return;
     w->pending[w->npending].path = copy;
@@ -429,7 +446,7 @@ void ljs__watch_frame(ljs__watch_t *w)
         w->pending[i] = w->pending[--w->npending];
         apply(w, path);
         remember(w, path);
-        free(path);
+        ljs__free(path);
     }
 }
 
@@ -449,7 +466,7 @@ static int start_inotify(ljs__watch_t *w)
 
 int ljs__watch_create(ljs_runtime_t *rt, ljs__watch_t **out)
 {
-    ljs__watch_t *w = calloc(1, sizeof *w);
+    ljs__watch_t *w = ljs__calloc(1, sizeof *w);
     if (w == NULL)
         return LJS_ENOMEM;
     w->rt = rt;
@@ -460,9 +477,9 @@ int ljs__watch_create(ljs_runtime_t *rt, ljs__watch_t **out)
     unsigned size = 4;
     while (size < rt->cfg.watch_ring)
         size *= 2;
-    w->buf = calloc(size, sizeof *w->buf);
+    w->buf = ljs__calloc(size, sizeof *w->buf);
     if (w->buf == NULL) {
-        free(w);
+        ljs__free(w);
         return LJS_ENOMEM;
     }
     ck_ring_init(&w->ring, size);
@@ -487,17 +504,17 @@ void ljs__watch_destroy(ljs__watch_t *w)
     if (w->stop_fd >= 0)
         close(w->stop_fd);
     for (size_t i = 0; i < w->ndirs; i++)
-        free(w->dirs[i].path);
+        ljs__free(w->dirs[i].path);
     for (size_t i = 0; i < w->npending; i++)
-        free(w->pending[i].path);
+        ljs__free(w->pending[i].path);
     for (size_t i = 0; i < w->nknown; i++)
-        free(w->known[i].path);
-    free(w->dirs);
-    free(w->pending);
-    free(w->known);
-    free(w->buf);
+        ljs__free(w->known[i].path);
+    ljs__free(w->dirs);
+    ljs__free(w->pending);
+    ljs__free(w->known);
+    ljs__free(w->buf);
     pthread_mutex_destroy(&w->lock);
-    free(w);
+    ljs__free(w);
 }
 
 int ljs_watch_set(ljs_runtime_t *rt, int on)

@@ -17,6 +17,8 @@
  * half-built value (fuzz/fuzz_codec.c, tests/test_codec.c). */
 #include "runtime/world/event.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/world/sort.h"
 
 #include <lauxlib.h>
@@ -27,8 +29,8 @@
 
 void ljs__msgbuf_fini(ljs__msgbuf_t *b)
 {
-    free(b->msgs);
-    free(b->bytes);
+    ljs__free(b->msgs);
+    ljs__free(b->bytes);
     memset(b, 0, sizeof *b);
 }
 
@@ -47,7 +49,7 @@ static int reserve_bytes(ljs__msgbuf_t *b, size_t more)
     size_t cap = b->bytes_cap ? b->bytes_cap : 4096;
     while (cap < b->nbytes + more)
         cap *= 2;
-    unsigned char *p = realloc(b->bytes, cap);
+    unsigned char *p = ljs__realloc(b->bytes, cap);
     if (p == NULL)
         return -1;
     b->bytes = p;
@@ -64,7 +66,7 @@ static int reserve_msgs(ljs__msgbuf_t *b, size_t more)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->n + more)
         cap *= 2;
-    ljs__msg_t *p = realloc(b->msgs, cap * sizeof *p);
+    ljs__msg_t *p = ljs__realloc(b->msgs, cap * sizeof *p);
     if (p == NULL)
         return -1;
     b->msgs = p;

@@ -9,6 +9,8 @@
  * made them, and a full ring loses nothing. */
 #include "runtime/world/post.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/error.h"
 #include "runtime/core.h"
 
@@ -41,12 +43,12 @@ struct ljs__posts_s {
 
 int ljs__posts_create(uint32_t ring_slots, ljs__posts_t **out)
 {
-    ljs__posts_t *p = calloc(1, sizeof *p);
+    ljs__posts_t *p = ljs__calloc(1, sizeof *p);
     unsigned size = 4;
     while (size < ring_slots)
         size *= 2;
-    if (p == NULL || (p->buf = calloc(size, sizeof *p->buf)) == NULL) {
-        free(p);
+    if (p == NULL || (p->buf = ljs__calloc(size, sizeof *p->buf)) == NULL) {
+        ljs__free(p);
         return LJS_ENOMEM;
     }
     ck_ring_init(&p->ring, size);
@@ -60,9 +62,9 @@ void ljs__posts_destroy(ljs__posts_t *p)
     if (p == NULL)
         return;
     pthread_mutex_destroy(&p->lock);
-    free(p->spill);
-    free(p->buf);
-    free(p);
+    ljs__free(p->spill);
+    ljs__free(p->buf);
+    ljs__free(p);
 }
 
 static int spill(ljs__posts_t *p, const struct ljs__post *rec)
@@ -71,7 +73,7 @@ static int spill(ljs__posts_t *p, const struct ljs__post *rec)
     pthread_mutex_lock(&p->lock);
     if (p->nspill == p->spill_cap) {
         size_t cap = p->spill_cap ? p->spill_cap * 2 : 64;
-        struct ljs__post *q = realloc(p->spill, cap * sizeof *q);
+        struct ljs__post *q = ljs__realloc(p->spill, cap * sizeof *q);
         if (q == NULL)
             rc = LJS_ENOMEM;
         else {

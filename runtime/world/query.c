@@ -1,6 +1,8 @@
 /* query.c - cached entity queries (see query.h). */
 #include "runtime/world/query.h"
 
+#include "jobs/mem.h"
+
 #include "runtime/core.h"
 #include "runtime/world/sort.h"
 
@@ -13,15 +15,15 @@ int ljs__query_init(ljs__qcache_t *q, uint32_t cap)
     q->cap = cap;
     if (cap == 0)
         return LJS_OK;
-    q->e = calloc(cap, sizeof *q->e);
+    q->e = ljs__calloc(cap, sizeof *q->e);
     return q->e != NULL ? LJS_OK : LJS_ENOMEM;
 }
 
 static void entry_free(ljs__qentry_t *e)
 {
-    free(e->ids);
-    free(e->spare);
-    free(e->touched);
+    ljs__free(e->ids);
+    ljs__free(e->spare);
+    ljs__free(e->touched);
     memset(e, 0, sizeof *e);
 }
 
@@ -29,7 +31,7 @@ void ljs__query_fini(ljs__qcache_t *q)
 {
     for (uint32_t i = 0; i < q->cap; i++)
         entry_free(&q->e[i]);
-    free(q->e);
+    ljs__free(q->e);
     memset(q, 0, sizeof *q);
 }
 
@@ -56,7 +58,7 @@ static int reserve_ids(ljs__qentry_t *e, uint32_t n)
     uint32_t cap = e->cap ? e->cap : 64;
     while (cap < n)
         cap *= 2;
-    uint64_t *p = realloc(e->ids, cap * sizeof *p);
+    uint64_t *p = ljs__realloc(e->ids, cap * sizeof *p);
     if (p == NULL)
         return -1;
     e->ids = p;
@@ -86,7 +88,7 @@ static int touch(ljs__qentry_t *e, uint32_t slot)
 {
     if (e->ntouched == e->tcap) {
         uint32_t cap = e->tcap ? e->tcap * 2 : 64;
-        uint32_t *p = realloc(e->touched, cap * sizeof *p);
+        uint32_t *p = ljs__realloc(e->touched, cap * sizeof *p);
         if (p == NULL)
             return -1;
         e->touched = p;
@@ -132,7 +134,7 @@ static int apply_delta(ljs__qcache_t *q, const ljs__world_t *w, ljs__qentry_t *e
             e->touched[nt++] = e->touched[i];
     uint32_t need = e->n + nt + 1;
     if (need > e->spare_cap) {
-        uint64_t *p = realloc(e->spare, sizeof *p * need);
+        uint64_t *p = ljs__realloc(e->spare, sizeof *p * need);
         if (p == NULL)
             return -1;
         e->spare = p;

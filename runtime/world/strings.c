@@ -3,6 +3,8 @@
  * Lock order: a shard's lock, then id_lock (never the other way round). */
 #include "runtime/world/strings.h"
 
+#include "jobs/mem.h"
+
 #include <ljs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +35,14 @@ void ljs__strings_fini(ljs__strings_t *s)
         if (page == NULL)
             continue;
         for (uint32_t i = 0; i < PAGE_SIZE; i++)
-            free(page[i]);
-        free(page);
+            ljs__free(page[i]);
+        ljs__free(page);
     }
     for (uint32_t i = 0; i < LJS__STR_SHARDS; i++) {
-        free(s->shards[i].slots);
+        ljs__free(s->shards[i].slots);
         pthread_mutex_destroy(&s->shards[i].lock);
     }
-    free(s->free_ids);
+    ljs__free(s->free_ids);
     pthread_mutex_destroy(&s->id_lock);
     memset(s, 0, sizeof *s);
 }
@@ -83,7 +85,7 @@ static int shard_grow(ljs__strings_t *s, ljs__strshard_t *sh)
 {
     uint32_t cap = sh->cap ? sh->cap * 2 : 64;
     uint32_t *old = sh->slots, ocap = sh->cap;
-    uint32_t *slots = calloc(cap, sizeof *slots);
+    uint32_t *slots = ljs__calloc(cap, sizeof *slots);
     if (slots == NULL)
         return -1;
     sh->slots = slots;
@@ -92,7 +94,7 @@ static int shard_grow(ljs__strings_t *s, ljs__strshard_t *sh)
     for (uint32_t i = 0; i < ocap; i++)
         if (old[i] != 0)
             shard_put(sh, ljs__strings_get(s, old[i])->hash, old[i]);
-    free(old);
+    ljs__free(old);
     return 0;
 }
 
@@ -106,7 +108,7 @@ static uint32_t new_id(ljs__strings_t *s, ljs__str_t *e)
     } else if (s->next_id < MAX_IDS) {
         uint32_t p = s->next_id >> LJS__STR_PAGE_BITS;
         if (atomic_load_explicit(&s->pages[p], memory_order_relaxed) == NULL) {
-            ljs__str_t **page = calloc(PAGE_SIZE, sizeof *page);
+            ljs__str_t **page = ljs__calloc(PAGE_SIZE, sizeof *page);
             /* release: the zeroed page is visible before its pointer. */
             if (page != NULL)
                 atomic_store_explicit(&s->pages[p], page, memory_order_release);
@@ -142,7 +144,7 @@ int64_t ljs__strings_intern(ljs__strings_t *s, const char *p, size_t len)
     }
     if ((sh->n + 1) * 2 > sh->cap && shard_grow(s, sh))
         goto out;
-    ljs__str_t *e = malloc(sizeof *e + len + 1);
+    ljs__str_t *e = ljs__malloc(sizeof *e + len + 1);
     if (e == NULL)
         goto out;
     e->hash = h;
@@ -152,7 +154,7 @@ int64_t ljs__strings_intern(ljs__strings_t *s, const char *p, size_t len)
     e->bytes[len] = '\0';
     uint32_t id = new_id(s, e);
     if (id == 0) {
-        free(e);
+        ljs__free(e);
         goto out;
     }
     shard_put(sh, h, id);
@@ -188,14 +190,14 @@ void ljs__strings_sweep_end(ljs__strings_t *s)
             continue;
         if (s->nfree == s->free_cap) {
             uint32_t cap = s->free_cap ? s->free_cap * 2 : 1024;
-            uint32_t *q = realloc(s->free_ids, cap * sizeof *q);
+            uint32_t *q = ljs__realloc(s->free_ids, cap * sizeof *q);
             if (q == NULL)
                 break; /* keep the rest until the next sweep */
             s->free_ids = q;
             s->free_cap = cap;
         }
         bytes += sizeof *e + e->len + 1;
-        free(e);
+        ljs__free(e);
         page[id & (PAGE_SIZE - 1)] = NULL;
         s->free_ids[s->nfree++] = id;
         freed++;

@@ -3,6 +3,8 @@
  * phases, except the read-only inline lookups in world.h. */
 #include "runtime/world/world.h"
 
+#include "jobs/mem.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,12 +47,12 @@ const char *ljs__ftype_name(ljs__ftype_t t, char *buf, size_t size)
 
 static void free_field(ljs__field_t *f)
 {
-    free(f->name);
-    free(f->cur);
-    free(f->work);
-    free(f->lcur);
-    free(f->lwork);
-    free(f->present);
+    ljs__free(f->name);
+    ljs__free(f->cur);
+    ljs__free(f->work);
+    ljs__free(f->lcur);
+    ljs__free(f->lwork);
+    ljs__free(f->present);
 }
 
 void ljs__world_fini(ljs__world_t *w)
@@ -58,17 +60,17 @@ void ljs__world_fini(ljs__world_t *w)
     for (uint32_t i = 0; i < w->nfields; i++)
         free_field(&w->fields[i]);
     for (uint32_t i = 0; i < w->cap; i++)
-        free(w->escripts[i].ids);
+        ljs__free(w->escripts[i].ids);
     for (uint32_t i = 0; i < w->ntags; i++)
-        free(w->tag_names[i]);
-    free(w->fields);
-    free(w->gen);
-    free(w->alive);
-    free(w->tags);
-    free(w->escripts);
-    free(w->ectr);
-    free(w->free_slots);
-    free(w->changes);
+        ljs__free(w->tag_names[i]);
+    ljs__free(w->fields);
+    ljs__free(w->gen);
+    ljs__free(w->alive);
+    ljs__free(w->tags);
+    ljs__free(w->escripts);
+    ljs__free(w->ectr);
+    ljs__free(w->free_slots);
+    ljs__free(w->changes);
     ljs__strings_fini(&w->strings);
     memset(w, 0, sizeof *w);
 }
@@ -77,7 +79,7 @@ void ljs__world_fini(ljs__world_t *w)
 static int grow(void *p, size_t size, uint32_t n, uint32_t cap)
 {
     void **pp = p;
-    void *q = realloc(*pp, size * cap);
+    void *q = ljs__realloc(*pp, size * cap);
     if (q == NULL)
         return -1;
     memset((char *)q + size * n, 0, size * (cap - n));
@@ -121,7 +123,7 @@ static void log_change(ljs__world_t *w, uint32_t slot, int old_alive, uint64_t o
 {
     if (w->nchanges == w->changes_cap) {
         uint32_t cap = w->changes_cap ? w->changes_cap * 2 : 256;
-        ljs__tagchange_t *p = realloc(w->changes, cap * sizeof *p);
+        ljs__tagchange_t *p = ljs__realloc(w->changes, cap * sizeof *p);
         if (p == NULL) {
             w->changes_lost = 1; /* never stale: every cached query rescans */
             return;
@@ -192,7 +194,7 @@ int ljs__world_tag_bit(ljs__world_t *w, const char *name, int add)
             return (int)i;
     if (!add || w->ntags == LJS_MAX_TAGS)
         return -1;
-    char *copy = strdup(name);
+    char *copy = ljs__strdup(name);
     if (copy == NULL)
         return -1;
     w->tag_names[w->ntags] = copy;
@@ -232,7 +234,7 @@ int ljs__world_field_declare_t(ljs__world_t *w, const char *name, ljs__ftype_t t
     }
     ljs__field_t *fd = &w->fields[w->nfields];
     memset(fd, 0, sizeof *fd);
-    fd->name = strdup(name);
+    fd->name = ljs__strdup(name);
     fd->type = type.type;
     if (type.type == LJS_TLIST) {
         fd->elem = type.elem;
@@ -286,7 +288,7 @@ void ljs__world_forget_since(ljs__world_t *w, uint32_t nfields, uint32_t ntags)
         memset(fd, 0, sizeof *fd);
     }
     while (w->ntags > ntags) {
-        free(w->tag_names[--w->ntags]);
+        ljs__free(w->tag_names[--w->ntags]);
         w->tag_names[w->ntags] = NULL;
     }
 }
