@@ -29,7 +29,8 @@ static const kind_t kinds[] = {
 };
 #define NKINDS (sizeof kinds / sizeof kinds[0])
 
-static int run(const bench_ctx_t *ctx, const char *dir, const kind_t *k, uint32_t n, uint32_t frames, double *ns)
+static int run(const bench_ctx_t *ctx, const char *dir, const kind_t *k, uint32_t n, uint32_t frames,
+               double *ns)
 {
     char path[256], src[512];
     int len = snprintf(src, sizeof src,

@@ -39,11 +39,12 @@ static void setup(void)
     fuzz_tmpdir(dir, sizeof dir);
     snprintf(a, sizeof a, "%s/mover.lua", dir);
     snprintf(b, sizeof b, "%s/target.lua", dir);
-    write_file(a, "return { fields = { x = 0.0, n = 0, on = false, mood = 'calm', peer = ljs.entity,\n"
-                  "  path = ljs.list('string', 3), ids = ljs.list('entity', 2) }, tags = { 'm' },\n"
-                  "  update = function(self, dt) self.x = self.x + dt; self.n = self.n + 1\n"
-                  "    self.mood = 'n' .. self.n .. '\\0'; self.path = { self.mood, 'a' }; self.peer = self.id\n"
-                  "    self.ids = { self.id } end }\n");
+    write_file(a,
+               "return { fields = { x = 0.0, n = 0, on = false, mood = 'calm', peer = ljs.entity,\n"
+               "  path = ljs.list('string', 3), ids = ljs.list('entity', 2) }, tags = { 'm' },\n"
+               "  update = function(self, dt) self.x = self.x + dt; self.n = self.n + 1\n"
+               "    self.mood = 'n' .. self.n .. '\\0'; self.path = { self.mood, 'a' }; self.peer = self.id\n"
+               "    self.ids = { self.id } end }\n");
     write_file(b, "return { fields = { hp = 10 }, tags = { 't' },\n"
                   "  on_hit = function(self, p) self.hp = self.hp - (p and p.damage or 1) end }\n");
     ljs_config_t cfg;

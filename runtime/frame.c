@@ -178,10 +178,9 @@ static const char *spawn_value(ljs__world_t *w, ljs_type_t ft, ljs_type_t type, 
 {
     if (ft == LJS_TNUMBER && (type == LJS_TNUMBER || type == LJS_TINTEGER))
         v->n = type == LJS_TNUMBER ? n : (double)i;
-    else if (ft == type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN))
-        v->i = i;
-    else if (ft == LJS_TENTITY && type == LJS_TINTEGER && (i == 0 || (i > 0 && (i >> 32) != 0)))
-        v->i = i; /* a dead target reads nil, like a script's write */
+    else if ((ft == type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN)) ||
+             (ft == LJS_TENTITY && type == LJS_TINTEGER && (i == 0 || (i > 0 && (i >> 32) != 0))))
+        v->i = i; /* an entity: a dead target reads nil, like a script's write */
     else if (ft == LJS_TENTITY && type == LJS_TINTEGER)
         return "not an entity id";
     else if (ft == LJS_TSTRING && type == LJS_TSTRING && slen > LJS_STRING_MAX)

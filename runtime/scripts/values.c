@@ -216,6 +216,13 @@ static const char *script_path(const ljs__worker_t *w)
     return w->cur_id ? w->rt->scripts[w->cur_script].path : "ljs";
 }
 
+/* Raise (never returns: tells the analyzers too). */
+__attribute__((noreturn)) static void raise_str(lua_State *L, const char *msg, int frame)
+{
+    luaL_error(L, msg, frame);
+    __builtin_unreachable();
+}
+
 /* The list a view shows, checked: raises if the view outlived its frame
  * or call, or its field is no longer a list the entity holds. */
 static const ljs__field_t *view_open(lua_State *L, lview_t v, const ljs__value_t **els, int64_t *n)
@@ -226,14 +233,14 @@ static const ljs__field_t *view_open(lua_State *L, lview_t v, const ljs__value_t
     int live = w->cur_id != 0 && (v.own ? v.stamp == (w->vals.serial & STAMP_MASK) && v.slot == w->cur_slot
                                         : v.stamp == (rt->view_epoch & STAMP_MASK));
     if (!live)
-        luaL_error(L,
-                   "a list view used after the call that read it ended (frame %d): read the field again "
-                   "in each call, or copy its elements",
-                   (int)rt->frame);
+        raise_str(L,
+                  "a list view used after the call that read it ended (frame %d): read the field again "
+                  "in each call, or copy its elements",
+                  (int)rt->frame);
     const ljs__field_t *fd = v.field < world->nfields ? &world->fields[v.field] : NULL;
     if (v.slot >= world->nslots || !world->alive[v.slot] || fd == NULL || fd->type != LJS_TLIST ||
         !fd->present[v.slot])
-        luaL_error(L, "a list view whose entity or field is gone");
+        raise_str(L, "a list view whose entity or field is gone (frame %d)", (int)rt->frame);
     size_t at = (size_t)v.slot * fd->maxlen;
     *els = v.own ? fd->lwork + at : fd->lcur + at;
     *n = v.own ? fd->work[v.slot].i : fd->cur[v.slot].i;
@@ -420,14 +427,13 @@ static int convert_list(lua_State *L, ljs__worker_t *w, const ljs__field_t *fd, 
                    (int)fd->maxlen, n);
     luaL_checkstack(L, 4, "list element");
     size_t off = vc->nscratch;
-    ljs__value_t *e = scratch_take(L, vc, (size_t)n);
+    (void)scratch_take(L, vc, (size_t)n);
     for (lua_Integer i = 1; i <= n; i++) {
         if (is_view)
             lua_geti(L, idx, i);
         else
             lua_rawgeti(L, idx, i);
-        e = vc->scratch + off; /* string interning may not move it, but be safe */
-        convert_elem(L, w, fd, i, &e[i - 1]);
+        convert_elem(L, w, fd, i, &vc->scratch[off + (size_t)i - 1]);
         lua_pop(L, 1);
     }
     v->i = ((int64_t)off << 16) | n;

@@ -108,7 +108,7 @@ static uint32_t new_id(ljs__strings_t *s, ljs__str_t *e)
     } else if (s->next_id < MAX_IDS) {
         uint32_t p = s->next_id >> LJS__STR_PAGE_BITS;
         if (atomic_load_explicit(&s->pages[p], memory_order_relaxed) == NULL) {
-            ljs__str_t **page = ljs__calloc(PAGE_SIZE, sizeof *page);
+            ljs__str_t **page = ljs__calloc(PAGE_SIZE, sizeof(ljs__str_t *));
             /* release: the zeroed page is visible before its pointer. */
             if (page != NULL)
                 atomic_store_explicit(&s->pages[p], page, memory_order_release);
