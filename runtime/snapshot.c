@@ -51,39 +51,102 @@
  * the bytecode cache's hash, but in four independent lanes, so a save is
  * not bound by one multiply chain (it was a quarter of a save's time). A
  * checksum against corruption and truncation, not an authenticator. */
-uint64_t ljs__snapshot_hash(const unsigned char *p, size_t n)
+/* Fed in pieces by a streamed save: the 32-byte blocks, then the last
+ * n % 32 bytes, give the same value whatever the pieces were. */
+typedef struct hstate_s {
+    uint64_t h[4];
+    unsigned char tail[32];
+    size_t ntail;
+} hstate_t;
+
+static void hash_init(hstate_t *s, size_t n)
 {
-    uint64_t h[4] = {0xcbf29ce484222325ull ^ n, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
-                     0xbf58476d1ce4e5b9ull};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
+    s->h[0] = 0xcbf29ce484222325ull ^ n;
+    s->h[1] = 0x84222325cbf29ce4ull;
+    s->h[2] = 0x9e3779b97f4a7c15ull;
+    s->h[3] = 0xbf58476d1ce4e5b9ull;
+    s->ntail = 0;
+}
+
+static void hash_blocks(uint64_t h[4], const unsigned char *p, size_t nblocks)
+{
+    for (size_t i = 0; i < nblocks * 32; i += 32)
         for (int k = 0; k < 4; k++) {
             uint64_t w;
             memcpy(&w, p + i + 8 * (size_t)k, 8);
             h[k] = (h[k] ^ w) * 0x100000001b3ull;
             h[k] ^= h[k] >> 29;
         }
-    for (; i < n; i++)
-        h[0] = (h[0] ^ p[i]) * 0x100000001b3ull;
-    uint64_t r = h[0];
+}
+
+static void hash_feed(hstate_t *s, const unsigned char *p, size_t n)
+{
+    if (s->ntail > 0) {
+        size_t take = 32 - s->ntail < n ? 32 - s->ntail : n;
+        memcpy(s->tail + s->ntail, p, take);
+        s->ntail += take;
+        p += take;
+        n -= take;
+        if (s->ntail < 32)
+            return;
+        hash_blocks(s->h, s->tail, 1);
+        s->ntail = 0;
+    }
+    hash_blocks(s->h, p, n / 32);
+    memcpy(s->tail, p + n / 32 * 32, n % 32);
+    s->ntail = n % 32;
+}
+
+static uint64_t hash_final(hstate_t *s)
+{
+    for (size_t i = 0; i < s->ntail; i++)
+        s->h[0] = (s->h[0] ^ s->tail[i]) * 0x100000001b3ull;
+    uint64_t r = s->h[0];
     for (int k = 1; k < 4; k++)
-        r = (r ^ h[k]) * 0x100000001b3ull ^ (r >> 31);
+        r = (r ^ s->h[k]) * 0x100000001b3ull ^ (r >> 31);
     return r ^ (r >> 32);
+}
+
+uint64_t ljs__snapshot_hash(const unsigned char *p, size_t n)
+{
+    hstate_t s;
+    hash_init(&s, n);
+    hash_feed(&s, p, n);
+    return hash_final(&s);
 }
 
 /* ---- writing ------------------------------------------------------------------ */
 
 /* The exact size is computed first, so the body is written with plain
- * stores into one allocation (bench: snapshot). */
+ * stores into one allocation (bench: snapshot); a save to a file streams
+ * through a small buffer instead (`f` set): when it fills, its bytes are
+ * hashed and written, so the file is written in one pass over the world
+ * without a copy of it in memory. */
 typedef struct wbuf_s {
-    unsigned char *p;
+    unsigned char *p, *end, *base;
+    FILE *f;     /* streaming: where full buffers go */
+    hstate_t *h; /* streaming: the body's running hash */
+    size_t out;  /* streaming: bytes written so far */
+    int failed;  /* streaming: a write failed */
 } wbuf_t;
+
+static void flush(wbuf_t *b)
+{
+    size_t n = (size_t)(b->p - b->base);
+    hash_feed(b->h, b->base, n);
+    if (!b->failed && fwrite(b->base, 1, n, b->f) != n)
+        b->failed = 1;
+    b->out += n;
+    b->p = b->base;
+}
 
 /* Fixed-width little-endian integers, whatever the host's byte order. On a
  * little-endian host it is one memcpy (a single store); the byte loop with
  * a variable shift was 40% of a save (perf, bench: snapshot). */
 static inline void put_le(wbuf_t *b, uint64_t v, int bytes)
 {
+    if (__builtin_expect(b->end - b->p < bytes, 0)) /* never in memory: sized exactly */
+        flush(b);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(b->p, &v, (size_t)bytes);
 #else
@@ -95,7 +158,16 @@ static inline void put_le(wbuf_t *b, uint64_t v, int bytes)
 
 static void put(wbuf_t *b, const void *src, size_t n)
 {
-    memcpy(b->p, src, n);
+    const unsigned char *s = src;
+    while ((size_t)(b->end - b->p) < n) { /* streaming only */
+        size_t room = (size_t)(b->end - b->p);
+        memcpy(b->p, s, room);
+        b->p += room;
+        s += room;
+        n -= room;
+        flush(b);
+    }
+    memcpy(b->p, s, n);
     b->p += n;
 }
 
@@ -246,6 +318,16 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
     }
 }
 
+static void put_header(unsigned char *at, size_t body, uint64_t hash)
+{
+    wbuf_t h = {at, at + HEADER_BYTES, NULL, NULL, NULL, 0, 0};
+    put(&h, MAGIC, 8);
+    put_le(&h, VERSION, 4);
+    put_le(&h, 0, 4);
+    put_le(&h, body, 8);
+    put_le(&h, hash, 8);
+}
+
 int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
 {
     if (out != NULL)
@@ -261,15 +343,10 @@ int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
     unsigned char *data = ljs__malloc(HEADER_BYTES + body);
     if (data == NULL)
         return ljs__error(LJS_ENOMEM, "ljs_world_save: out of memory (%zu bytes)", HEADER_BYTES + body);
-    wbuf_t b = {data + HEADER_BYTES};
+    wbuf_t b = {data + HEADER_BYTES, data + HEADER_BYTES + body, NULL, NULL, NULL, 0, 0};
     write_body(rt, &b);
     LJS_ASSERT(b.p == data + HEADER_BYTES + body);
-    wbuf_t h = {data};
-    put(&h, MAGIC, 8);
-    put_le(&h, VERSION, 4);
-    put_le(&h, 0, 4);
-    put_le(&h, body, 8);
-    put_le(&h, ljs__snapshot_hash(data + HEADER_BYTES, body), 8);
+    put_header(data, body, ljs__snapshot_hash(data + HEADER_BYTES, body));
     *out = data;
     *len = HEADER_BYTES + body;
     return LJS_OK;
@@ -750,19 +827,36 @@ int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
     LJS_CHECK_OWNER(rt, "ljs_world_save_file");
     if (path == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL path");
-    void *data = NULL;
-    size_t len = 0;
-    int rc = ljs_world_save(rt, &data, &len);
-    if (rc != LJS_OK)
-        return rc;
-    /* Temp file + rename: a crash mid-write never leaves half a save. */
+    if (rt == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL runtime");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_world_save_file: not allowed while a frame is running");
+    /* Streamed: header placeholder, the body through a 256 KiB buffer
+     * (hashed as it goes), then the real header. Temp file + rename: a
+     * crash mid-write never leaves half a save. */
+    enum { CHUNK = 256 * 1024 };
+    size_t body = body_size(rt);
+    unsigned char *buf = ljs__malloc(CHUNK);
+    if (buf == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_save_file: out of memory");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL && fwrite(data, 1, len, f) == len;
+    unsigned char head[HEADER_BYTES] = {0};
+    int ok = f != NULL && fwrite(head, 1, HEADER_BYTES, f) == HEADER_BYTES;
+    hstate_t hs;
+    hash_init(&hs, body);
+    wbuf_t b = {buf, buf + CHUNK, buf, f, &hs, 0, 0};
+    if (ok) {
+        write_body(rt, &b);
+        flush(&b);
+        LJS_ASSERT(b.out == body);
+        put_header(head, body, hash_final(&hs));
+        ok = !b.failed && fseek(f, 0, SEEK_SET) == 0 && fwrite(head, 1, HEADER_BYTES, f) == HEADER_BYTES;
+    }
     if (f != NULL && fclose(f) != 0)
         ok = 0;
-    ljs__free(data);
+    ljs__free(buf);
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
         remove(tmp);

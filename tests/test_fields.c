@@ -572,6 +572,43 @@ static void test_fields_fast_form_and_host_declared_new_types(void **state)
     ljs_runtime_destroy(rt);
 }
 
+/* ljs_world_save_file streams the body through a small buffer: the file
+ * must be byte for byte the in-memory save, for a world several buffers
+ * long with strings crossing buffer boundaries. */
+static void test_fields_streamed_save_file_equals_the_in_memory_save(void **state)
+{
+    (void)state;
+    ljs_runtime_t *rt = runtime(2);
+    ljs_script_t s =
+        load(rt, "big", "return { fields = { name = 'n', x = 0.5, l = ljs.list('string', 3) } }\n");
+    char name[200];
+    for (int i = 0; i < 3000; i++) {
+        ljs_entity_t e = spawn(rt, s);
+        int n = snprintf(name, sizeof name, "%0*d", 37 + i % 150, i);
+        assert_int_equal(ljs_field_set_string(rt, e, "name", name, (size_t)n), LJS_OK);
+        ljs_value_t v[2] = {{LJS_TSTRING, {.s = {name, (size_t)n}}}, {LJS_TSTRING, {.s = {"", 0}}}};
+        assert_int_equal(ljs_field_set_list(rt, e, "l", v, 2), LJS_OK);
+    }
+    void *data;
+    size_t len;
+    assert_int_equal(ljs_world_save(rt, &data, &len), LJS_OK);
+    assert_true(len > 3 * 256 * 1024);
+    char path[128];
+    snprintf(path, sizeof path, "%s/world.bin", dir);
+    assert_int_equal(ljs_world_save_file(rt, path), LJS_OK);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char *file = malloc(len + 1);
+    assert_non_null(file);
+    assert_int_equal(fread(file, 1, len + 1, f), len);
+    fclose(f);
+    assert_memory_equal(file, data, len);
+    free(file);
+    assert_int_equal(ljs_world_load_file(rt, path), LJS_OK);
+    ljs_world_free(data);
+    ljs_runtime_destroy(rt);
+}
+
 /* ---- hostile scripts ------------------------------------------------------------ */
 
 /* Each case runs once in a call of its own; the error names what is wrong
@@ -689,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_fields_new_types_snapshot_and_step_on_identically),
         cmocka_unit_test(test_fields_reload_refuses_a_type_change_naming_both_types),
         cmocka_unit_test(test_fields_fast_form_and_host_declared_new_types),
+        cmocka_unit_test(test_fields_streamed_save_file_equals_the_in_memory_save),
         cmocka_unit_test(test_fields_hostile_values_are_refused_clearly),
         cmocka_unit_test(test_fields_hostile_get_view_kept_past_its_frame_raises),
     };
