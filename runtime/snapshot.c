@@ -252,6 +252,46 @@ static size_t body_size(const ljs_runtime_t *rt)
     return n;
 }
 
+/* A fixed-size field's column (u8 present [+ 8 bytes] per live slot): the
+ * bulk of a save, so runs of slots that surely fit the buffer (9 bytes
+ * each) are written without a room check per value. */
+static void put_plain(wbuf_t *b, const ljs__world_t *w, const ljs__field_t *fd)
+{
+    uint32_t i = 0;
+    while (i < w->nslots) {
+        size_t fit = (size_t)(b->end - b->p) / 9;
+        if (fit == 0) { /* one slot the checked way (flushes when streaming) */
+            if (w->alive[i]) {
+                put_le(b, fd->present[i], 1);
+                if (fd->present[i])
+                    put(b, &fd->cur[i], 8);
+            }
+            i++;
+            continue;
+        }
+        uint32_t stop = w->nslots - i < fit ? w->nslots : i + (uint32_t)fit;
+        unsigned char *p = b->p;
+        for (; i < stop; i++) {
+            if (!w->alive[i])
+                continue;
+            unsigned char pr = fd->present[i];
+            *p++ = pr;
+            if (pr) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                memcpy(p, &fd->cur[i], 8);
+#else
+                uint64_t bits;
+                memcpy(&bits, &fd->cur[i], 8);
+                for (int k = 0; k < 8; k++)
+                    p[k] = (unsigned char)(bits >> (8 * k));
+#endif
+                p += 8;
+            }
+        }
+        b->p = p;
+    }
+}
+
 static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
 {
     const ljs__world_t *w = &rt->world;
@@ -281,6 +321,10 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
             put_le(b, fd->maxlen, 2);
         }
         int plain = fd->type != LJS_TSTRING && fd->type != LJS_TLIST;
+        if (plain) {
+            put_plain(b, w, fd);
+            continue;
+        }
         for (uint32_t i = 0; i < w->nslots; i++) {
             if (!w->alive[i])
                 continue;

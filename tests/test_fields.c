@@ -582,8 +582,10 @@ static void test_fields_streamed_save_file_equals_the_in_memory_save(void **stat
     ljs_script_t s =
         load(rt, "big", "return { fields = { name = 'n', x = 0.5, l = ljs.list('string', 3) } }\n");
     char name[200];
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 30000; i++) { /* x alone is 270 KB: crosses a buffer too */
         ljs_entity_t e = spawn(rt, s);
+        if (i % 10 != 0)
+            continue;
         int n = snprintf(name, sizeof name, "%0*d", 37 + i % 150, i);
         assert_int_equal(ljs_field_set_string(rt, e, "name", name, (size_t)n), LJS_OK);
         ljs_value_t v[2] = {{LJS_TSTRING, {.s = {name, (size_t)n}}}, {LJS_TSTRING, {.s = {"", 0}}}};
@@ -592,7 +594,7 @@ static void test_fields_streamed_save_file_equals_the_in_memory_save(void **stat
     void *data;
     size_t len;
     assert_int_equal(ljs_world_save(rt, &data, &len), LJS_OK);
-    assert_true(len > 3 * 256 * 1024);
+    assert_true(len > 2 * 256 * 1024);
     char path[128];
     snprintf(path, sizeof path, "%s/world.bin", dir);
     assert_int_equal(ljs_world_save_file(rt, path), LJS_OK);
