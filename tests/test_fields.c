@@ -491,6 +491,20 @@ static void test_fields_new_types_snapshot_and_step_on_identically(void **state)
         if (ljs_world_digest(a) != ljs_world_digest(b))
             fail_msg("frame %d after the load: digests differ", f + 1);
     }
+    /* The JSON report names every field's type and counts the strings. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    FILE *rf = fopen(path, "w+");
+    assert_non_null(rf);
+    assert_int_equal(ljs_report_json(b, rf), LJS_OK);
+    rewind(rf);
+    static char text[1 << 16];
+    size_t nr = fread(text, 1, sizeof text - 1, rf);
+    text[nr] = '\0';
+    fclose(rf);
+    assert_non_null(strstr(text, "{\"name\":\"trail\",\"type\":\"list of entity (max 4)\"}"));
+    assert_non_null(strstr(text, "{\"name\":\"target\",\"type\":\"entity\"}"));
+    assert_non_null(strstr(text, "\"strings\":{\"count\":"));
     /* A runtime whose field has another type refuses it, naming both. */
     ljs_runtime_t *c = runtime(1);
     (void)load(c, "other", "return { fields = { trail = ljs.list('entity', 8) } }\n");
