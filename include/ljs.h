@@ -462,8 +462,9 @@ typedef struct ljs_script_s {
 } ljs_script_t;
 
 /* Load a script file into every worker's state. The file is a Lua module
- * returning a table: optional `fields` (name = default; the default's Lua
- * type fixes the field's type), `tags`, `update(self, dt)` or the fast form
+ * returning a table: optional `fields` (name = default; the default fixes
+ * the field's type: a number, integer, boolean or string, `ljs.entity`, or
+ * `ljs.list(type, maxlen)`), `tags`, `update(self, dt)` or the fast form
  * `reads`/`writes` + `update(id, dt, <reads...>) -> <writes...>`, and event
  * handlers `on_<event>(self, payload, sender)`. `path` is copied as given:
  * a relative path is relative to the process's current working directory,
