@@ -625,6 +625,40 @@ static void test_fields_streamed_save_file_equals_the_in_memory_save(void **stat
     ljs_runtime_destroy(rt);
 }
 
+/* set() writes another script's string, entity and list fields of the
+ * calling entity, landed when the call returns. */
+static void test_fields_set_writes_new_types_of_another_script(void **state)
+{
+    (void)state;
+    ljs_runtime_t *rt = runtime(2);
+    ljs_script_t owner = load(rt, "owner",
+                              "return { fields = { label = '', pal = ljs.entity, "
+                              "hist = ljs.list('string', 2) } }\n");
+    ljs_script_t writer = load(rt, "writer",
+                               "return { fields = { n = 0 },\n"
+                               "  update = function(self, dt) self.n = self.n + 1\n"
+                               "    set(self.id, 'label', 'L' .. self.n); set(self.id, 'pal', self.id)\n"
+                               "    set(self.id, 'hist', { 'a', get(self.id, 'label') }) end }\n");
+    ljs_entity_t e = spawn(rt, owner);
+    assert_int_equal(ljs_script_attach(rt, e, writer), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+    assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+    const char *p;
+    size_t len;
+    assert_int_equal(ljs_field_get_string(rt, e, "label", &p, &len), LJS_OK);
+    assert_int_equal(len, 2);
+    assert_memory_equal(p, "L2", 2);
+    ljs_entity_t pal;
+    assert_int_equal(ljs_field_get_entity(rt, e, "pal", &pal), LJS_OK);
+    assert_true(pal.id == e.id);
+    ljs_value_t v[2];
+    assert_int_equal(ljs_field_get_list(rt, e, "hist", v, 2, &len), LJS_OK);
+    assert_int_equal(len, 2);
+    assert_int_equal(v[1].v.s.len, 2); /* the label as the call saw it: "L1" */
+    assert_memory_equal(v[1].v.s.p, "L1", 2);
+    ljs_runtime_destroy(rt);
+}
+
 /* ---- hostile scripts ------------------------------------------------------------ */
 
 /* Each case runs once in a call of its own; the error names what is wrong
@@ -743,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_fields_reload_refuses_a_type_change_naming_both_types),
         cmocka_unit_test(test_fields_fast_form_and_host_declared_new_types),
         cmocka_unit_test(test_fields_streamed_save_file_equals_the_in_memory_save),
+        cmocka_unit_test(test_fields_set_writes_new_types_of_another_script),
         cmocka_unit_test(test_fields_hostile_values_are_refused_clearly),
         cmocka_unit_test(test_fields_hostile_get_view_kept_past_its_frame_raises),
     };
