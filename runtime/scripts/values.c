@@ -152,9 +152,31 @@ static void drop_caches(ljs__vcache_t *vc, uint64_t epoch)
     vc->epoch = epoch;
 }
 
-static inline ljs__vcache_t *caches(ljs__worker_t *w)
+/* Fixed registry slots for the string caches, made on a state's first
+ * string field value (a state that never sees one pays nothing): filling a
+ * slot later is a plain rawseti into an existing key, which never
+ * allocates. Lua: may raise (memory). */
+static void make_slots(lua_State *L, ljs__vcache_t *vc)
+{
+    luaL_checkstack(L, 2, "string cache");
+    for (uint32_t k = 0; k < LJS__SCACHE; k++) {
+        if (vc->push[k].ref == 0) {
+            lua_pushboolean(L, 0);
+            vc->push[k].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+        if (vc->conv[k].ref == 0) {
+            lua_pushboolean(L, 0);
+            vc->conv[k].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+    }
+    vc->ready = 1;
+}
+
+static inline ljs__vcache_t *caches(lua_State *L, ljs__worker_t *w)
 {
     ljs__vcache_t *vc = &w->vals;
+    if (__builtin_expect(!vc->ready, 0))
+        make_slots(L, vc);
     if (__builtin_expect(vc->epoch != w->rt->world.strings.epoch, 0))
         drop_caches(vc, w->rt->world.strings.epoch);
     return vc;
@@ -164,7 +186,7 @@ static inline ljs__vcache_t *caches(ljs__worker_t *w)
  * string field allocates nothing in the state. Lua: may raise (memory). */
 static void push_string(lua_State *L, ljs__worker_t *w, uint32_t id)
 {
-    ljs__vcache_t *vc = caches(w);
+    ljs__vcache_t *vc = caches(L, w);
     uint32_t k = id & (LJS__SCACHE - 1);
     if (vc->push[k].id == id) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vc->push[k].ref);
@@ -190,7 +212,7 @@ static uint32_t ptr_slot(const char *p)
  * fresh interning. Lua: may raise (memory). */
 static uint32_t string_id(lua_State *L, ljs__worker_t *w, int idx, uint32_t cur)
 {
-    ljs__vcache_t *vc = caches(w);
+    ljs__vcache_t *vc = caches(L, w);
     size_t len;
     const char *p = lua_tolstring(L, idx, &len);
     uint32_t k = cur & (LJS__SCACHE - 1);
@@ -575,19 +597,8 @@ void ljs__values_open(lua_State *L)
     ljs__state_push_frozen(L, -1, "ljs");
     lua_setglobal(L, "ljs");
     lua_pop(L, 1);
-    if (w == NULL)
-        return;
-    /* Fixed registry slots for the string caches: filling one later is a
-     * plain rawseti into an existing key, which never allocates. */
-    ljs__vcache_t *vc = &w->vals;
-    for (uint32_t k = 0; k < LJS__SCACHE; k++) {
-        lua_pushboolean(L, 0);
-        vc->push[k].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pushboolean(L, 0);
-        vc->conv[k].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-    drop_caches(vc, w->rt->world.strings.epoch);
-    vc->ready = 1;
+    if (w != NULL)
+        drop_caches(&w->vals, w->rt->world.strings.epoch);
 }
 
 void ljs__values_fini(ljs__vcache_t *vc)
