@@ -164,6 +164,8 @@ LJS_API const char *ljs_last_error(void);
     X(uint32_t, pool, "LJS_POOL", 1, 0, 1,                                                                \
       "reuse event payload tables from a per-state pool (0 = a new table per event)")                     \
     X(uint32_t, stats, "LJS_STATS", 1, 0, 1, "time every batch per script (0 = counters only)")           \
+    X(uint32_t, natural, "LJS_NATURAL", 1, 0, 1,                                                          \
+      "natural form: 1 = scalarize self when provably safe, 0 = always the self table")                   \
     X(uint32_t, trace_spans, "LJS_TRACE_SPANS", 65536, 64, 16777216,                                      \
       "LJS_TRACE: spans kept per worker (the most recent; 32 bytes each)")                                \
     X(uint32_t, call_queue_kb, "LJS_CALL_QUEUE_KB", 4096, 1, 4194304,                                     \
@@ -689,12 +691,14 @@ typedef struct ljs_stats_s {
 LJS_API int ljs_stats_get(const ljs_runtime_t *rt, ljs_stats_t *out);
 
 /* Fields of ljs_script_stats_t, X(type, name) (struct and report). */
-#define LJS_SCRIPT_STATS_FIELDS(X)                                                             \
-    X(uint64_t, calls)  /* update and handler calls */                                         \
-    X(uint64_t, errors) /* calls that raised */                                                \
-    X(uint32_t, entities)                                                                      \
-    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */ \
-    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */
+#define LJS_SCRIPT_STATS_FIELDS(X)                                                                         \
+    X(uint64_t, calls)  /* update and handler calls */                                                     \
+    X(uint64_t, errors) /* calls that raised */                                                            \
+    X(uint32_t, entities)                                                                                  \
+    X(double, time_ms)       /* time in its batches, all workers (LJS_STATS=1; 0 otherwise) */             \
+    X(uint64_t, alloc_bytes) /* Lua bytes allocated while its code ran (loads included), all workers */    \
+    X(uint32_t, scalarized)  /* natural-form update/handlers running scalarized (README "Natural form") */ \
+    X(uint32_t, table_fallback) /* natural-form update/handlers running with a self table */
 
 typedef struct ljs_script_stats_s {
 #define LJS__STRUCT_FIELD(type, name) type name;

@@ -206,6 +206,10 @@ static void put_scripts(FILE *f, const ljs_runtime_t *rt)
         fprintf(f, "%s\n  {", sep);
         kv_str(f, "", "name", s->name);
         kv_str(f, ",", "path", s->path);
+        char nat[2048];
+        uint32_t ns, nt;
+        ljs__script_natural_summary(s, nat, sizeof nat, &ns, &nt);
+        kv_str(f, ",", "natural", nat);
         {
             const ljs_script_stats_t *p = &st;
             const char *fsep = ",";

@@ -26,10 +26,15 @@ static int teardown(void **state)
     return 0;
 }
 
+/* LJS_NATURAL for the runtimes a test makes: 1 (scalarized natural form
+ * where provable) or 0 (the table tier everywhere). */
+static uint32_t natural = 1;
+
 static ljs_runtime_t *runtime(unsigned workers)
 {
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
+    cfg.natural = natural;
     cfg.batch = 8;
     return ljs_test_runtime(&cfg);
 }
@@ -760,6 +765,14 @@ static void test_fields_hostile_get_view_kept_past_its_frame_raises(void **state
     ljs_runtime_destroy(rt);
 }
 
+/* Every case above again with the natural form's table tier only. */
+static int table_tier(void **state)
+{
+    (void)state;
+    natural = 0;
+    return setup(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,5 +794,6 @@ int main(void)
         cmocka_unit_test(test_fields_hostile_values_are_refused_clearly),
         cmocka_unit_test(test_fields_hostile_get_view_kept_past_its_frame_raises),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int failed = cmocka_run_group_tests_name("fields, scalarized natural form", tests, setup, teardown);
+    return failed + cmocka_run_group_tests_name("fields, LJS_NATURAL=0", tests, table_tier, teardown);
 }

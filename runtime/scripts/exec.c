@@ -113,7 +113,25 @@ static void reserve_stack(lua_State *L, const ljs__script_t *s)
         n = s->nreads;
     if (s->nwrites > n)
         n = s->nwrites;
-    luaL_checkstack(L, (int)n + 16, "too many fields for one call");
+    luaL_checkstack(L, (int)(n + s->nat_np) + 16, "too many fields for one call");
+}
+
+/* Natural form, scalarized (natural.h): the function, the id and `have`
+ * values after it (update: dt; event: payload, sender) are on the stack;
+ * fit them to the function's own parameters, add the touched fields,
+ * call, and store the written ones exactly as the table wrapper's results
+ * are stored (nil or a wrong type is an error naming the field). */
+static inline void call_scalar(lua_State *L, const batch_t *b, const ljs__natural_t *nat, uint32_t slot,
+                               uint32_t have)
+{
+    if (nat->np - 1 < have)
+        lua_pop(L, (int)(have - (nat->np - 1)));
+    for (uint32_t i = have + 1; i < nat->np; i++)
+        lua_pushnil(L);
+    push_fields(L, &b->ph->rt->world, nat->ids, nat->n, slot);
+    lua_call(L, (int)(nat->np + nat->n), (int)nat->nwrites);
+    if (nat->nwrites > 0 || b->w->nsets > 0) /* else there is nothing to store */
+        store_results(L, b, nat->ids, nat->nwrites, slot, 0);
 }
 
 /* The update function sits at stack index 1 for the whole batch (cheaper
@@ -130,6 +148,8 @@ static void update_one(lua_State *L, batch_t *b, uint32_t slot)
         push_fields(L, world, s->reads, s->nreads, slot);
         lua_call(L, 2 + (int)s->nreads, (int)s->nwrites);
         store_results(L, b, s->writes, s->nwrites, slot, 1);
+    } else if (s->nat_update.scalar) {
+        call_scalar(L, b, &s->nat_update, slot, 1);
     } else {
         lua_pushnil(L); /* sender */
         push_fields(L, world, s->field_ids, s->nfields, slot);
@@ -203,9 +223,13 @@ static int run_events(lua_State *L)
         lua_pushinteger(L, (lua_Integer)m->target);
         lua_pushvalue(L, payload);
         lua_pushinteger(L, (lua_Integer)m->sender);
-        push_fields(L, world, s->field_ids, s->nfields, (uint32_t)slot);
-        lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
-        store_results(L, b, s->field_ids, s->nfields, (uint32_t)slot, 0);
+        if (s->nat_handlers[h].scalar) {
+            call_scalar(L, b, &s->nat_handlers[h], (uint32_t)slot, 2);
+        } else {
+            push_fields(L, world, s->field_ids, s->nfields, (uint32_t)slot);
+            lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
+            store_results(L, b, s->field_ids, s->nfields, (uint32_t)slot, 0);
+        }
         if (pooled && lua_istable(L, payload))
             ljs__msg_pool_put(L, payload);
         lua_settop(L, payload - 1);
@@ -327,6 +351,8 @@ void ljs__exec_updates(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
     w->sstat[ph->script].calls += end - begin;
     if (s->fast)
         mark_dirty(&ph->rt->world, s->writes, s->nwrites);
+    else if (s->nat_update.scalar)
+        mark_dirty(&ph->rt->world, s->nat_update.ids, s->nat_update.nwrites);
     else
         mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
 }
@@ -344,7 +370,7 @@ void ljs__exec_events(void *arg, uint32_t begin, uint32_t end, uint32_t worker)
     prof_batch(w, 0, LJS_BATCH_EVENT, ph->script, 0);
     meter_stop(w, &m, ph->script, LJS__SPAN_BATCH_EVENT, ph->groups[begin],
                ph->groups[end] - ph->groups[begin]);
-    mark_dirty(&ph->rt->world, s->field_ids, s->nfields);
+    mark_dirty(&ph->rt->world, s->ev_dirty, s->nev_dirty);
 }
 
 void ljs__exec_reloads(void *arg, uint32_t begin, uint32_t end, uint32_t worker)

@@ -7,9 +7,11 @@
  *   name: pairs() order depends on the state's string hashing and would make
  *   field order differ between workers), tags, the update form, handlers;
  * - on every worker, the update function and handlers are wrapped for the
- *   natural form (a generated Lua function that fills a reused `self` table
- *   from arguments and returns the fields: the cheapest `self` measured in
- *   NOTES-field-access.md) and kept as registry references.
+ *   natural form and kept as references: scalarized when natural.c proves
+ *   `self` is only used as `self.<field>` (the function then takes the
+ *   touched fields as arguments and returns the written ones, like the fast
+ *   form), else a generated Lua function that fills a reused `self` table
+ *   from arguments and returns the fields (the table fallback).
  * All raising Lua calls run inside lua_pcall. */
 #include "runtime/scripts/script.h"
 
@@ -416,28 +418,109 @@ static void push_module(lua_State *L, const ljs__worker_t *w, const ljs__script_
         luaL_error(L, "%s: a script must return a table (it returned %s)", s->path, luaL_typename(L, -1));
 }
 
+/* The table wrapper of the function on top, as a ref; the factory is
+ * built on first use (*factory: its stack index, 0 until then). */
+static int wrap_lazy(lua_State *L, ljs__worker_t *w, const ljs__script_t *s, int *factory)
+{
+    if (*factory == 0) {
+        push_factory(L, s, &w->rt->world);
+        lua_insert(L, -2);
+        *factory = lua_gettop(L) - 1;
+    }
+    return wrap_ref(L, w, *factory);
+}
+
+/* A natural-form function left on the table tier gets one console line
+ * (info) saying why, at the line that keeps `self` a table, so a script
+ * author can tell; the scalarized ones are counted in ljs_script_stats
+ * and described in the JSON report (ljs__script_natural_summary). */
+static void log_fallback(const ljs__worker_t *w, const ljs__script_t *s, const char *what,
+                         const ljs__natural_t *nat)
+{
+    ljs_runtime_t *rt = w->rt;
+    if (!nat->scalar && rt->cfg.natural)
+        ljs__console_log(&rt->console, LJS_LOG_INFO, rt->frame, 0, s->name,
+                         "%s: natural form %s: table fallback (%s)", s->path, what, nat->why);
+}
+
+/* Scalarize the natural-form function on top (natural.c) if the config
+ * allows; the meta worker records the layout in `rec`, every other worker
+ * checks it gets the same one (same bytecode, same analysis). Returns 1
+ * when the function on top is now the scalarized one. Lua: may raise. */
+static int scalarize(lua_State *L, const load_ctx_t *c, ljs__natural_t *rec, const char *what)
+{
+    ljs__world_t *world = &c->w->rt->world;
+    const ljs__script_t *s = c->s;
+    ljs__natural_t nat;
+    if (!c->w->rt->cfg.natural) {
+        memset(&nat, 0, sizeof nat);
+        snprintf(nat.why, sizeof nat.why, "LJS_NATURAL=0");
+    } else {
+        ljs__natural_scalarize(L, world, s->field_ids, s->nfields, &nat);
+    }
+    if (c->meta) {
+        *rec = nat; /* the record owns nat.ids from here (ljs__script_free) */
+        log_fallback(c->w, s, what, rec);
+        return nat.scalar;
+    }
+    int same = ljs__natural_same(&nat, rec);
+    ljs__free(nat.ids);
+    if (!same)
+        luaL_error(L, "%s: %s: worker %u derived another natural-form layout than worker 0 (a bug)", s->path,
+                   what, c->w->index);
+    return nat.scalar;
+}
+
+/* Meta worker: the largest scalarized parameter count, and the fields the
+ * event handlers may write (only those are marked dirty after an event
+ * batch; a table-fallback handler may write any). */
+static void natural_summary(lua_State *L, ljs__script_t *s)
+{
+    uint8_t w[LJS__MAX_SCRIPT_FIELDS] = {0};
+    s->nat_np = s->nat_update.scalar ? s->nat_update.np : 0;
+    for (uint32_t h = 0; h < s->nhandlers; h++) {
+        const ljs__natural_t *n = &s->nat_handlers[h];
+        if (n->scalar && n->np > s->nat_np)
+            s->nat_np = n->np;
+        for (uint32_t i = 0; i < s->nfields; i++)
+            for (uint32_t j = 0; j < (n->scalar ? n->nwrites : 1); j++)
+                if (!n->scalar || n->ids[j] == s->field_ids[i])
+                    w[i] = 1;
+    }
+    s->ev_dirty = xcalloc(L, s->nfields, sizeof *s->ev_dirty);
+    for (uint32_t i = 0; i < s->nfields; i++)
+        if (w[i])
+            s->ev_dirty[s->nev_dirty++] = s->field_ids[i];
+}
+
 static int instantiate(lua_State *L)
 {
     load_ctx_t *c = lua_touserdata(L, 1);
-    ljs__world_t *world = &c->w->rt->world;
     ljs__script_t *s = c->s;
     ljs__inst_t *inst = &c->w->inst[c->id];
     push_module(L, c->w, s);
     int mod = lua_gettop(L);
-    if (c->meta)
-        read_meta(L, mod, s, world);
-    push_factory(L, s, world);
-    int factory = lua_gettop(L);
+    if (c->meta) {
+        read_meta(L, mod, s, &c->w->rt->world);
+        s->nat_handlers = xcalloc(L, s->nhandlers, sizeof *s->nat_handlers);
+    }
+    int factory = 0;
     inst->handler_refs = xcalloc(L, s->nhandlers, sizeof *inst->handler_refs);
     for (uint32_t i = 0; i < s->nhandlers; i++)
         inst->handler_refs[i] = LUA_NOREF;
     inst->nhandlers = s->nhandlers;
     if (s->has_update) {
         lua_getfield(L, mod, "update");
-        inst->update_ref = s->fast ? ref_pop(L, c->w) : wrap_ref(L, c->w, factory);
+        if (s->fast)
+            inst->update_ref = ref_pop(L, c->w);
+        else
+            inst->update_ref = scalarize(L, c, &s->nat_update, "update") ? ref_pop(L, c->w)
+                                                                         : wrap_lazy(L, c->w, s, &factory);
     }
+    /* on_reload runs once per entity per reload: the table wrapper is
+     * fine there and keeps `self` whole for code that inspects it. */
     if (lua_getfield(L, mod, "on_reload") == LUA_TFUNCTION)
-        inst->reload_ref = wrap_ref(L, c->w, factory);
+        inst->reload_ref = wrap_lazy(L, c->w, s, &factory);
     else
         lua_pop(L, 1);
     for (uint32_t i = 0; i < s->nhandlers; i++) {
@@ -445,8 +528,13 @@ static int instantiate(lua_State *L)
         lua_gettable(L, mod);
         if (!lua_isfunction(L, -1))
             luaL_error(L, "%s: on_%s is not a function in every state", s->path, s->handlers[i]);
-        inst->handler_refs[i] = wrap_ref(L, c->w, factory);
+        char what[80];
+        snprintf(what, sizeof what, "on_%s", s->handlers[i]);
+        inst->handler_refs[i] =
+            scalarize(L, c, &s->nat_handlers[i], what) ? ref_pop(L, c->w) : wrap_lazy(L, c->w, s, &factory);
     }
+    if (c->meta)
+        natural_summary(L, s);
     return 0;
 }
 
@@ -516,6 +604,11 @@ void ljs__script_free(ljs__script_t *s)
     for (uint32_t i = 0; i < s->nhandlers; i++)
         ljs__free(s->handlers[i]);
     ljs__free(s->handlers);
+    ljs__free(s->nat_update.ids);
+    for (uint32_t i = 0; s->nat_handlers != NULL && i < s->nhandlers; i++)
+        ljs__free(s->nat_handlers[i].ids);
+    ljs__free(s->nat_handlers);
+    ljs__free(s->ev_dirty);
     ljs__free(s->ents);
     for (uint32_t i = 0; i < s->ndeps; i++)
         ljs__free(s->deps[i]);
@@ -548,6 +641,36 @@ int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id)
         if (es->ids[i] == id)
             return 1;
     return 0;
+}
+
+static size_t describe(char *buf, size_t size, const char *what, const ljs__natural_t *n, uint32_t nfields)
+{
+    int k = n->scalar ? snprintf(buf, size, "%s: scalarized (touches %u of %u fields, writes %u)", what, n->n,
+                                 nfields, n->nwrites)
+                      : snprintf(buf, size, "%s: table (%s)", what, n->why);
+    return k < 0 ? 0 : (size_t)k >= size ? size - 1 : (size_t)k;
+}
+
+void ljs__script_natural_summary(const ljs__script_t *s, char *buf, size_t size, uint32_t *scalar,
+                                 uint32_t *table)
+{
+    size_t o = 0;
+    *scalar = *table = 0;
+    buf[0] = '\0';
+    for (uint32_t h = 0; h <= s->nhandlers; h++) {
+        const ljs__natural_t *n = h == 0 ? &s->nat_update : &s->nat_handlers[h - 1];
+        char what[80];
+        if (h == 0 && (!s->has_update || s->fast)) /* the fast form's update takes no self */
+            continue;
+        if (h > 0)
+            snprintf(what, sizeof what, "on_%s", s->handlers[h - 1]);
+        *(n->scalar ? scalar : table) += 1;
+        if (o + 3 < size) {
+            if (o > 0)
+                o += (size_t)snprintf(buf + o, size - o, "; ");
+            o += describe(buf + o, size - o, h == 0 ? "update" : what, n, s->nfields);
+        }
+    }
 }
 
 int ljs__script_returns_field(const ljs__script_t *s, uint32_t f)

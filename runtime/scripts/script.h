@@ -9,6 +9,7 @@
 #define LJS_RUNTIME_SCRIPT_H
 
 #include "runtime/cache/cache.h"
+#include "runtime/scripts/natural.h"
 #include "runtime/world/world.h"
 
 #include <lua.h>
@@ -41,6 +42,13 @@ typedef struct ljs__script_s {
     /* Event handlers on_<name>, sorted by name. */
     uint32_t nhandlers;
     char **handlers;
+    /* Natural form: how update and each handler are called (natural.h);
+     * the layout is the meta worker's, every worker checked equal. */
+    ljs__natural_t nat_update;
+    ljs__natural_t *nat_handlers; /* script->handlers order */
+    uint32_t nat_np;              /* most parameters of a scalarized call */
+    uint32_t *ev_dirty;           /* fields the handlers may write */
+    uint32_t nev_dirty;
     /* Module files this script require()s, directly or not (paths). */
     char **deps;
     uint32_t ndeps;
@@ -52,9 +60,9 @@ typedef struct ljs__script_s {
 } ljs__script_t;
 
 typedef struct ljs__inst_s {
-    int update_ref;    /* natural: generated wrapper; fast: the function */
+    int update_ref;    /* natural: generated wrapper or scalarized function; fast: the function */
     int reload_ref;    /* wrapper of on_reload(self), or LUA_NOREF */
-    int *handler_refs; /* generated wrappers, script->handlers order */
+    int *handler_refs; /* wrappers or scalarized functions, script->handlers order */
     uint32_t nhandlers;
 } ljs__inst_t;
 
@@ -93,6 +101,13 @@ LJS_HIDDEN int ljs__script_handler(const ljs__script_t *s, const char *name);
 
 /* 1 if slot `slot` has script `id` attached. Thread: any. */
 LJS_HIDDEN int ljs__script_bound(const ljs__world_t *w, uint32_t slot, uint32_t id);
+
+/* How the natural-form functions of `s` run: "update: scalarized (touches
+ * 2 of 24 fields, writes 1); on_hit: table (self passed to a function
+ * (CALL) at line 7)" into buf (truncated to size), and how many run each
+ * way. Thread: owner. */
+LJS_HIDDEN void ljs__script_natural_summary(const ljs__script_t *s, char *buf, size_t size, uint32_t *scalar,
+                                            uint32_t *table);
 
 /* 1 if a call of `s` returns field `f` itself (natural form: any of its
  * fields; fast form: its writes). */

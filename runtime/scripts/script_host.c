@@ -591,6 +591,8 @@ int ljs_script_stats(const ljs_runtime_t *rt, ljs_script_t s, ljs_script_stats_t
         out->alloc_bytes += rt->workers[w].sstat[s.id].alloc_bytes;
     }
     out->entities = sc->nents;
+    char buf[8];
+    ljs__script_natural_summary(sc, buf, sizeof buf, &out->scalarized, &out->table_fallback);
     return LJS_OK;
 }
 
