@@ -664,6 +664,44 @@ static void test_fields_set_writes_new_types_of_another_script(void **state)
     ljs_runtime_destroy(rt);
 }
 
+/* An entity list keeps its length when an element's target dies: that
+ * element reads false (so # and ipairs stay whole), the host reads 0. */
+static void test_fields_entity_list_elements_read_false_once_dead(void **state)
+{
+    (void)state;
+    ljs_runtime_t *rt = runtime(2);
+    ljs_script_t s =
+        load(rt, "crew",
+             "return { fields = { crew = ljs.list('entity', 3), n = 0, live = 0, dead = 0 },\n"
+             "  update = function(self, dt)\n"
+             "    local live, dead = 0, 0\n"
+             "    for _, m in ipairs(self.crew) do if m then live = live + 1 else dead = dead + 1 end end\n"
+             "    self.n, self.live, self.dead = #self.crew, live, dead\n"
+             "  end }\n");
+    ljs_entity_t e = spawn(rt, s), a, b;
+    assert_int_equal(ljs_entity_create(rt, &a), LJS_OK);
+    assert_int_equal(ljs_entity_create(rt, &b), LJS_OK);
+    ljs_value_t in[3] = {{LJS_TENTITY, {.e = a.id}}, {LJS_TENTITY, {.e = b.id}}, {LJS_TENTITY, {.e = 0}}};
+    assert_int_equal(ljs_field_set_list(rt, e, "crew", in, 3), LJS_OK);
+    assert_int_equal(ljs_entity_destroy(rt, b), LJS_OK);
+    in[0].v.e = b.id; /* the host may not store a dead target */
+    assert_int_equal(ljs_field_set_list(rt, e, "crew", in, 1), LJS_ENOENT);
+    assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+    int64_t n = 0, live = 0, dead = 0;
+    assert_int_equal(ljs_field_get_integer(rt, e, "n", &n), LJS_OK);
+    assert_int_equal(ljs_field_get_integer(rt, e, "live", &live), LJS_OK);
+    assert_int_equal(ljs_field_get_integer(rt, e, "dead", &dead), LJS_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(live, 1);
+    assert_int_equal(dead, 2);
+    ljs_value_t v[3];
+    size_t len;
+    assert_int_equal(ljs_field_get_list(rt, e, "crew", v, 3, &len), LJS_OK);
+    assert_int_equal(len, 3);
+    assert_true(v[0].type == LJS_TENTITY && v[0].v.e == a.id && v[1].v.e == 0 && v[2].v.e == 0);
+    ljs_runtime_destroy(rt);
+}
+
 /* ---- hostile scripts ------------------------------------------------------------ */
 
 /* Each case runs once in a call of its own; the error names what is wrong
@@ -785,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_fields_string_churn_stays_bounded),
         cmocka_unit_test(test_fields_list_views_and_assignment),
         cmocka_unit_test(test_fields_list_view_kept_past_its_call_raises),
+        cmocka_unit_test(test_fields_entity_list_elements_read_false_once_dead),
         cmocka_unit_test(test_fields_new_types_are_deterministic_for_any_worker_count),
         cmocka_unit_test(test_fields_new_types_snapshot_and_step_on_identically),
         cmocka_unit_test(test_fields_reload_refuses_a_type_change_naming_both_types),
