@@ -84,5 +84,6 @@ int bench_stats(const bench_ctx_t *ctx);
 int bench_runaway(const bench_ctx_t *ctx);
 int bench_snapshot(const bench_ctx_t *ctx);
 int bench_host(const bench_ctx_t *ctx);
+int bench_fields(const bench_ctx_t *ctx);
 
 #endif

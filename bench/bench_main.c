@@ -40,6 +40,8 @@ static const bench_case_t cases[] = {
     {"runaway", bench_runaway, "runaway protection: frame time with the watchdog on (default) vs off"},
     {"snapshot", bench_snapshot,
      "world snapshots: save and load of 100k entities vs fwrite/fread of the columns"},
+    {"fields", bench_fields,
+     "field reads in the fast form: string, entity and list fields vs a number field"},
     {"host", bench_host,
      "host functions: a parallel call vs a raw lua_CFunction and a Lua call; a deferred call"},
 };

@@ -152,8 +152,11 @@ typedef struct visit_s {
     uint64_t sum;
 } visit_t;
 
-static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i)
+static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i,
+                  const char *str, size_t slen)
 {
+    (void)str;
+    (void)slen;
     visit_t *v = ud;
     /* Touch every key byte and the terminator: ASan sees any overread. */
     for (size_t k = 0; k < key_len; k++)

@@ -4,7 +4,7 @@
  * entities, tags, fields and a pending host event: its saved world is the
  * golden snapshot. The first input byte picks how the rest is used:
  *   even  as the snapshot, whole;
- *   odd   as the snapshot with its header made valid (magic, version 2,
+ *   odd   as the snapshot with its header made valid (magic, version 3,
  *         flags 0, body length and body hash recomputed), so the checks past
  *         the hash are reached.
  * Invariants: ljs_world_load returns a documented code; a refused load
@@ -39,8 +39,12 @@ static void setup(void)
     fuzz_tmpdir(dir, sizeof dir);
     snprintf(a, sizeof a, "%s/mover.lua", dir);
     snprintf(b, sizeof b, "%s/target.lua", dir);
-    write_file(a, "return { fields = { x = 0.0, n = 0, on = false }, tags = { 'm' },\n"
-                  "  update = function(self, dt) self.x = self.x + dt; self.n = self.n + 1 end }\n");
+    write_file(a,
+               "return { fields = { x = 0.0, n = 0, on = false, mood = 'calm', peer = ljs.entity,\n"
+               "  path = ljs.list('string', 3), ids = ljs.list('entity', 2) }, tags = { 'm' },\n"
+               "  update = function(self, dt) self.x = self.x + dt; self.n = self.n + 1\n"
+               "    self.mood = 'n' .. self.n .. '\\0'; self.path = { self.mood, 'a' }; self.peer = self.id\n"
+               "    self.ids = { self.id } end }\n");
     write_file(b, "return { fields = { hp = 10 }, tags = { 't' },\n"
                   "  on_hit = function(self, p) self.hp = self.hp - (p and p.damage or 1) end }\n");
     ljs_config_t cfg;
@@ -94,7 +98,7 @@ int ljs_fuzz_snapshot(const uint8_t *data, size_t size)
     FUZZ_CHECK(in != NULL);
     memcpy(in, data + 1, len);
     if ((data[0] & 1) && len >= HEADER_BYTES) {
-        uint32_t version = 2, flags = 0;
+        uint32_t version = 3, flags = 0;
         uint64_t body = len - HEADER_BYTES, hash = ljs__snapshot_hash(in + HEADER_BYTES, len - HEADER_BYTES);
         memcpy(in, "LJSWORLD", 8);
         memcpy(in + 8, &version, 4); /* the format is little-endian, as is this machine */

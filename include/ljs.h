@@ -285,13 +285,25 @@ typedef struct ljs_entity_s {
 #define LJS_ENTITY_FMT "%u:%u"
 #define LJS_ENTITY_ARGS(id) (unsigned)LJS_ENTITY_INDEX(id), (unsigned)LJS_ENTITY_GENERATION(id)
 
+/* Value types. Fields may be LJS_TNUMBER, LJS_TINTEGER, LJS_TBOOLEAN,
+ * LJS_TSTRING (immutable, interned per runtime, at most LJS_STRING_MAX
+ * bytes, NULs carried whole), LJS_TENTITY (a generation-checked reference:
+ * reads give 0 / nil once the target is destroyed) or LJS_TLIST (a bounded
+ * flat array of one of the others, ljs_field_declare_list). */
 typedef enum ljs_type_e {
     LJS_TNIL = 0,
     LJS_TNUMBER = 1,  /* double */
     LJS_TINTEGER = 2, /* int64_t */
     LJS_TBOOLEAN = 3,
-    LJS_TSTRING = 4 /* event payloads only */
+    LJS_TSTRING = 4,
+    LJS_TENTITY = 5, /* an entity id (ljs_entity_t.id) */
+    LJS_TLIST = 7    /* fields only */
 } ljs_type_t;
+
+/* Longest string a string field (or list element) holds, in bytes. */
+#define LJS_STRING_MAX 4096
+/* Most elements a list field may declare (its `maxlen`). */
+#define LJS_LIST_MAX 1024
 
 /* Create an entity (no tags, no fields, no scripts). Structural changes made
  * between frames apply at once. Thread: owner, not during ljs_frame.
@@ -332,16 +344,49 @@ LJS_API int ljs_entity_has_tag(const ljs_runtime_t *rt, ljs_entity_t e, const ch
 
 /* Declare a field (a typed C-side column every entity may hold). Scripts
  * declare theirs through `fields = {...}`; the type of a name is fixed by
- * the first declaration. Thread: owner. Returns LJS_OK, LJS_ETYPE (declared
- * before with another type), LJS_EINVAL, LJS_EFULL. */
+ * the first declaration. `type` is LJS_TNUMBER, LJS_TINTEGER, LJS_TBOOLEAN,
+ * LJS_TSTRING or LJS_TENTITY (lists: ljs_field_declare_list). Thread:
+ * owner, not during ljs_frame. Returns LJS_OK, LJS_ETYPE (declared before
+ * with another type), LJS_EINVAL, LJS_EFULL, LJS_EBUSY. */
 LJS_API int ljs_field_declare(ljs_runtime_t *rt, const char *name, ljs_type_t type);
+
+/* Declare a list field: at most `maxlen` (1..LJS_LIST_MAX) elements of
+ * type `elem` (any field type but a list). The same name with another
+ * element type or maxlen is LJS_ETYPE. Thread: owner, not during
+ * ljs_frame. Returns as ljs_field_declare. */
+LJS_API int ljs_field_declare_list(ljs_runtime_t *rt, const char *name, ljs_type_t elem, uint32_t maxlen);
 
 /* Read a field's committed value. Integers and booleans read as numbers
  * too. Thread: owner, between frames. Returns LJS_OK, LJS_ENOENT (dead
- * entity, unknown field, or entity without that field). */
+ * entity, unknown field, or entity without that field), LJS_ETYPE (the
+ * field has another type). */
 LJS_API int ljs_field_get_number(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, double *out);
 LJS_API int ljs_field_get_integer(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t *out);
 LJS_API int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, int *out);
+
+/* An entity field's target: out->id is 0 when the field holds no entity or
+ * its target has been destroyed since (generation-checked on every read).
+ * Thread: owner, between frames. Returns as ljs_field_get_number. */
+LJS_API int ljs_field_get_entity(const ljs_runtime_t *rt, ljs_entity_t e, const char *name,
+                                 ljs_entity_t *out);
+
+/* A string field's bytes: *out points at *len bytes followed by a NUL (the
+ * bytes may hold NULs: use *len). Borrowed: valid until the next
+ * ljs_frame, ljs_world_load or write of that field, whichever comes first
+ * (copy it to keep it). Thread: owner, between frames. Returns as
+ * ljs_field_get_number. */
+LJS_API int ljs_field_get_string(const ljs_runtime_t *rt, ljs_entity_t e, const char *name, const char **out,
+                                 size_t *len);
+
+/* A list field: *len gets its length, and up to `cap` elements are copied
+ * into `out` (may be NULL when cap is 0) as ljs_value_t of the list's
+ * element type. String elements point into the runtime with the lifetime
+ * of ljs_field_get_string; entity elements read 0 once their target is
+ * destroyed. Thread: owner, between frames. Returns as
+ * ljs_field_get_number. */
+struct ljs_value_s;
+LJS_API int ljs_field_get_list(const ljs_runtime_t *rt, ljs_entity_t e, const char *name,
+                               struct ljs_value_s *out, size_t cap, size_t *len);
 
 /* Write a field (the entity gains the field if it had none). Integer fields
  * accept a number only if it is integral. The value is committed at once:
@@ -351,6 +396,24 @@ LJS_API int ljs_field_get_boolean(const ljs_runtime_t *rt, ljs_entity_t e, const
 LJS_API int ljs_field_set_number(ljs_runtime_t *rt, ljs_entity_t e, const char *name, double v);
 LJS_API int ljs_field_set_integer(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int64_t v);
 LJS_API int ljs_field_set_boolean(ljs_runtime_t *rt, ljs_entity_t e, const char *name, int v);
+
+/* Write an entity field: `target` must be alive (LJS_ENOENT otherwise), or
+ * {0} for no entity. Thread, blocking and returns as ljs_field_set_number. */
+LJS_API int ljs_field_set_entity(ljs_runtime_t *rt, ljs_entity_t e, const char *name, ljs_entity_t target);
+
+/* Write a string field: `len` bytes at `s` are copied (interned), NULs
+ * included. Longer than LJS_STRING_MAX is LJS_EINVAL. Thread, blocking
+ * and returns as ljs_field_set_number. */
+LJS_API int ljs_field_set_string(ljs_runtime_t *rt, ljs_entity_t e, const char *name, const char *s,
+                                 size_t len);
+
+/* Write a list field from `n` values (copied; n at most the declared
+ * maxlen, each of the element type: LJS_TINTEGER values fit a number list,
+ * integral numbers an integer list, entity elements must be alive or 0).
+ * Returns LJS_EINVAL past maxlen or a string too long, LJS_ETYPE for a
+ * wrong element type; thread and blocking as ljs_field_set_number. */
+LJS_API int ljs_field_set_list(ljs_runtime_t *rt, ljs_entity_t e, const char *name,
+                               const struct ljs_value_s *v, size_t n);
 
 /* A 64-bit hash of every live entity's fields, in entity order: equal
  * digests mean equal worlds (ljs-run prints it). Thread: owner. */
@@ -401,8 +464,9 @@ typedef struct ljs_script_s {
 } ljs_script_t;
 
 /* Load a script file into every worker's state. The file is a Lua module
- * returning a table: optional `fields` (name = default; the default's Lua
- * type fixes the field's type), `tags`, `update(self, dt)` or the fast form
+ * returning a table: optional `fields` (name = default; the default fixes
+ * the field's type: a number, integer, boolean or string, `ljs.entity`, or
+ * `ljs.list(type, maxlen)`), `tags`, `update(self, dt)` or the fast form
  * `reads`/`writes` + `update(id, dt, <reads...>) -> <writes...>`, and event
  * handlers `on_<event>(self, payload, sender)`. `path` is copied as given:
  * a relative path is relative to the process's current working directory,
@@ -793,10 +857,10 @@ LJS_API int ljs_exec_file(ljs_runtime_t *rt, const char *path, int argc, char **
  * callbacks
  * ======================================================================== */
 
-/* Value kinds beyond ljs_type_t's that cross the host-function boundary. An
- * entity is a generation-checked id (scripts hold it as an integer); a
- * table is flat: keys are integers or strings, values scalars. */
-#define LJS_TENTITY ((ljs_type_t)5)
+/* A value kind beyond ljs_type_t's that crosses the host-function
+ * boundary: a flat table (keys integers or strings, values scalars). An
+ * entity (LJS_TENTITY) is a generation-checked id (scripts hold it as an
+ * integer). */
 #define LJS_TTABLE ((ljs_type_t)6)
 
 struct ljs_pair_s;

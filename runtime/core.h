@@ -17,6 +17,7 @@
 #include "runtime/world/post.h"
 #include "runtime/world/query.h"
 #include "runtime/scripts/script.h"
+#include "runtime/scripts/values.h"
 #include "runtime/observe/trace.h"
 #include "runtime/scripts/watch.h"
 #include "runtime/lua/watchdog.h"
@@ -71,7 +72,8 @@ typedef struct ljs__worker_s {
     uint64_t delivered;
     uint64_t dropped; /* messages refused by LJS_CALL_QUEUE_KB (owner sums them) */
     uint64_t errors;
-    char errmsg[1024]; /* last load error of this worker */
+    ljs__vcache_t vals; /* string caches, list views (scripts/values.h) */
+    char errmsg[1024];  /* last load error of this worker */
 } __attribute__((aligned(64))) ljs__worker_t;
 
 struct ljs_runtime_s {

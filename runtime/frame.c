@@ -172,7 +172,30 @@ typedef struct spawn_ctx_s {
     const char *script;
 } spawn_ctx_t;
 
-static void spawn_field(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i)
+/* A spawn payload value as field type ft into *v: NULL, or why not. */
+static const char *spawn_value(ljs__world_t *w, ljs_type_t ft, ljs_type_t type, double n, int64_t i,
+                               const char *s, size_t slen, ljs__value_t *v)
+{
+    if (ft == LJS_TNUMBER && (type == LJS_TNUMBER || type == LJS_TINTEGER))
+        v->n = type == LJS_TNUMBER ? n : (double)i;
+    else if ((ft == type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN)) ||
+             (ft == LJS_TENTITY && type == LJS_TINTEGER && (i == 0 || (i > 0 && (i >> 32) != 0))))
+        v->i = i; /* an entity: a dead target reads nil, like a script's write */
+    else if (ft == LJS_TENTITY && type == LJS_TINTEGER)
+        return "not an entity id";
+    else if (ft == LJS_TSTRING && type == LJS_TSTRING && slen > LJS_STRING_MAX)
+        return "a string longer than LJS_STRING_MAX";
+    else if (ft == LJS_TSTRING && type == LJS_TSTRING)
+        v->i = ljs__strings_intern(&w->strings, s, slen);
+    else if (ft == LJS_TLIST)
+        return "list fields start with their default; assign them in the script";
+    else
+        return "wrong type";
+    return ft == LJS_TSTRING && v->i < 0 ? "out of memory" : NULL;
+}
+
+static void spawn_field(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i,
+                        const char *s, size_t slen)
 {
     spawn_ctx_t *c = ud;
     ljs__world_t *w = &c->rt->world;
@@ -182,16 +205,13 @@ static void spawn_field(void *ud, const char *key, size_t key_len, ljs_type_t ty
         return;
     }
     int f = ljs__world_field_find(w, key);
-    ljs__value_t v;
+    ljs__value_t v = {0};
     ljs_type_t ft = f >= 0 ? w->fields[f].type : LJS_TNIL;
-    if (ft == LJS_TNUMBER && (type == LJS_TNUMBER || type == LJS_TINTEGER))
-        v.n = type == LJS_TNUMBER ? n : (double)i;
-    else if (ft == type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN))
-        v.i = i;
-    else {
+    const char *why = spawn_value(w, ft, type, n, i, s, slen, &v);
+    if (f < 0 || why != NULL) {
         ljs__console_log(&c->rt->console, LJS_LOG_WARN, c->rt->frame, 0, c->script,
                          "spawn(\"%s\"): field '%s' ignored (%s)", c->script, key,
-                         f < 0 ? "not declared" : "wrong type");
+                         f < 0 ? "not declared" : why);
         return;
     }
     ljs__world_field_put(w, (uint32_t)f, c->slot, v);
@@ -237,6 +257,25 @@ static void apply_commands(ljs_runtime_t *rt)
             ljs__entity_destroy(rt, m->target); /* destroying a dead entity is a no-op */
     }
     ljs__msgbuf_clear(&rt->commands);
+}
+
+/* Free the strings nothing holds any more once enough were made since
+ * the last sweep (strings.h): fields and lists, and scripts' defaults.
+ * Events and commands carry bytes, not ids. */
+static void sweep_strings(ljs_runtime_t *rt)
+{
+    ljs__strings_t *st = &rt->world.strings;
+    if (!ljs__strings_want_sweep(st))
+        return;
+    ljs__strings_sweep_begin(st);
+    ljs__world_mark_strings(&rt->world);
+    for (uint32_t s = 0; s < rt->nscripts; s++) {
+        const ljs__script_t *sc = &rt->scripts[s];
+        for (uint32_t i = 0; sc->used && i < sc->nfields; i++)
+            if (rt->world.fields[sc->field_ids[i]].type == LJS_TSTRING)
+                ljs__strings_mark(st, (uint32_t)sc->defaults[i].i);
+    }
+    ljs__strings_sweep_end(st);
 }
 
 static double ms_between(uint64_t a, uint64_t b)
@@ -327,6 +366,7 @@ int ljs__frame_run(ljs_runtime_t *rt, double dt)
     t[4] = ljs__now_ns();
     apply_commands(rt);
     ljs__script_unload_idle(rt);
+    sweep_strings(rt);
     record_peak(rt);
     t[5] = ljs__now_ns();
     ljs__gc_frame(rt); /* queue each worker's GC, run in the background: not waited for */

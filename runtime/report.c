@@ -222,6 +222,27 @@ static void put_scripts(FILE *f, const ljs_runtime_t *rt)
     fputs("]", f);
 }
 
+/* Every field with its type ("list of string (max 8)"), and the interned
+ * strings string fields and lists hold. */
+static void put_fields(FILE *f, const ljs_runtime_t *rt)
+{
+    const ljs__world_t *w = &rt->world;
+    char type[64];
+    fputs(",\n\"fields\":[", f);
+    for (uint32_t i = 0; i < w->nfields; i++) {
+        fprintf(f, "%s{", i ? "," : "");
+        kv_str(f, "", "name", w->fields[i].name);
+        kv_str(f, ",", "type", ljs__ftype_name(ljs__field_ftype(&w->fields[i]), type, sizeof type));
+        fputs("}", f);
+    }
+    fputs("],\n\"strings\":{", f);
+    kv_u64(f, "", "count", atomic_load_explicit(&w->strings.count, memory_order_relaxed));
+    kv_u64(f, ",", "bytes", atomic_load_explicit(&w->strings.bytes, memory_order_relaxed));
+    kv_u64(f, ",", "sweeps", w->strings.sweeps);
+    kv_u64(f, ",", "freed", w->strings.freed);
+    fputs("}", f);
+}
+
 static void put_cache_queries(FILE *f, const ljs_runtime_t *rt)
 {
     ljs_cache_stats_t c;
@@ -264,6 +285,7 @@ int ljs_report_json(ljs_runtime_t *rt, FILE *out)
     put_workers(out, rt, &m);
     put_memory(out, &m);
     put_scripts(out, rt);
+    put_fields(out, rt);
     put_cache_queries(out, rt);
     fputs("}\n", out);
     if (ferror(out))

@@ -100,6 +100,7 @@ static void worker_stop(void *ud, uint32_t w)
     wk->sstat = NULL;
     wk->ninst = 0;
     ljs__msgbuf_fini(&wk->out);
+    ljs__values_fini(&wk->vals);
     ljs__watchdog_unbind(wk); /* before the state goes: no signal may reach it */
     if (wk->L != NULL)
         lua_close(wk->L);
@@ -162,7 +163,10 @@ int ljs_runtime_create(const ljs_config_t *cfg, ljs_runtime_t **out)
         goto fail;
     }
     memset(rt->workers, 0, sizeof(ljs__worker_t) * rt->nworkers);
-    ljs__world_init(&rt->world);
+    if (ljs__world_init(&rt->world) != LJS_OK) {
+        rc = ljs__error(LJS_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (ljs__console_init(&rt->console, rt->cfg.console_lines) != LJS_OK) {
         rc = ljs__error(LJS_ENOMEM, "out of memory");
         goto fail;

@@ -9,11 +9,16 @@
  *           u32 nslots | per slot: u32 generation, u8 alive
  *           u32 nfree  | u32 free slot (LIFO order: reuse stays deterministic)
  *           u32 ntags  | per tag: str name;            per live slot: u64 tag bits
- *           u32 nfields| per field: str name, u8 type, then per live slot:
- *                        u8 present [+ 8-byte value]   (committed values)
+ *           u32 nfields| per field: str name, u8 type [list: u8 element type,
+ *                        u16 maxlen], then per live slot: u8 present [+ value]
+ *                        (committed values)
  *           u32 nscripts | per script: str name;       per live slot: u32 n, u32 script[n]
  *           u32 nevents  | per event: u64 target, u64 sender, u32 seq, u32 len, bytes[len]
  *   (str = u16 length + bytes, no NUL)
+ *   value   number, integer, boolean (0/1), entity (the raw handle: a dead
+ *           target reads nil after a load as before): 8 bytes;
+ *           string: u32 length + bytes (NULs carried whole, at most
+ *           LJS_STRING_MAX); list: u16 n (<= maxlen) + n element values
  *
  * Loading parses and checks everything first (hash, bounds, every free slot
  * dead and unique, tag bits, field types against the runtime's, scripts
@@ -36,7 +41,7 @@
 #include <string.h>
 
 #define MAGIC "LJSWORLD"
-#define VERSION 2u /* 2: event bytes carry their name's length (event.c) */
+#define VERSION 3u /* 2: event bytes carry their name's length (event.c); 3: string, entity, list fields */
 #define HEADER_BYTES LJS__SNAPSHOT_HEADER
 #define MAX_SLOTS (1u << 28)
 #define MAX_NAME 255u
@@ -46,39 +51,102 @@
  * the bytecode cache's hash, but in four independent lanes, so a save is
  * not bound by one multiply chain (it was a quarter of a save's time). A
  * checksum against corruption and truncation, not an authenticator. */
-uint64_t ljs__snapshot_hash(const unsigned char *p, size_t n)
+/* Fed in pieces by a streamed save: the 32-byte blocks, then the last
+ * n % 32 bytes, give the same value whatever the pieces were. */
+typedef struct hstate_s {
+    uint64_t h[4];
+    unsigned char tail[32];
+    size_t ntail;
+} hstate_t;
+
+static void hash_init(hstate_t *s, size_t n)
 {
-    uint64_t h[4] = {0xcbf29ce484222325ull ^ n, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
-                     0xbf58476d1ce4e5b9ull};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
+    s->h[0] = 0xcbf29ce484222325ull ^ n;
+    s->h[1] = 0x84222325cbf29ce4ull;
+    s->h[2] = 0x9e3779b97f4a7c15ull;
+    s->h[3] = 0xbf58476d1ce4e5b9ull;
+    s->ntail = 0;
+}
+
+static void hash_blocks(uint64_t h[4], const unsigned char *p, size_t nblocks)
+{
+    for (size_t i = 0; i < nblocks * 32; i += 32)
         for (int k = 0; k < 4; k++) {
             uint64_t w;
             memcpy(&w, p + i + 8 * (size_t)k, 8);
             h[k] = (h[k] ^ w) * 0x100000001b3ull;
             h[k] ^= h[k] >> 29;
         }
-    for (; i < n; i++)
-        h[0] = (h[0] ^ p[i]) * 0x100000001b3ull;
-    uint64_t r = h[0];
+}
+
+static void hash_feed(hstate_t *s, const unsigned char *p, size_t n)
+{
+    if (s->ntail > 0) {
+        size_t take = 32 - s->ntail < n ? 32 - s->ntail : n;
+        memcpy(s->tail + s->ntail, p, take);
+        s->ntail += take;
+        p += take;
+        n -= take;
+        if (s->ntail < 32)
+            return;
+        hash_blocks(s->h, s->tail, 1);
+        s->ntail = 0;
+    }
+    hash_blocks(s->h, p, n / 32);
+    memcpy(s->tail, p + n / 32 * 32, n % 32);
+    s->ntail = n % 32;
+}
+
+static uint64_t hash_final(hstate_t *s)
+{
+    for (size_t i = 0; i < s->ntail; i++)
+        s->h[0] = (s->h[0] ^ s->tail[i]) * 0x100000001b3ull;
+    uint64_t r = s->h[0];
     for (int k = 1; k < 4; k++)
-        r = (r ^ h[k]) * 0x100000001b3ull ^ (r >> 31);
+        r = (r ^ s->h[k]) * 0x100000001b3ull ^ (r >> 31);
     return r ^ (r >> 32);
+}
+
+uint64_t ljs__snapshot_hash(const unsigned char *p, size_t n)
+{
+    hstate_t s;
+    hash_init(&s, n);
+    hash_feed(&s, p, n);
+    return hash_final(&s);
 }
 
 /* ---- writing ------------------------------------------------------------------ */
 
 /* The exact size is computed first, so the body is written with plain
- * stores into one allocation (bench: snapshot). */
+ * stores into one allocation (bench: snapshot); a save to a file streams
+ * through a small buffer instead (`f` set): when it fills, its bytes are
+ * hashed and written, so the file is written in one pass over the world
+ * without a copy of it in memory. */
 typedef struct wbuf_s {
-    unsigned char *p;
+    unsigned char *p, *end, *base;
+    FILE *f;     /* streaming: where full buffers go */
+    hstate_t *h; /* streaming: the body's running hash */
+    size_t out;  /* streaming: bytes written so far */
+    int failed;  /* streaming: a write failed */
 } wbuf_t;
+
+static void flush(wbuf_t *b)
+{
+    size_t n = (size_t)(b->p - b->base);
+    hash_feed(b->h, b->base, n);
+    if (!b->failed && fwrite(b->base, 1, n, b->f) != n)
+        b->failed = 1;
+    b->out += n;
+    b->p = b->base;
+}
 
 /* Fixed-width little-endian integers, whatever the host's byte order. On a
  * little-endian host it is one memcpy (a single store); the byte loop with
  * a variable shift was 40% of a save (perf, bench: snapshot). */
 static inline void put_le(wbuf_t *b, uint64_t v, int bytes)
 {
+    if (__builtin_expect(b->end - b->p < bytes, 0)) /* never in memory: sized exactly */
+        flush(b);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(b->p, &v, (size_t)bytes);
 #else
@@ -90,7 +158,16 @@ static inline void put_le(wbuf_t *b, uint64_t v, int bytes)
 
 static void put(wbuf_t *b, const void *src, size_t n)
 {
-    memcpy(b->p, src, n);
+    const unsigned char *s = src;
+    while ((size_t)(b->end - b->p) < n) { /* streaming only */
+        size_t room = (size_t)(b->end - b->p);
+        memcpy(b->p, s, room);
+        b->p += room;
+        s += room;
+        n -= room;
+        flush(b);
+    }
+    memcpy(b->p, s, n);
     b->p += n;
 }
 
@@ -101,6 +178,50 @@ static void put_str(wbuf_t *b, const char *s)
     put(b, s, n);
 }
 
+static size_t scalar_size(const ljs__world_t *w, ljs_type_t t, ljs__value_t v)
+{
+    size_t n = 8;
+    if (t == LJS_TSTRING)
+        (void)ljs__strings_bytes(&w->strings, (uint32_t)v.i, &n), n += 4;
+    return n;
+}
+
+/* Bytes of the value of field fd at slot i. */
+static size_t value_size(const ljs__world_t *w, const ljs__field_t *fd, uint32_t i)
+{
+    if (fd->type != LJS_TLIST)
+        return scalar_size(w, fd->type, fd->cur[i]);
+    size_t n = 2;
+    for (int64_t e = 0; e < fd->cur[i].i; e++)
+        n += scalar_size(w, fd->elem, fd->lcur[(size_t)i * fd->maxlen + (size_t)e]);
+    return n;
+}
+
+static void put_scalar(wbuf_t *b, const ljs__world_t *w, ljs_type_t t, ljs__value_t v)
+{
+    if (t == LJS_TSTRING) {
+        size_t n;
+        const char *p = ljs__strings_bytes(&w->strings, (uint32_t)v.i, &n);
+        put_le(b, n, 4);
+        put(b, p, n);
+        return;
+    }
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    put_le(b, bits, 8);
+}
+
+static void put_value(wbuf_t *b, const ljs__world_t *w, const ljs__field_t *fd, uint32_t i)
+{
+    if (fd->type != LJS_TLIST) {
+        put_scalar(b, w, fd->type, fd->cur[i]);
+        return;
+    }
+    put_le(b, (uint64_t)fd->cur[i].i, 2);
+    for (int64_t e = 0; e < fd->cur[i].i; e++)
+        put_scalar(b, w, fd->elem, fd->lcur[(size_t)i * fd->maxlen + (size_t)e]);
+}
+
 static size_t body_size(const ljs_runtime_t *rt)
 {
     const ljs__world_t *w = &rt->world;
@@ -109,9 +230,16 @@ static size_t body_size(const ljs_runtime_t *rt)
         n += 2 + strlen(w->tag_names[t]);
     n += (size_t)w->live * 8 + 4;
     for (uint32_t f = 0; f < w->nfields; f++) {
-        n += 2 + strlen(w->fields[f].name) + 1 + w->live;
-        for (uint32_t i = 0; i < w->nslots; i++)
-            n += w->alive[i] && w->fields[f].present[i] ? 8 : 0;
+        const ljs__field_t *fd = &w->fields[f];
+        n += 2 + strlen(fd->name) + 1 + (fd->type == LJS_TLIST ? 3 : 0) + w->live;
+        if (fd->type == LJS_TNUMBER || fd->type == LJS_TINTEGER || fd->type == LJS_TBOOLEAN ||
+            fd->type == LJS_TENTITY) {
+            for (uint32_t i = 0; i < w->nslots; i++)
+                n += w->alive[i] && fd->present[i] ? 8 : 0;
+        } else {
+            for (uint32_t i = 0; i < w->nslots; i++)
+                n += w->alive[i] && fd->present[i] ? value_size(w, fd, i) : 0;
+        }
     }
     n += 4;
     for (uint32_t s = 0; s < rt->nscripts; s++)
@@ -122,6 +250,46 @@ static size_t body_size(const ljs_runtime_t *rt)
     for (size_t k = 0; k < rt->events.n; k++)
         n += 24 + rt->events.msgs[k].len;
     return n;
+}
+
+/* A fixed-size field's column (u8 present [+ 8 bytes] per live slot): the
+ * bulk of a save, so runs of slots that surely fit the buffer (9 bytes
+ * each) are written without a room check per value. */
+static void put_plain(wbuf_t *b, const ljs__world_t *w, const ljs__field_t *fd)
+{
+    uint32_t i = 0;
+    while (i < w->nslots) {
+        size_t fit = (size_t)(b->end - b->p) / 9;
+        if (fit == 0) { /* one slot the checked way (flushes when streaming) */
+            if (w->alive[i]) {
+                put_le(b, fd->present[i], 1);
+                if (fd->present[i])
+                    put(b, &fd->cur[i], 8);
+            }
+            i++;
+            continue;
+        }
+        uint32_t stop = w->nslots - i < fit ? w->nslots : i + (uint32_t)fit;
+        unsigned char *p = b->p;
+        for (; i < stop; i++) {
+            if (!w->alive[i])
+                continue;
+            unsigned char pr = fd->present[i];
+            *p++ = pr;
+            if (pr) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                memcpy(p, &fd->cur[i], 8);
+#else
+                uint64_t bits;
+                memcpy(&bits, &fd->cur[i], 8);
+                for (int k = 0; k < 8; k++)
+                    p[k] = (unsigned char)(bits >> (8 * k));
+#endif
+                p += 8;
+            }
+        }
+        b->p = p;
+    }
 }
 
 static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
@@ -148,17 +316,25 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
         const ljs__field_t *fd = &w->fields[f];
         put_str(b, fd->name);
         put_le(b, (uint64_t)fd->type, 1);
+        if (fd->type == LJS_TLIST) {
+            put_le(b, (uint64_t)fd->elem, 1);
+            put_le(b, fd->maxlen, 2);
+        }
+        int plain = fd->type != LJS_TSTRING && fd->type != LJS_TLIST;
+        if (plain) {
+            put_plain(b, w, fd);
+            continue;
+        }
         for (uint32_t i = 0; i < w->nslots; i++) {
             if (!w->alive[i])
                 continue;
             put_le(b, fd->present[i], 1);
-            if (fd->present[i]) {
+            if (fd->present[i] && plain) {
                 uint64_t bits;
-                if (fd->type == LJS_TNUMBER)
-                    memcpy(&bits, &fd->cur[i].n, 8);
-                else
-                    bits = (uint64_t)fd->cur[i].i;
+                memcpy(&bits, &fd->cur[i], 8);
                 put_le(b, bits, 8);
+            } else if (fd->present[i]) {
+                put_value(b, w, fd, i);
             }
         }
     }
@@ -186,6 +362,16 @@ static void write_body(const ljs_runtime_t *rt, wbuf_t *b)
     }
 }
 
+static void put_header(unsigned char *at, size_t body, uint64_t hash)
+{
+    wbuf_t h = {at, at + HEADER_BYTES, NULL, NULL, NULL, 0, 0};
+    put(&h, MAGIC, 8);
+    put_le(&h, VERSION, 4);
+    put_le(&h, 0, 4);
+    put_le(&h, body, 8);
+    put_le(&h, hash, 8);
+}
+
 int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
 {
     if (out != NULL)
@@ -201,15 +387,10 @@ int ljs_world_save(const ljs_runtime_t *rt, void **out, size_t *len)
     unsigned char *data = ljs__malloc(HEADER_BYTES + body);
     if (data == NULL)
         return ljs__error(LJS_ENOMEM, "ljs_world_save: out of memory (%zu bytes)", HEADER_BYTES + body);
-    wbuf_t b = {data + HEADER_BYTES};
+    wbuf_t b = {data + HEADER_BYTES, data + HEADER_BYTES + body, NULL, NULL, NULL, 0, 0};
     write_body(rt, &b);
     LJS_ASSERT(b.p == data + HEADER_BYTES + body);
-    wbuf_t h = {data};
-    put(&h, MAGIC, 8);
-    put_le(&h, VERSION, 4);
-    put_le(&h, 0, 4);
-    put_le(&h, body, 8);
-    put_le(&h, ljs__snapshot_hash(data + HEADER_BYTES, body), 8);
+    put_header(data, body, ljs__snapshot_hash(data + HEADER_BYTES, body));
     *out = data;
     *len = HEADER_BYTES + body;
     return LJS_OK;
@@ -361,6 +542,74 @@ static int parse_tags(rbuf_t *r, parsed_t *ps)
     return r->bad ? corrupt("tags") : LJS_OK;
 }
 
+static int scalar_type(uint32_t t)
+{
+    return t == LJS_TNUMBER || t == LJS_TINTEGER || t == LJS_TBOOLEAN || t == LJS_TSTRING || t == LJS_TENTITY;
+}
+
+static int get_ftype(rbuf_t *r, ljs__ftype_t *t)
+{
+    uint32_t type = (uint32_t)get_le(r, 1);
+    t->type = (ljs_type_t)type;
+    t->elem = LJS_TNIL;
+    t->maxlen = 0;
+    if (type == LJS_TLIST) {
+        uint32_t elem = (uint32_t)get_le(r, 1);
+        t->elem = (ljs_type_t)elem;
+        t->maxlen = (uint32_t)get_le(r, 2);
+        return !r->bad && scalar_type(elem) && t->maxlen >= 1 && t->maxlen <= LJS_LIST_MAX ? 0 : -1;
+    }
+    return !r->bad && scalar_type(type) ? 0 : -1;
+}
+
+static int same_ftype(ljs__ftype_t a, ljs__ftype_t b)
+{
+    return a.type == b.type && (a.type != LJS_TLIST || (a.elem == b.elem && a.maxlen == b.maxlen));
+}
+
+/* Check one scalar of type t: booleans 0/1, entities 0 or entity-shaped,
+ * strings at most LJS_STRING_MAX bytes, all inside the body. */
+static int check_scalar(rbuf_t *r, ljs_type_t t)
+{
+    if (t == LJS_TSTRING) {
+        uint64_t n = get_le(r, 4);
+        return n <= LJS_STRING_MAX && get_bytes(r, (size_t)n) != NULL ? 0 : -1;
+    }
+    uint64_t v = get_le(r, 8);
+    if (t == LJS_TBOOLEAN && v > 1)
+        return -1;
+    if (t == LJS_TENTITY && v != 0 && ((v >> 32) == 0 || (v >> 63) != 0))
+        return -1;
+    return r->bad ? -1 : 0;
+}
+
+static int check_value(rbuf_t *r, ljs__ftype_t t)
+{
+    if (t.type != LJS_TLIST)
+        return check_scalar(r, t.type);
+    uint64_t n = get_le(r, 2);
+    if (r->bad || n > t.maxlen)
+        return -1;
+    for (uint64_t e = 0; e < n; e++)
+        if (check_scalar(r, t.elem) != 0)
+            return -1;
+    return 0;
+}
+
+/* Read one checked scalar (strings interned). Returns 0 or -1 (memory). */
+static int read_scalar(rbuf_t *r, ljs__world_t *w, ljs_type_t t, ljs__value_t *v)
+{
+    if (t == LJS_TSTRING) {
+        size_t n = (size_t)get_le(r, 4);
+        const unsigned char *p = get_bytes(r, n);
+        v->i = ljs__strings_intern(&w->strings, (const char *)p, n);
+        return v->i < 0 ? -1 : 0;
+    }
+    uint64_t bits = get_le(r, 8);
+    memcpy(v, &bits, 8);
+    return 0;
+}
+
 /* Fields: names unique, types known and equal to the runtime's where it
  * declares the name too. */
 static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
@@ -373,15 +622,20 @@ static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
         char name[MAX_NAME + 1];
         if (get_name(r, name, 0) != 0)
             return corrupt("field name");
-        uint32_t type = (uint32_t)get_le(r, 1);
-        if (type != LJS_TNUMBER && type != LJS_TINTEGER && type != LJS_TBOOLEAN)
+        ljs__ftype_t t;
+        if (get_ftype(r, &t) != 0)
             return corrupt("field type");
         int have = ljs__world_field_find(w, name);
-        if (have >= 0 && w->fields[have].type != (ljs_type_t)type)
-            return ljs__error(LJS_ETYPE, "ljs_world_load: field '%s' has another type in this runtime", name);
+        if (have >= 0 && !same_ftype(ljs__field_ftype(&w->fields[have]), t)) {
+            char had[64], saved[64];
+            return ljs__error(LJS_ETYPE,
+                              "ljs_world_load: field '%s' is %s in the snapshot but %s in this runtime", name,
+                              ljs__ftype_name(t, saved, sizeof saved),
+                              ljs__ftype_name(ljs__field_ftype(&w->fields[have]), had, sizeof had));
+        }
         for (uint32_t k = 0; k < ps->nlive && !r->bad; k++) {
-            uint64_t present = get_le(r, 1), v = present == 1 ? get_le(r, 8) : 0;
-            if (present > 1 || (type == LJS_TBOOLEAN && v > 1))
+            uint64_t present = get_le(r, 1);
+            if (present > 1 || (present == 1 && check_value(r, t) != 0))
                 return corrupt("field value");
         }
     }
@@ -506,14 +760,15 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
         char name[MAX_NAME + 1];
         (void)get_name(&r, name, 0);
-        ljs_type_t type = (ljs_type_t)get_le(&r, 1);
-        int id = ljs__world_field_declare(w, name, type);
+        ljs__ftype_t t;
+        (void)get_ftype(&r, &t);
+        int id = ljs__world_field_declare_t(w, name, t);
         if (id < 0)
             rc = ljs__error(id, "ljs_world_load: cannot declare field '%s'", name);
         field_ids[f] = (uint32_t)id;
         for (uint32_t k = 0; k < ps->nlive; k++)
             if (get_le(&r, 1))
-                (void)get_le(&r, 8);
+                (void)check_value(&r, t);
     }
     /* From here on the world is replaced: every entity goes (unbinding its
      * scripts), then the saved slots come back. */
@@ -545,20 +800,27 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
         char name[MAX_NAME + 1];
         (void)get_name(&r, name, 0);
-        ljs_type_t type = (ljs_type_t)get_le(&r, 1);
+        ljs__ftype_t t;
+        (void)get_ftype(&r, &t);
         ljs__field_t *fd = &w->fields[field_ids[f]];
-        for (uint32_t k = 0; k < nl; k++) {
+        for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
             if (!get_le(&r, 1)) {
                 fd->present[live[k]] = 0;
                 continue;
             }
-            uint64_t bits = get_le(&r, 8);
-            ljs__value_t v;
-            if (type == LJS_TNUMBER)
-                memcpy(&v.n, &bits, 8);
-            else
-                v.i = (int64_t)bits;
-            ljs__world_field_put(w, field_ids[f], live[k], v);
+            ljs__value_t v, els[LJS_LIST_MAX];
+            if (t.type != LJS_TLIST) {
+                if (read_scalar(&r, w, t.type, &v) != 0)
+                    rc = ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+                else
+                    ljs__world_field_put(w, field_ids[f], live[k], v);
+                continue;
+            }
+            uint32_t n = (uint32_t)get_le(&r, 2);
+            for (uint32_t e = 0; e < n && rc == LJS_OK; e++)
+                if (read_scalar(&r, w, t.elem, &els[e]) != 0)
+                    rc = ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+            ljs__world_list_put(w, field_ids[f], live[k], els, n);
         }
     }
     ljs__msgbuf_clear(&rt->events);
@@ -609,19 +871,36 @@ int ljs_world_save_file(const ljs_runtime_t *rt, const char *path)
     LJS_CHECK_OWNER(rt, "ljs_world_save_file");
     if (path == NULL)
         return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL path");
-    void *data = NULL;
-    size_t len = 0;
-    int rc = ljs_world_save(rt, &data, &len);
-    if (rc != LJS_OK)
-        return rc;
-    /* Temp file + rename: a crash mid-write never leaves half a save. */
+    if (rt == NULL)
+        return ljs__error(LJS_EINVAL, "ljs_world_save_file: NULL runtime");
+    if (rt->in_frame)
+        return ljs__error(LJS_EBUSY, "ljs_world_save_file: not allowed while a frame is running");
+    /* Streamed: header placeholder, the body through a 256 KiB buffer
+     * (hashed as it goes), then the real header. Temp file + rename: a
+     * crash mid-write never leaves half a save. */
+    enum { CHUNK = 256 * 1024 };
+    size_t body = body_size(rt);
+    unsigned char *buf = ljs__malloc(CHUNK);
+    if (buf == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_save_file: out of memory");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL && fwrite(data, 1, len, f) == len;
+    unsigned char head[HEADER_BYTES] = {0};
+    int ok = f != NULL && fwrite(head, 1, HEADER_BYTES, f) == HEADER_BYTES;
+    hstate_t hs;
+    hash_init(&hs, body);
+    wbuf_t b = {buf, buf + CHUNK, buf, f, &hs, 0, 0};
+    if (ok) {
+        write_body(rt, &b);
+        flush(&b);
+        LJS_ASSERT(b.out == body);
+        put_header(head, body, hash_final(&hs));
+        ok = !b.failed && fseek(f, 0, SEEK_SET) == 0 && fwrite(head, 1, HEADER_BYTES, f) == HEADER_BYTES;
+    }
     if (f != NULL && fclose(f) != 0)
         ok = 0;
-    ljs__free(data);
+    ljs__free(buf);
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
         remove(tmp);

@@ -70,8 +70,11 @@ typedef struct seen_s {
     int64_t ints[8];
 } seen_t;
 
-static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i)
+static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i,
+                  const char *str, size_t slen)
 {
+    (void)str;
+    (void)slen;
     seen_t *s = ud;
     (void)type;
     (void)n;

@@ -131,7 +131,7 @@ static void test_reload_of_a_broken_version_keeps_the_old_one_running(void **sta
         {"return {\n  update = function(self, dt)\n    self.x = = 1\n  end }\n", "mover.lua:3:"},
         {"local t = nil\nreturn t.x\n", "mover.lua:2:"},
         {"return 'not a table'\n", "must return a table"},
-        {"return { fields = { x = 1 } }\n", "another type"},
+        {"return { fields = { x = 1 } }\n", "declared as integer here but as number elsewhere"},
     };
     for (size_t k = 0; k < sizeof broken / sizeof broken[0]; k++) {
         write_src(fx->path, broken[k].src);

@@ -177,11 +177,11 @@ static void test_script_bad_module_shapes_are_refused_clearly(void **state)
     } cases[] = {
         {"return 42", "must return a table"},
         {"error('boom at load')", "boom at load"},
-        {"return { fields = { x = 'str' } }", "field 'x' default must be a number"},
+        {"return { fields = { x = {} } }", "field 'x' default must be a number"},
         {"return { fields = { ['not ok'] = 1 } }", "must be an identifier"},
         {"return { update = 5 }", "'update' must be a function"},
         {"return { reads = { 'nope' }, update = function() end }", "not a declared field"},
-        {"return { fields = { speed = true } }", "declared elsewhere with another type"},
+        {"return { fields = { speed = true } }", "but as number elsewhere"},
         {"while true do end", "instruction budget exceeded"},
     };
     load(fx, "mover", mover_src); /* declares speed as a number */

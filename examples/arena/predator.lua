@@ -1,7 +1,10 @@
--- predator.lua: hunts prey. Picks a target only when it has none (and then
--- only on about one frame in 60: query() scans every entity), chases it across
--- the wrapping arena, bites when close (event "hit"), and eats when the prey
--- reports its death (event "fed"). Hunger slowly eats its hp; at 0 it dies.
+-- predator.lua: hunts prey. A string state machine ("wander", "chase",
+-- "bite") and an entity field `target`: it reads as the prey's id while the
+-- prey lives and as nil once it is destroyed, so a dead target is never
+-- chased. Picks a target only when it has none (and then only on about one
+-- frame in 60: query() scans every entity), chases it across the wrapping
+-- arena, bites when close (event "hit"), and eats when the prey reports its
+-- death (event "fed"). Hunger slowly eats its hp; at 0 it dies.
 local SIZE = 1000.0
 local HALF = SIZE / 2.0
 local SPEED = 55.0
@@ -21,7 +24,12 @@ local function delta(from, to)
 end
 
 return {
-  fields = { x = 0.0, y = 0.0, vx = 0.0, vy = 0.0, hp = 100, target = 0, chase = 0, cooldown = 0, kills = 0 },
+  fields = {
+    x = 0.0, y = 0.0, vx = 0.0, vy = 0.0, hp = 100, kills = 0,
+    state = "wander",     -- a string field: interned, compared like any Lua string
+    target = ljs.entity,  -- an entity field: nil when unset or once the prey died
+    chase = 0, cooldown = 0,
+  },
   tags = { "predator" },
 
   update = function(self, dt)
@@ -39,17 +47,17 @@ return {
       end
     end
 
-    -- Drop a target that died or escaped for too long.
+    -- Drop a target that escaped for too long (a dead one already reads nil).
     local tx, ty
-    if target ~= 0 then
+    if target then
       tx, ty = get(target, "x"), get(target, "y")
       chase = chase + 1
-      if tx == nil or chase > MAX_CHASE then target, tx, ty = 0, nil, nil end
+      if tx == nil or chase > MAX_CHASE then target, tx, ty = nil, nil, nil end
     end
 
     -- Look for prey: sample a few candidates of the (sorted) query result and
     -- take the nearest one.
-    if target == 0 and rand(id, 60) == 1 then
+    if not target and rand(id, 60) == 1 then
       local prey = query("prey")
       local n = #prey
       local best_d = math.huge
@@ -67,10 +75,12 @@ return {
 
     local cooldown = self.cooldown
     if cooldown > 0 then cooldown = cooldown - 1 end
-    if target ~= 0 then
+    local state = "wander"
+    if target then
       local dx, dy = delta(x, tx), delta(y, ty)
       local d = math.sqrt(dx * dx + dy * dy)
-      if d <= BITE_RANGE then
+      state = d <= BITE_RANGE and "bite" or "chase"
+      if state == "bite" then
         if cooldown == 0 then
           send(target, "hit", { damage = rand(id, 5, 15) })
           cooldown = 20
@@ -82,12 +92,12 @@ return {
     end
     self.x = wrap(x + self.vx * dt)
     self.y = wrap(y + self.vy * dt)
-    self.target, self.chase, self.cooldown = target, chase, cooldown
+    self.state, self.target, self.chase, self.cooldown = state, target, chase, cooldown
   end,
 
   on_fed = function(self, payload, sender)
     self.hp = math.min(100, self.hp + payload.amount)
     self.kills = self.kills + 1
-    if self.target == sender then self.target = 0 end
+    if self.target == sender then self.target, self.state = nil, "wander" end
   end,
 }

@@ -9,7 +9,7 @@ local function wrap(v)
 end
 
 return {
-  fields = { x = 0.0, y = 0.0, vx = 0.0, vy = 0.0, hp = 30, age = 0 },
+  fields = { x = 0.0, y = 0.0, vx = 0.0, vy = 0.0, hp = 30, age = 0, state = "graze" },
   tags = { "prey" },
 
   update = function(self, dt)
@@ -20,6 +20,7 @@ return {
       local a = rand(id) * 2.0 * math.pi
       self.vx = math.cos(a) * SPEED
       self.vy = math.sin(a) * SPEED
+      self.state = "graze" -- a new heading ends a flight
     end
     self.x = wrap(self.x + self.vx * dt)
     self.y = wrap(self.y + self.vy * dt)
@@ -47,6 +48,7 @@ return {
           self.vx = dx / d * SPEED * 2.0
           self.vy = dy / d * SPEED * 2.0
         end
+        self.state = "flee"
       end
     end
   end,

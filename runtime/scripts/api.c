@@ -83,23 +83,38 @@ void ljs__api_push_field(lua_State *L, const ljs__field_t *fd, uint32_t slot, in
     case LJS_TINTEGER:
         lua_pushinteger(L, v->i);
         break;
-    default:
+    case LJS_TBOOLEAN:
         lua_pushboolean(L, (int)v->i);
+        break;
+    default:
+        ljs__values_push(L, fd, slot, own); /* string, entity, list */
         break;
     }
 }
 
-static const char *type_name(ljs_type_t t)
+static const char *type_name(const ljs__field_t *fd, char *buf, size_t size)
 {
-    return t == LJS_TNUMBER ? "number" : t == LJS_TINTEGER ? "integer" : "boolean";
+    if (fd->type == LJS_TENTITY)
+        return "an entity id or nil";
+    if (fd->type == LJS_TLIST) {
+        char t[48];
+        snprintf(buf, size, "a table for a %s", ljs__ftype_name(ljs__field_ftype(fd), t, sizeof t));
+        return buf;
+    }
+    return ljs__type_name(fd->type);
 }
 
 /* The value at idx as field fd's type; raises naming the field. */
-static ljs__value_t to_value(lua_State *L, const ljs__field_t *fd, int idx, const char *script)
+static ljs__value_t to_value(lua_State *L, const ljs__field_t *fd, uint32_t slot, int idx, const char *script)
 {
     ljs__value_t v;
     int ok = 1;
     switch (fd->type) {
+    case LJS_TSTRING:
+    case LJS_TENTITY:
+    case LJS_TLIST:
+        ok = ljs__values_convert(L, fd, slot, idx, 0, &v);
+        break;
     case LJS_TNUMBER:
         v.n = lua_tonumberx(L, idx, &ok);
         ok = ok && lua_type(L, idx) == LUA_TNUMBER;
@@ -113,9 +128,13 @@ static ljs__value_t to_value(lua_State *L, const ljs__field_t *fd, int idx, cons
         v.i = lua_toboolean(L, idx);
         break;
     }
+    char buf[80];
     if (!ok)
-        luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd->type),
-                   lua_type(L, idx) == LUA_TNUMBER ? "a non-integral number" : luaL_typename(L, idx), "");
+        luaL_error(L, "%s: field '%s' expects %s, got %s%s", script, fd->name, type_name(fd, buf, sizeof buf),
+                   lua_type(L, idx) != LUA_TNUMBER ? luaL_typename(L, idx)
+                   : fd->type == LJS_TENTITY       ? "a float (entity ids are integers)"
+                                                   : "a non-integral number",
+                   "");
     return v;
 }
 
@@ -126,7 +145,8 @@ void ljs__api_store_field(lua_State *L, ljs__world_t *w, uint32_t f, uint32_t sl
         return;
     /* Presence never changes during a frame (other workers read it without
      * locks): callers only store fields the entity holds. */
-    w->fields[f].work[slot] = to_value(L, &w->fields[f], idx, script);
+    ljs__value_t v = to_value(L, &w->fields[f], slot, idx, script);
+    ljs__values_store(&w->fields[f], slot, v, &ljs__worker_of(L)->vals);
 }
 
 /* get(e, field) -> value or nil */
@@ -173,7 +193,7 @@ static int api_set(lua_State *L)
             "set: field '%s' is one this call returns (assign self.%s, or return it in the fast "
             "form): set() is for the entity's other fields",
             name, name);
-    ljs__value_t v = to_value(L, &world->fields[f], 3, sc->name);
+    ljs__value_t v = to_value(L, &world->fields[f], (uint32_t)slot, 3, sc->name);
     if (w->nsets == sizeof w->sets / sizeof w->sets[0])
         return luaL_error(L, "set: more than %d set() calls in one call",
                           (int)(sizeof w->sets / sizeof w->sets[0]));
@@ -188,7 +208,7 @@ void ljs__api_apply_sets(ljs__worker_t *w)
     ljs__world_t *world = &w->rt->world;
     for (uint32_t i = 0; i < w->nsets; i++) {
         ljs__field_t *fd = &world->fields[w->sets[i].field];
-        fd->work[w->cur_slot] = w->sets[i].v;
+        ljs__values_store(fd, w->cur_slot, w->sets[i].v, &w->vals);
         atomic_store_explicit(&fd->dirty, 1, memory_order_relaxed);
     }
     w->nsets = 0;
@@ -246,6 +266,7 @@ static int api_send(lua_State *L)
         return luaL_error(L, "send: bad event name (1-%d letters, digits or '_', so on_<name> can handle it)",
                           LJS__EVENT_NAME_MAX);
     lua_settop(L, 3);
+    ljs__values_view_to_table(L, 3); /* a list field's value travels as its elements */
     push_msg(L, w, LJS__MSG_EVENT, (uint64_t)target, name, len, 3);
     return 0;
 }
@@ -532,6 +553,7 @@ int ljs__api_open(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     ljs__msg_pool_init(L); /* reused event payload tables (event.c) */
+    ljs__values_open(L);   /* ljs.entity, ljs.list, string caches (values.c) */
     /* Modules loaded in this state, by path (require.c). */
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "ljs.modules");

@@ -31,6 +31,7 @@ static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
     w->cur_id = id;
     w->cur_slot = slot;
     w->nsets = 0; /* a raised call's set() writes are dropped here */
+    ljs__values_begin_call(&w->vals);
     w->call_out0 = ljs__msgbuf_size(&w->out);
     ljs__watchdog_call(w); /* fresh time and instruction limits */
 }
@@ -49,8 +50,10 @@ static inline void push_fields(lua_State *L, const ljs__world_t *world, const ui
             lua_pushnumber(L, fd->work[slot].n);
         else if (fd->type == LJS_TINTEGER)
             lua_pushinteger(L, fd->work[slot].i);
-        else
+        else if (fd->type == LJS_TBOOLEAN)
             lua_pushboolean(L, (int)fd->work[slot].i);
+        else
+            ljs__values_push(L, fd, slot, 1); /* string, entity, list (values.c) */
     }
 }
 
@@ -60,6 +63,8 @@ static inline int convert(lua_State *L, const ljs__field_t *fd, uint32_t slot, i
                           ljs__value_t *v)
 {
     int t = lua_type(L, idx), ok = 1;
+    if (fd->type > LJS_TBOOLEAN)
+        return ljs__values_convert(L, fd, slot, idx, nil_keeps, v);
     if (t == LUA_TNUMBER && fd->type == LJS_TNUMBER)
         v->n = lua_tonumber(L, idx);
     else if (t == LUA_TNUMBER && fd->type == LJS_TINTEGER)
@@ -85,8 +90,13 @@ static void store_results(lua_State *L, const batch_t *b, const uint32_t *ids, u
     for (uint32_t i = 0; i < n; i++)
         if (!convert(L, &world->fields[ids[i]], slot, base + (int)i, nil_keeps, &v[i]))
             ljs__api_store_field(L, world, ids[i], slot, base + (int)i, nil_keeps, b->s->path); /* raises */
-    for (uint32_t i = 0; i < n; i++)
-        world->fields[ids[i]].work[slot] = v[i];
+    for (uint32_t i = 0; i < n; i++) {
+        ljs__field_t *fd = &world->fields[ids[i]];
+        if (fd->type == LJS_TLIST)
+            ljs__values_store(fd, slot, v[i], &b->w->vals);
+        else
+            fd->work[slot] = v[i];
+    }
     if (b->w->nsets)
         ljs__api_apply_sets(b->w);
     lua_settop(L, base - 1);

@@ -93,15 +93,6 @@ static const char **sorted_keys(lua_State *L, int idx, uint32_t *n, const char *
     return keys;
 }
 
-static ljs_type_t lua_field_type(lua_State *L, int idx)
-{
-    if (lua_type(L, idx) == LUA_TBOOLEAN)
-        return LJS_TBOOLEAN;
-    if (lua_type(L, idx) == LUA_TNUMBER)
-        return lua_isinteger(L, idx) ? LJS_TINTEGER : LJS_TNUMBER;
-    return LJS_TNIL;
-}
-
 static void *xcalloc(lua_State *L, size_t n, size_t size)
 {
     void *p = ljs__calloc(n ? n : 1, size);
@@ -130,22 +121,26 @@ static void read_fields(lua_State *L, int mod, ljs__script_t *s, ljs__world_t *w
             luaL_error(L, "%s: field name '%s' must be an identifier other than 'id' and Lua's keywords",
                        s->path, keys[i]);
         lua_getfield(L, t, keys[i]);
-        ljs_type_t ty = lua_field_type(L, -1);
-        if (ty == LJS_TNIL)
-            luaL_error(L, "%s: field '%s' default must be a number, integer or boolean (got %s)", s->path,
-                       keys[i], luaL_typename(L, -1));
-        int f = ljs__world_field_declare(world, keys[i], ty);
-        if (f == LJS_ETYPE)
-            luaL_error(L, "%s: field '%s' is declared elsewhere with another type", s->path, keys[i]);
+        ljs__ftype_t ty;
+        ljs__value_t def;
+        if (ljs__values_decl(L, -1, &world->strings, keys[i], &ty, &def) != 0)
+            luaL_error(L,
+                       "%s: field '%s' default must be a number, integer, boolean, string, ljs.entity or "
+                       "ljs.list(type, maxlen) (got %s)",
+                       s->path, keys[i], luaL_typename(L, -1));
+        int f = ljs__world_field_declare_t(world, keys[i], ty);
+        if (f == LJS_ETYPE) {
+            char had[64], now[64];
+            int old = ljs__world_field_find(world, keys[i]);
+            luaL_error(L,
+                       "%s: field '%s' is declared as %s here but as %s elsewhere (a field keeps its type)",
+                       s->path, keys[i], ljs__ftype_name(ty, now, sizeof now),
+                       ljs__ftype_name(ljs__field_ftype(&world->fields[old]), had, sizeof had));
+        }
         if (f < 0)
             luaL_error(L, "%s: cannot declare field '%s' (%s)", s->path, keys[i], ljs_strerror(f));
         s->field_ids[i] = (uint32_t)f;
-        if (ty == LJS_TNUMBER)
-            s->defaults[i].n = lua_tonumber(L, -1);
-        else if (ty == LJS_TINTEGER)
-            s->defaults[i].i = lua_tointeger(L, -1);
-        else
-            s->defaults[i].i = lua_toboolean(L, -1);
+        s->defaults[i] = def;
         s->nfields = i + 1;
         lua_pop(L, 1);
     }

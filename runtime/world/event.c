@@ -306,8 +306,11 @@ static int put_kv_value(ljs__msgbuf_t *b, const ljs_kv_t *kv)
         if (kv->v.s == NULL || strlen(kv->v.s) > LJS__MSG_STR_MAX)
             return LJS_EINVAL;
         return put_str(b, kv->v.s, strlen(kv->v.s)) ? LJS_ENOMEM : LJS_OK;
+    case LJS_TENTITY: /* scripts hold entities as integers */
+        return put_u8(b, 'i') || put(b, &kv->v.i, 8) ? LJS_ENOMEM : LJS_OK;
+    default:
+        return LJS_EINVAL;
     }
-    return LJS_EINVAL;
 }
 
 static int cmp_kv(const void *x, const void *y)
@@ -617,7 +620,7 @@ int ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn
         (void)take_key(&c, &k);
         (void)take_scalar(&c, &v);
         if (k.type == LJS_TSTRING)
-            fn(ud, k.s, k.len, v.type, v.n, v.i);
+            fn(ud, k.s, k.len, v.type, v.n, v.i, v.s, v.len);
     }
     return 0;
 }

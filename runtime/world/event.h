@@ -117,11 +117,11 @@ LJS_HIDDEN void ljs__msg_pool_put(lua_State *L, int idx);
 /* Walk a payload table's entries without Lua (for spawn fields): calls fn
  * for each key that is a string, with its length (the key may hold NULs; it
  * is NUL-terminated after key_len bytes) and its scalar value (n for
- * LJS_TNUMBER, i for LJS_TINTEGER and LJS_TBOOLEAN, both 0 for nil and
- * strings). Returns 0, or -1 for a malformed message (fn is then never
- * called). */
+ * LJS_TNUMBER, i for LJS_TINTEGER and LJS_TBOOLEAN, s and slen for
+ * LJS_TSTRING, zeros otherwise). Returns 0, or -1 for a malformed message
+ * (fn is then never called). */
 typedef void (*ljs__kv_visit_fn)(void *ud, const char *key, size_t key_len, ljs_type_t type, double n,
-                                 int64_t i);
+                                 int64_t i, const char *s, size_t slen);
 LJS_HIDDEN int ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud);
 
 #endif

@@ -8,9 +8,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ljs__world_init(ljs__world_t *w)
+#include <stdio.h>
+
+int ljs__world_init(ljs__world_t *w)
 {
     memset(w, 0, sizeof *w);
+    return ljs__strings_init(&w->strings);
+}
+
+const char *ljs__type_name(ljs_type_t t)
+{
+    switch (t) {
+    case LJS_TNUMBER:
+        return "number";
+    case LJS_TINTEGER:
+        return "integer";
+    case LJS_TBOOLEAN:
+        return "boolean";
+    case LJS_TSTRING:
+        return "string";
+    case LJS_TENTITY:
+        return "entity";
+    case LJS_TLIST:
+        return "list";
+    default:
+        return "nil";
+    }
+}
+
+const char *ljs__ftype_name(ljs__ftype_t t, char *buf, size_t size)
+{
+    if (t.type == LJS_TLIST)
+        snprintf(buf, size, "list of %s (max %u)", ljs__type_name(t.elem), (unsigned)t.maxlen);
+    else
+        snprintf(buf, size, "%s", ljs__type_name(t.type));
+    return buf;
 }
 
 static void free_field(ljs__field_t *f)
@@ -18,6 +50,8 @@ static void free_field(ljs__field_t *f)
     ljs__free(f->name);
     ljs__free(f->cur);
     ljs__free(f->work);
+    ljs__free(f->lcur);
+    ljs__free(f->lwork);
     ljs__free(f->present);
 }
 
@@ -37,6 +71,7 @@ void ljs__world_fini(ljs__world_t *w)
     ljs__free(w->ectr);
     ljs__free(w->free_slots);
     ljs__free(w->changes);
+    ljs__strings_fini(&w->strings);
     memset(w, 0, sizeof *w);
 }
 
@@ -57,6 +92,11 @@ static int grow_field(ljs__field_t *f, uint32_t n, uint32_t cap)
     if (grow(&f->cur, sizeof *f->cur, n, cap) || grow(&f->work, sizeof *f->work, n, cap) ||
         grow(&f->present, 1, n, cap))
         return -1;
+    if (f->type == LJS_TLIST) {
+        size_t el = sizeof *f->lcur * f->maxlen;
+        if (grow(&f->lcur, el, n, cap) || grow(&f->lwork, el, n, cap))
+            return -1;
+    }
     return 0;
 }
 
@@ -171,9 +211,19 @@ int ljs__world_field_find(const ljs__world_t *w, const char *name)
 
 int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type)
 {
+    ljs__ftype_t t = {type, LJS_TNIL, 0};
+    return ljs__world_field_declare_t(w, name, t);
+}
+
+int ljs__world_field_declare_t(ljs__world_t *w, const char *name, ljs__ftype_t type)
+{
     int f = ljs__world_field_find(w, name);
-    if (f >= 0)
-        return w->fields[f].type == type ? f : LJS_ETYPE;
+    if (f >= 0) {
+        const ljs__field_t *fd = &w->fields[f];
+        int same = fd->type == type.type &&
+                   (type.type != LJS_TLIST || (fd->elem == type.elem && fd->maxlen == type.maxlen));
+        return same ? f : LJS_ETYPE;
+    }
     if (w->nfields == LJS_MAX_FIELDS)
         return LJS_EFULL;
     if (w->nfields == w->fields_cap) {
@@ -185,7 +235,11 @@ int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type)
     ljs__field_t *fd = &w->fields[w->nfields];
     memset(fd, 0, sizeof *fd);
     fd->name = ljs__strdup(name);
-    fd->type = type;
+    fd->type = type.type;
+    if (type.type == LJS_TLIST) {
+        fd->elem = type.elem;
+        fd->maxlen = type.maxlen;
+    }
     atomic_init(&fd->dirty, 0);
     if (fd->name == NULL || (w->cap && grow_field(fd, 0, w->cap))) {
         free_field(fd);
@@ -247,14 +301,58 @@ void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value
     fd->present[slot] = 1;
 }
 
+void ljs__world_list_put(ljs__world_t *w, uint32_t f, uint32_t slot, const ljs__value_t *v, uint32_t n)
+{
+    ljs__field_t *fd = &w->fields[f];
+    size_t at = (size_t)slot * fd->maxlen;
+    if (n > 0) {
+        memcpy(fd->lcur + at, v, sizeof *v * n);
+        memcpy(fd->lwork + at, v, sizeof *v * n);
+    }
+    fd->cur[slot].i = n;
+    fd->work[slot].i = n;
+    fd->present[slot] = 1;
+}
+
 void ljs__world_commit_range(ljs__world_t *w, uint32_t begin, uint32_t end)
 {
     for (uint32_t f = 0; f < w->nfields; f++) {
         ljs__field_t *fd = &w->fields[f];
         /* Workers set `dirty` during the phase; the phase's join (the
          * scheduler's completion counter) orders it before this read. */
-        if (atomic_load_explicit(&fd->dirty, memory_order_relaxed))
-            memcpy(fd->cur + begin, fd->work + begin, sizeof *fd->cur * (end - begin));
+        if (!atomic_load_explicit(&fd->dirty, memory_order_relaxed))
+            continue;
+        memcpy(fd->cur + begin, fd->work + begin, sizeof *fd->cur * (end - begin));
+        if (fd->type == LJS_TLIST) /* only each slot's used elements */
+            for (uint32_t i = begin; i < end; i++)
+                if (fd->present[i] && fd->work[i].i > 0)
+                    memcpy(fd->lcur + (size_t)i * fd->maxlen, fd->lwork + (size_t)i * fd->maxlen,
+                           sizeof *fd->lcur * (size_t)fd->work[i].i);
+    }
+}
+
+void ljs__world_mark_strings(ljs__world_t *w)
+{
+    for (uint32_t f = 0; f < w->nfields; f++) {
+        const ljs__field_t *fd = &w->fields[f];
+        if (fd->type == LJS_TSTRING) {
+            for (uint32_t i = 0; i < w->nslots; i++)
+                if (w->alive[i] && fd->present[i]) {
+                    ljs__strings_mark(&w->strings, (uint32_t)fd->cur[i].i);
+                    ljs__strings_mark(&w->strings, (uint32_t)fd->work[i].i);
+                }
+        } else if (fd->type == LJS_TLIST && fd->elem == LJS_TSTRING) {
+            for (uint32_t i = 0; i < w->nslots; i++) {
+                if (!w->alive[i] || !fd->present[i])
+                    continue;
+                const ljs__value_t *c = fd->lcur + (size_t)i * fd->maxlen;
+                const ljs__value_t *k = fd->lwork + (size_t)i * fd->maxlen;
+                for (int64_t e = 0; e < fd->cur[i].i; e++)
+                    ljs__strings_mark(&w->strings, (uint32_t)c[e].i);
+                for (int64_t e = 0; e < fd->work[i].i; e++)
+                    ljs__strings_mark(&w->strings, (uint32_t)k[e].i);
+            }
+        }
     }
 }
 
@@ -273,6 +371,19 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return z ^ (z >> 31);
 }
 
+/* A value's bits for the digest: strings by content (ids depend on which
+ * worker interned first), entities as scripts see them. */
+static uint64_t value_bits(const ljs__world_t *w, ljs_type_t t, ljs__value_t v)
+{
+    uint64_t bits;
+    if (t == LJS_TSTRING)
+        return ljs__strings_id_hash(&w->strings, (uint32_t)v.i);
+    if (t == LJS_TENTITY)
+        return ljs__world_live_ref(w, v.i);
+    memcpy(&bits, &v, sizeof bits);
+    return bits;
+}
+
 uint64_t ljs__world_digest(const ljs__world_t *w)
 {
     uint64_t h = 0x6a09e667f3bcc908ull;
@@ -285,10 +396,11 @@ uint64_t ljs__world_digest(const ljs__world_t *w)
             const ljs__field_t *fd = &w->fields[f];
             if (!fd->present[i])
                 continue;
-            uint64_t bits;
-            memcpy(&bits, &fd->cur[i], sizeof bits);
             h = mix(h, ((uint64_t)f << 32) | fd->type);
-            h = mix(h, bits);
+            h = mix(h, value_bits(w, fd->type, fd->cur[i]));
+            if (fd->type == LJS_TLIST)
+                for (int64_t e = 0; e < fd->cur[i].i; e++)
+                    h = mix(h, value_bits(w, fd->elem, fd->lcur[(size_t)i * fd->maxlen + (size_t)e]));
         }
     }
     return h;

@@ -15,6 +15,7 @@
 #define LJS_RUNTIME_WORLD_H
 
 #include "jobs/sched.h"
+#include "runtime/world/strings.h"
 
 #include <ljs.h>
 #include <stdatomic.h>
@@ -23,19 +24,44 @@
 #define LJS_MAX_TAGS 64
 #define LJS_MAX_FIELDS 4096
 
+/* One field value. i holds integers, booleans as 0/1, entity handles (0:
+ * none), string ids (strings.h) and a list's length. */
 typedef union ljs__value_u {
     double n;
-    int64_t i; /* integers, and booleans as 0/1 */
+    int64_t i;
 } ljs__value_t;
+
+/* A field's type: scalar types, or a list of `elem` of at most `maxlen`. */
+typedef struct ljs__ftype_s {
+    ljs_type_t type;
+    ljs_type_t elem;
+    uint32_t maxlen;
+} ljs__ftype_t;
 
 typedef struct ljs__field_s {
     char *name;
     ljs_type_t type;
+    ljs_type_t elem; /* lists: the element type */
+    uint32_t maxlen; /* lists: at most this many elements */
     ljs__value_t *cur;
     ljs__value_t *work;
+    /* Lists: `maxlen` elements per slot, committed and working copies
+     * (cur/work above hold the lengths). NULL for other types. */
+    ljs__value_t *lcur;
+    ljs__value_t *lwork;
     uint8_t *present;
     atomic_int dirty; /* set by any worker that wrote the column this frame */
 } ljs__field_t;
+
+static inline ljs__ftype_t ljs__field_ftype(const ljs__field_t *f)
+{
+    ljs__ftype_t t = {f->type, f->elem, f->maxlen};
+    return t;
+}
+
+/* "number", "list of string (max 8)"... into buf. Thread: any. */
+LJS_HIDDEN const char *ljs__ftype_name(ljs__ftype_t t, char *buf, size_t size);
+LJS_HIDDEN const char *ljs__type_name(ljs_type_t t);
 
 /* Per-entity counters for the current frame: event/command sequence and
  * rand() draws. Reset lazily when `frame` is not the current frame, so no
@@ -79,7 +105,8 @@ typedef struct ljs__world_s {
     /* Structural changes since the query cache last caught up. */
     ljs__tagchange_t *changes;
     uint32_t nchanges, changes_cap;
-    int changes_lost; /* the log ran out of memory: caches must rescan */
+    int changes_lost;       /* the log ran out of memory: caches must rescan */
+    ljs__strings_t strings; /* string fields' and lists' interned strings */
 } ljs__world_t;
 
 static inline uint32_t ljs__world_index(uint64_t id)
@@ -101,7 +128,8 @@ static inline int64_t ljs__world_slot(const ljs__world_t *w, uint64_t id)
     return i;
 }
 
-LJS_HIDDEN void ljs__world_init(ljs__world_t *w);
+/* Returns LJS_OK or LJS_ENOMEM. */
+LJS_HIDDEN int ljs__world_init(ljs__world_t *w);
 LJS_HIDDEN void ljs__world_fini(ljs__world_t *w);
 
 /* Thread: owner, outside script phases. */
@@ -121,6 +149,24 @@ LJS_HIDDEN int ljs__world_field_find(const ljs__world_t *w, const char *name);
 /* Declare (or find) a field of `type`. Returns its id (>= 0) or LJS_ETYPE,
  * LJS_ENOMEM, LJS_EFULL. Thread: owner, outside script phases. */
 LJS_HIDDEN int ljs__world_field_declare(ljs__world_t *w, const char *name, ljs_type_t type);
+LJS_HIDDEN int ljs__world_field_declare_t(ljs__world_t *w, const char *name, ljs__ftype_t type);
+
+/* An entity field's value as scripts see it: the handle while its target
+ * lives, else 0 (generation-checked). Thread: any (slots are stable
+ * during phases). */
+static inline uint64_t ljs__world_live_ref(const ljs__world_t *w, int64_t h)
+{
+    return h != 0 && ljs__world_slot(w, (uint64_t)h) >= 0 ? (uint64_t)h : 0;
+}
+
+/* Host write of a list: n elements (n <= maxlen) to both buffers. Thread:
+ * owner. */
+LJS_HIDDEN void ljs__world_list_put(ljs__world_t *w, uint32_t f, uint32_t slot, const ljs__value_t *v,
+                                    uint32_t n);
+
+/* Mark every string id the fields hold (strings.h's sweep). Thread:
+ * owner, outside phases. */
+LJS_HIDDEN void ljs__world_mark_strings(ljs__world_t *w);
 
 /* Host write of a field value to both buffers. Thread: owner. */
 LJS_HIDDEN void ljs__world_field_put(ljs__world_t *w, uint32_t f, uint32_t slot, ljs__value_t v);
