@@ -783,7 +783,8 @@ LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
     X(double, max_frame_ms)  /* the longest GC job one frame queued for this state */                    \
     X(uint64_t, freed_bytes) /* bytes the GC work released */                                            \
     X(uint64_t, idle_steps)  /* steps run while this worker had no batch to run during a frame */        \
-    X(double, idle_ms)       /* time those took (counted against the same per-frame budget) */
+    X(double, idle_ms)       /* time those took (counted against the same per-frame budget) */           \
+    X(uint64_t, last_full_frame) /* frame of the last LJS_GC_FULL_* collection (0: none); no two states share one */
 
 typedef struct ljs_gc_stats_s {
 #define LJS__STRUCT_FIELD(type, name) type name;
@@ -1074,8 +1075,12 @@ typedef struct ljs_profiler_s {
     void *ud;
 } ljs_profiler_t;
 
-/* Set (copied) or clear (NULL) the profiler hooks. Thread: owner, not
- * during ljs_frame. Blocks: yes (thread_start/stop run on each worker).
+/* Set (copied) or clear (NULL) the profiler hooks. Each worker swaps on
+ * its own thread between jobs, so every begin hook gets its end hook from
+ * the same set, thread_stop is the last call of a set on its thread, and
+ * when this returns no hook of the old set runs any more (GC steps and
+ * parking go on between frames: count ends only after that). Thread:
+ * owner, not during ljs_frame. Blocks: yes (thread_start/stop run on each worker).
  * Returns LJS_OK, LJS_EINVAL, LJS_EBUSY, LJS_ENOMEM, LJS_EBADTHREAD. */
 LJS_API int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p);
 

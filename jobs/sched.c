@@ -517,13 +517,15 @@ void ljs__sched_submit(ljs__sched_t *s, ljs__job_fn fn, void *arg, ljs__counter_
     wake_one(s);
 }
 
-void ljs__sched_submit_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg, ljs__counter_t *c)
+/* Push a job onto `worker`'s inbox; 1 if the caller should wake it (it is
+ * not the calling worker), 0 if not or when no job could be made. */
+static int push_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg, ljs__counter_t *c)
 {
     SCHED_ASSERT(worker < s->n);
     worker_t *t = &s->workers[worker];
     ljs__job_t *j = new_job(s, self_worker(s), fn, arg, c);
     if (!j)
-        return;
+        return 0;
     /* relaxed: only a starting guess for the CAS. */
     ljs__job_t *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
     do {
@@ -533,26 +535,19 @@ void ljs__sched_submit_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, 
     } while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, j, memory_order_release,
                                                     memory_order_relaxed));
     worker_t *me = self_worker(s);
-    if (me == NULL || me->index != worker)
+    return me == NULL || me->index != worker;
+}
+
+void ljs__sched_submit_affine(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg, ljs__counter_t *c)
+{
+    if (push_affine(s, worker, fn, arg, c))
         wake_target(s, worker);
 }
 
 void ljs__sched_submit_affine_nowait(ljs__sched_t *s, uint32_t worker, ljs__job_fn fn, void *arg,
                                      ljs__counter_t *c)
 {
-    SCHED_ASSERT(worker < s->n);
-    worker_t *t = &s->workers[worker];
-    ljs__job_t *j = new_job(s, self_worker(s), fn, arg, c);
-    if (!j)
-        return;
-    /* relaxed / release: as in ljs__sched_submit_affine. */
-    ljs__job_t *head = atomic_load_explicit(&t->inbox, memory_order_relaxed);
-    do {
-        j->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&t->inbox, &head, j, memory_order_release,
-                                                    memory_order_relaxed));
-    worker_t *me = self_worker(s);
-    if (me == NULL || me->index != worker)
+    if (push_affine(s, worker, fn, arg, c))
         try_wake_target(s, worker);
 }
 

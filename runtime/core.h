@@ -36,6 +36,14 @@ typedef struct ljs__worker_s {
     lua_State *L;
     uint32_t index;
     struct ljs_runtime_s *rt;
+    /* Profiler hooks as this worker sees them (NULL: unset, one branch).
+     * Written only by a job on this worker's own thread, which calls the
+     * old hooks' thread_stop and the new ones' thread_start around the
+     * swap: every begin hook is paired with the end hook of the same set,
+     * and thread_stop is the last call of a set on its thread, even for
+     * background GC steps and parking between frames. Thread: this
+     * worker's. */
+    const ljs_profiler_t *prof;
     /* Instances of scripts, indexed by script id. The owner grows the
      * arrays before it dispatches load jobs (happens-before via the job). */
     ljs__inst_t *inst;
@@ -126,17 +134,21 @@ struct ljs_runtime_s {
      * own debt job; the owner's rate limit for the "cannot keep up"
      * warning. */
     _Atomic uint64_t gc_started;
+    /* The worker whose turn it is to collect fully, and the frame of the
+     * last full collection (read and written only by the turn's holder). */
+    _Atomic uint32_t gc_full_turn;
+    uint64_t gc_full_frame;
     ljs__counter_t gc_bg;
     ljs__counter_t gc_own;
     uint32_t gc_own_skips; /* frame ends the owner's job was left queued */
     uint64_t gc_behind_seen;
     double gc_warned_ms;
     /* Engine bindings (host/host.c): host functions, deferred calls,
-     * events to the host. The profiler hooks are read by workers from
-     * batches, GC steps and parking, even between frames: an atomic
-     * pointer to an immutable copy (NULL: unset, one branch). */
+     * events to the host. */
     struct ljs__host_s *host;
-    _Atomic(const ljs_profiler_t *) prof;
+    /* The profiler hooks the owner last set (each worker keeps its own
+     * copy of the pointer, see ljs__worker_t.prof). Thread: owner. */
+    const ljs_profiler_t *prof;
 };
 
 /* The worker of a state (stored in its extra space). Thread: same-worker. */

@@ -91,7 +91,7 @@ static void worker_stop(void *ud, uint32_t w)
 {
     ljs_runtime_t *rt = ud;
     ljs__worker_t *wk = &rt->workers[w];
-    ljs__host_prof_thread(rt, w, 0);
+    ljs__host_prof_thread_stop(rt, w);
     for (uint32_t i = 0; i < wk->ninst; i++)
         ljs__free(wk->inst[i].handler_refs); /* the refs die with the state */
     ljs__free(wk->inst);

@@ -1478,9 +1478,9 @@ int ljs_host_stats(const ljs_runtime_t *rt, ljs_host_stats_t *out)
 void ljs__host_prof_park(void *ud, uint32_t worker, int begin)
 {
     const ljs_runtime_t *rt = ud;
-    /* acquire: pairs with ljs_profiler_set's release, so the hooks' fields
-     * are visible to a worker parking between frames. */
-    const ljs_profiler_t *p = atomic_load_explicit(&rt->prof, memory_order_acquire);
+    /* Parking happens between jobs, so the swap job cannot run between a
+     * park_begin and its park_end: they always use the same hooks. */
+    const ljs_profiler_t *p = rt->workers[worker].prof;
     if (p == NULL)
         return;
     if (begin && p->park_begin)
@@ -1489,25 +1489,29 @@ void ljs__host_prof_park(void *ud, uint32_t worker, int begin)
         p->park_end(p->ud, worker);
 }
 
-void ljs__host_prof_thread(ljs_runtime_t *rt, uint32_t worker, int start)
+/* Swap worker `worker`'s hooks for `next` on its own thread. */
+static void prof_swap(ljs_runtime_t *rt, uint32_t worker, const ljs_profiler_t *next)
 {
-    const ljs_profiler_t *p = atomic_load_explicit(&rt->prof, memory_order_acquire);
-    if (p == NULL)
-        return;
-    if (start && p->thread_start)
-        p->thread_start(p->ud, worker);
-    else if (!start && p->thread_stop)
-        p->thread_stop(p->ud, worker);
+    ljs__worker_t *w = &rt->workers[worker];
+    const ljs_profiler_t *old = w->prof;
+    if (old != NULL && old->thread_stop)
+        old->thread_stop(old->ud, worker);
+    w->prof = next;
+    if (next != NULL && next->thread_start)
+        next->thread_start(next->ud, worker);
 }
 
-static void prof_start_job(void *arg, uint32_t worker)
+void ljs__host_prof_thread_stop(ljs_runtime_t *rt, uint32_t worker)
 {
-    ljs__host_prof_thread(arg, worker, 1);
+    prof_swap(rt, worker, NULL);
 }
 
-static void prof_stop_job(void *arg, uint32_t worker)
+static void prof_swap_job(void *arg, uint32_t worker)
 {
-    ljs__host_prof_thread(arg, worker, 0);
+    ljs_runtime_t *rt = arg;
+    /* The owner's store of rt->prof happens before the job's queueing
+     * (release/acquire in the scheduler). */
+    prof_swap(rt, worker, rt->prof);
 }
 
 int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p)
@@ -1525,13 +1529,11 @@ int ljs_profiler_set(ljs_runtime_t *rt, const ljs_profiler_t *p)
             return ljs__error(LJS_ENOMEM, "out of memory");
         n->p = *p;
         n->next = rt->host->profs;
-        rt->host->profs = n; /* kept until destroy: a parking worker may still read the old one */
+        rt->host->profs = n; /* kept until destroy: simpler than proving no worker still reads it */
     }
-    if (atomic_load_explicit(&rt->prof, memory_order_relaxed) != NULL)
-        ljs__sched_run_on_all(rt->sched, prof_stop_job, rt);
-    /* release: the copy's fields before the pointer (see prof_park). */
-    atomic_store_explicit(&rt->prof, n != NULL ? &n->p : NULL, memory_order_release);
-    if (n != NULL)
-        ljs__sched_run_on_all(rt->sched, prof_start_job, rt);
+    rt->prof = n != NULL ? &n->p : NULL;
+    /* Each worker swaps on its own thread, after whatever GC step it was
+     * running: when this returns, no hook of the old set runs any more. */
+    ljs__sched_run_on_all(rt->sched, prof_swap_job, rt);
     return LJS_OK;
 }

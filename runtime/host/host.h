@@ -40,6 +40,6 @@ LJS_HIDDEN void ljs__host_events_frame(ljs_runtime_t *rt);
 /* Profiler hooks, for the scheduler's park hook and worker start/stop.
  * Thread: the worker's own. */
 LJS_HIDDEN void ljs__host_prof_park(void *ud, uint32_t worker, int begin);
-LJS_HIDDEN void ljs__host_prof_thread(ljs_runtime_t *rt, uint32_t worker, int start);
+LJS_HIDDEN void ljs__host_prof_thread_stop(ljs_runtime_t *rt, uint32_t worker);
 
 #endif

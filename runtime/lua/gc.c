@@ -225,10 +225,10 @@ static void account(ljs__worker_t *w, size_t before, double ms)
 }
 
 /* Profiler hooks around GC work (ljs_profiler_set); unset: one branch.
- * acquire: pairs with ljs_profiler_set's release. */
+ * Thread: worker `worker`'s own. */
 static void prof_gc(const ljs_runtime_t *rt, uint32_t worker, int begin)
 {
-    const ljs_profiler_t *p = atomic_load_explicit(&rt->prof, memory_order_acquire);
+    const ljs_profiler_t *p = rt->workers[worker].prof;
     if (p == NULL)
         return;
     if (begin && p->gc_begin)
@@ -318,6 +318,26 @@ static void run_steps(ljs_runtime_t *rt, ljs__worker_t *w, uint64_t frame, doubl
     }
 }
 
+/* Full collections are spread so two states never collect fully in the
+ * same frame: a turn goes round the workers. The holder collects fully
+ * if it wants to and no full ran in this frame yet, then passes the turn
+ * on; one that does not want to passes it at once. A turn, not a frame
+ * number modulo the workers: a worker starved of CPU gets jobs only every
+ * other frame, and must still get its turn. acquire/release: the turn
+ * hands gc_full_frame over with it. Thread: worker `worker`'s own. */
+static int full_turn(ljs_runtime_t *rt, uint32_t worker, uint64_t frame, int want_full)
+{
+    if (atomic_load_explicit(&rt->gc_full_turn, memory_order_acquire) != worker)
+        return 0;
+    int full = want_full && frame != rt->gc_full_frame;
+    if (full)
+        rt->gc_full_frame = frame;
+    else if (want_full)
+        return 0; /* a full ran in this frame already: keep the turn */
+    atomic_store_explicit(&rt->gc_full_turn, (worker + 1) % rt->nworkers, memory_order_release);
+    return full;
+}
+
 /* This state's GC work for frame `frame` (budget: what idle steps did not
  * use; own = the owner's debt job, which takes no extra steps). */
 static void gc_work(ljs_runtime_t *rt, uint32_t worker, uint64_t frame, int own)
@@ -329,13 +349,13 @@ static void gc_work(ljs_runtime_t *rt, uint32_t worker, uint64_t frame, int own)
     double t0 = (double)t0ns / 1e6;
     size_t before = current(w);
     add_debt(w);
-    /* At most one state collects fully per frame: the one whose turn it is. */
-    int turn = frame % rt->nworkers == worker;
     int want_full = (cfg->gc_full_mb && before > ((size_t)cfg->gc_full_mb << 20)) ||
                     (cfg->gc_full_s && t0 - w->gc.last_full_ms > cfg->gc_full_s * 1000.0);
-    int full = turn && want_full;
-    if (full)
+    int full = full_turn(rt, worker, frame, want_full);
+    if (full) {
         full_collect(w);
+        w->gc.st.last_full_frame = frame;
+    }
     else if (needs_work(w))
         run_steps(rt, w, frame, own ? 0.0 : cfg->gc_budget_us / 1000.0 - idle_used(w, frame), t0ns);
     uint64_t t1 = ljs__now_ns();

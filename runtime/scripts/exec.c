@@ -312,11 +312,11 @@ static void meter_stop(ljs__worker_t *w, const meter_t *m, uint32_t script, ljs_
 }
 
 /* Profiler hooks around a batch (ljs_profiler_set). Unset: one load and a
- * predictable branch. acquire: pairs with ljs_profiler_set's release. */
+ * predictable branch. */
 static inline void prof_batch(const ljs__worker_t *w, int begin, ljs_batch_kind_t kind, uint32_t script,
                               uint32_t count)
 {
-    const ljs_profiler_t *p = atomic_load_explicit(&w->rt->prof, memory_order_acquire);
+    const ljs_profiler_t *p = w->prof;
     if (__builtin_expect(p == NULL, 1))
         return;
     if (begin && p->batch_begin)
