@@ -1,6 +1,7 @@
 /* fuzz_codec.c - the event/command payload codec (runtime/world/event.c).
  *
- * The first byte picks a mode:
+ * The first byte picks a mode (its top bit: the message is a spawn
+ * command, whose tables may hold arrays for list fields, or an event):
  *   0  the rest is one message's bytes, as if an outbox held them: check,
  *      name, visit and decode must agree on whether it is well formed, never
  *      read outside it (ASan), and a decoded value re-encodes to a fixed
@@ -95,9 +96,9 @@ static int decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, int
 }
 
 /* Encode the value on top (popped) into a fresh message of b. */
-static int encode(lua_State *L, ljs__msgbuf_t *b, const char *name, size_t name_len)
+static int encode(lua_State *L, ljs__msgbuf_t *b, uint32_t kind, const char *name, size_t name_len)
 {
-    ljs__msg_t head = {7, 9, 1, LJS__MSG_EVENT, 0, 0};
+    ljs__msg_t head = {7, 9, 1, kind, 0, 0};
     lua_job_t j = {b, NULL, &head, name, name_len, 0, 0};
     lua_pushcfunction(L, do_encode);
     lua_insert(L, -2);
@@ -120,12 +121,12 @@ static int same_value(lua_State *L, int a, int b)
 }
 
 /* 1 if the values at a and b are equal: scalars by same_value, tables
- * (one level) entry by entry. Raises only on memory. */
-static int same_payload(lua_State *L, int a, int b)
+ * (`depth` levels) entry by entry. Raises only on memory. */
+static int same_nested(lua_State *L, int a, int b, int depth)
 {
     a = lua_absindex(L, a);
     b = lua_absindex(L, b);
-    if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE)
+    if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE || depth == 0)
         return same_value(L, a, b);
     size_t na = 0, nb = 0;
     int ok = 1;
@@ -134,7 +135,7 @@ static int same_payload(lua_State *L, int a, int b)
         na++;
         lua_pushvalue(L, -2);
         lua_rawget(L, b);
-        ok = ok && same_value(L, -1, -2);
+        ok = ok && same_nested(L, -1, -2, depth - 1);
         lua_pop(L, 2);
     }
     lua_pushnil(L);
@@ -145,6 +146,12 @@ static int same_payload(lua_State *L, int a, int b)
     return ok && na == nb;
 }
 
+/* A payload: a table whose values may be arrays (spawn commands). */
+static int same_payload(lua_State *L, int a, int b)
+{
+    return same_nested(L, a, b, 2);
+}
+
 /* ---- visit -------------------------------------------------------------- */
 
 typedef struct visit_s {
@@ -152,11 +159,8 @@ typedef struct visit_s {
     uint64_t sum;
 } visit_t;
 
-static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i,
-                  const char *str, size_t slen)
+static void on_kv(void *ud, const char *key, size_t key_len, const ljs__val_t *x)
 {
-    (void)str;
-    (void)slen;
     visit_t *v = ud;
     /* Touch every key byte and the terminator: ASan sees any overread. */
     for (size_t k = 0; k < key_len; k++)
@@ -164,12 +168,23 @@ static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, do
     FUZZ_CHECK(key[key_len] == '\0');
     FUZZ_CHECK(strlen(key) <= key_len);
     v->calls++;
-    v->sum += (uint64_t)type + (uint64_t)i + (n != n);
+    v->sum += (uint64_t)x->type + (uint64_t)x->i + (x->n != x->n);
+    if (x->type == LJS_TSTRING)
+        FUZZ_CHECK(x->s[x->len] == '\0');
+    /* A list's elements: exactly its count, each a scalar but nil. */
+    ljs__val_t e;
+    size_t pos = 0;
+    int64_t k = 0;
+    while (x->type == LJS_TLIST && ljs__msg_list_next(x, &pos, &e)) {
+        FUZZ_CHECK(e.type != LJS_TNIL && e.type != LJS_TLIST);
+        k++;
+    }
+    FUZZ_CHECK(x->type != LJS_TLIST || (k == x->i && pos == x->len));
 }
 
 /* ---- mode 0: arbitrary message bytes ------------------------------------- */
 
-static void one_message(lua_State *L, in_t *in)
+static void one_message(lua_State *L, in_t *in, uint32_t kind)
 {
     /* An exact-size heap copy, so reading one byte past it is an ASan error. */
     ljs__msgbuf_t b = {0};
@@ -177,7 +192,7 @@ static void one_message(lua_State *L, in_t *in)
     FUZZ_CHECK(b.bytes != NULL);
     memcpy(b.bytes, in->p, in->n);
     b.nbytes = b.bytes_cap = in->n;
-    ljs__msg_t m = {1, 2, 3, LJS__MSG_EVENT, 0, in->n};
+    ljs__msg_t m = {1, 2, 3, kind, 0, in->n};
     int ok = ljs__msg_check(&b, &m) == 0;
     const char *name = ljs__msg_name(&b, &m);
     size_t name_len = ljs__msg_name_len(&b, &m);
@@ -203,10 +218,10 @@ static void one_message(lua_State *L, in_t *in)
          * byte-identical to the first (the encoding is canonical). */
         ljs__msgbuf_t e1 = {0}, e2 = {0};
         FUZZ_CHECK(decode(L, &b, &m, 0, &rc) == LUA_OK && rc == 0);
-        FUZZ_CHECK(encode(L, &e1, name, name_len) == LUA_OK && e1.n == 1);
+        FUZZ_CHECK(encode(L, &e1, kind, name, name_len) == LUA_OK && e1.n == 1);
         FUZZ_CHECK(ljs__msg_check(&e1, &e1.msgs[0]) == 0);
         FUZZ_CHECK(decode(L, &e1, &e1.msgs[0], 0, &rc) == LUA_OK && rc == 0);
-        FUZZ_CHECK(encode(L, &e2, name, name_len) == LUA_OK && e2.n == 1);
+        FUZZ_CHECK(encode(L, &e2, kind, name, name_len) == LUA_OK && e2.n == 1);
         FUZZ_CHECK(e1.msgs[0].len == e2.msgs[0].len &&
                    memcmp(e1.bytes + e1.msgs[0].off, e2.bytes + e2.msgs[0].off, e1.msgs[0].len) == 0);
         FUZZ_CHECK(ljs__msg_name_len(&e2, &e2.msgs[0]) == name_len &&
@@ -357,6 +372,17 @@ static void push_lua_value(lua_State *L, in_t *in, int depth)
         lua_pushlstring(L, s, len);
         break;
     case 7:
+        if (depth > 0 && (in->n > 0 && (*in->p & 1))) {
+            /* An array, as for a list field: usually scalars (depth 0), so
+             * a spawn command accepts it; nil or a function makes a hole. */
+            size_t n = in_u8(in) * 5u; /* up to 1275: past LJS_LIST_MAX */
+            lua_createtable(L, (int)n, 0);
+            for (size_t k = 1; k <= n && in->n > 0; k++) {
+                push_lua_value(L, in, 0);
+                lua_rawseti(L, -2, (lua_Integer)k);
+            }
+            break;
+        }
         if (depth > 0) {
             size_t n = in_u8(in);
             if (n & 1)
@@ -380,7 +406,7 @@ static void push_lua_value(lua_State *L, in_t *in, int depth)
     }
 }
 
-static void lua_payload(lua_State *L, in_t *in)
+static void lua_payload(lua_State *L, in_t *in, uint32_t kind)
 {
     int top = lua_gettop(L);
     size_t name_len;
@@ -388,7 +414,7 @@ static void lua_payload(lua_State *L, in_t *in)
     push_lua_value(L, in, 2);
     lua_pushvalue(L, -1); /* the original, kept for the comparison */
     ljs__msgbuf_t b = {0};
-    int st = encode(L, &b, name, name_len);
+    int st = encode(L, &b, kind, name, name_len);
     if (st != LUA_OK) {
         /* Refused: a clear message, and nothing was queued. */
         FUZZ_CHECK(lua_type(L, -1) == LUA_TSTRING && b.n == 0);
@@ -417,15 +443,17 @@ static int run_input(lua_State *L)
 {
     in_t *in = lua_touserdata(L, 1);
     lua_settop(L, 0);
-    switch (in_u8(in) % 3) {
+    uint8_t mode = in_u8(in);
+    uint32_t kind = (mode & 0x80) ? LJS__MSG_SPAWN : LJS__MSG_EVENT;
+    switch (mode % 3) {
     case 0:
-        one_message(L, in);
+        one_message(L, in, kind);
         break;
     case 1:
         host_payload(L, in);
         break;
     default:
-        lua_payload(L, in);
+        lua_payload(L, in, kind);
     }
     FUZZ_CHECK(lua_gettop(L) == 0);
     return 0;

@@ -173,29 +173,52 @@ typedef struct spawn_ctx_s {
 } spawn_ctx_t;
 
 /* A spawn payload value as field type ft into *v: NULL, or why not. */
-static const char *spawn_value(ljs__world_t *w, ljs_type_t ft, ljs_type_t type, double n, int64_t i,
-                               const char *s, size_t slen, ljs__value_t *v)
+static const char *spawn_value(ljs__world_t *w, ljs_type_t ft, const ljs__val_t *x, ljs__value_t *v)
 {
-    if (ft == LJS_TNUMBER && (type == LJS_TNUMBER || type == LJS_TINTEGER))
-        v->n = type == LJS_TNUMBER ? n : (double)i;
-    else if ((ft == type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN)) ||
-             (ft == LJS_TENTITY && type == LJS_TINTEGER && (i == 0 || (i > 0 && (i >> 32) != 0))))
-        v->i = i; /* an entity: a dead target reads nil, like a script's write */
-    else if (ft == LJS_TENTITY && type == LJS_TINTEGER)
+    if (ft == LJS_TNUMBER && (x->type == LJS_TNUMBER || x->type == LJS_TINTEGER))
+        v->n = x->type == LJS_TNUMBER ? x->n : (double)x->i;
+    else if ((ft == x->type && (ft == LJS_TINTEGER || ft == LJS_TBOOLEAN)) ||
+             (ft == LJS_TENTITY && x->type == LJS_TINTEGER && (x->i == 0 || (x->i > 0 && (x->i >> 32) != 0))))
+        v->i = x->i; /* an entity: a dead target reads nil, like a script's write */
+    else if (ft == LJS_TENTITY && x->type == LJS_TINTEGER)
         return "not an entity id";
-    else if (ft == LJS_TSTRING && type == LJS_TSTRING && slen > LJS_STRING_MAX)
+    else if (ft == LJS_TSTRING && x->type == LJS_TSTRING && x->len > LJS_STRING_MAX)
         return "a string longer than LJS_STRING_MAX";
-    else if (ft == LJS_TSTRING && type == LJS_TSTRING)
-        v->i = ljs__strings_intern(&w->strings, s, slen);
-    else if (ft == LJS_TLIST)
-        return "list fields start with their default; assign them in the script";
+    else if (ft == LJS_TSTRING && x->type == LJS_TSTRING)
+        v->i = ljs__strings_intern(&w->strings, x->s, x->len);
     else
         return "wrong type";
     return ft == LJS_TSTRING && v->i < 0 ? "out of memory" : NULL;
 }
 
-static void spawn_field(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i,
-                        const char *s, size_t slen)
+/* A list field from a spawn payload's array: every element converted, or
+ * nothing stored. NULL, or why not (written to why[]). */
+static const char *spawn_list(ljs__world_t *w, uint32_t f, uint32_t slot, const ljs__val_t *x, char *why,
+                              size_t cap)
+{
+    const ljs__field_t *fd = &w->fields[f];
+    if (x->type != LJS_TLIST)
+        return "a list field takes a table with keys 1..n";
+    if ((uint64_t)x->i > fd->maxlen) {
+        snprintf(why, cap, "%lld elements, the list holds at most %u", (long long)x->i, (unsigned)fd->maxlen);
+        return why;
+    }
+    ljs__value_t els[LJS_LIST_MAX];
+    ljs__val_t e;
+    size_t pos = 0;
+    uint32_t n = 0;
+    for (; ljs__msg_list_next(x, &pos, &e); n++) {
+        const char *bad = spawn_value(w, fd->elem, &e, &els[n]);
+        if (bad != NULL) {
+            snprintf(why, cap, "element %u: %s for a list of %s", n + 1, bad, ljs__type_name(fd->elem));
+            return why;
+        }
+    }
+    ljs__world_list_put(w, f, slot, els, n);
+    return NULL;
+}
+
+static void spawn_field(void *ud, const char *key, size_t key_len, const ljs__val_t *x)
 {
     spawn_ctx_t *c = ud;
     ljs__world_t *w = &c->rt->world;
@@ -207,14 +230,18 @@ static void spawn_field(void *ud, const char *key, size_t key_len, ljs_type_t ty
     int f = ljs__world_field_find(w, key);
     ljs__value_t v = {0};
     ljs_type_t ft = f >= 0 ? w->fields[f].type : LJS_TNIL;
-    const char *why = spawn_value(w, ft, type, n, i, s, slen, &v);
-    if (f < 0 || why != NULL) {
+    char buf[96];
+    const char *why = f < 0                ? "not declared"
+                      : ft == LJS_TLIST    ? spawn_list(w, (uint32_t)f, c->slot, x, buf, sizeof buf)
+                      : x->type == LJS_TLIST ? "a table for a field that is not a list"
+                                           : spawn_value(w, ft, x, &v);
+    if (why != NULL) {
         ljs__console_log(&c->rt->console, LJS_LOG_WARN, c->rt->frame, 0, c->script,
-                         "spawn(\"%s\"): field '%s' ignored (%s)", c->script, key,
-                         f < 0 ? "not declared" : why);
+                         "spawn(\"%s\"): field '%s' ignored (%s)", c->script, key, why);
         return;
     }
-    ljs__world_field_put(w, (uint32_t)f, c->slot, v);
+    if (ft != LJS_TLIST)
+        ljs__world_field_put(w, (uint32_t)f, c->slot, v);
 }
 
 static void apply_spawn(ljs_runtime_t *rt, const ljs__msg_t *m)

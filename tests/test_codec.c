@@ -70,18 +70,13 @@ typedef struct seen_s {
     int64_t ints[8];
 } seen_t;
 
-static void on_kv(void *ud, const char *key, size_t key_len, ljs_type_t type, double n, int64_t i,
-                  const char *str, size_t slen)
+static void on_kv(void *ud, const char *key, size_t key_len, const ljs__val_t *v)
 {
-    (void)str;
-    (void)slen;
     seen_t *s = ud;
-    (void)type;
-    (void)n;
     if (s->calls < 8 && key_len < 16) {
         memcpy(s->keys[s->calls], key, key_len);
         s->lens[s->calls] = key_len;
-        s->ints[s->calls] = i;
+        s->ints[s->calls] = v->i;
     }
     s->calls++;
 }

@@ -8,6 +8,7 @@
 
 #include <ljs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char dir[64];
@@ -436,7 +437,8 @@ static const char *mix_src =
     "        self.tags = { st, 'seen' .. #tr }\n"
     "        if r < 0.2 then send(self.target, 'hit', self.tags) end\n"
     "        if r < 0.05 then destroy(self.target) end\n"
-    "        if r > 0.97 then spawn('mix', { state = 'chase', target = self.id, x = self.x }) end\n"
+    "        if r > 0.97 then spawn('mix', { state = 'chase', target = self.id, x = self.x,\n"
+    "                                        trail = { self.id, self.target }, tags = { 'born', st } }) end\n"
     "      end\n"
     "    end\n"
     "  end,\n"
@@ -702,6 +704,111 @@ static void test_fields_entity_list_elements_read_false_once_dead(void **state)
     ljs_runtime_destroy(rt);
 }
 
+/* ---- spawn sets list fields ----------------------------------------------------- */
+
+static const char *nest_src =
+    "return { fields = { nums = ljs.list('number', 4), ids = ljs.list('integer', 3),\n"
+    "                    flags = ljs.list('boolean', 2), names = ljs.list('string', 3),\n"
+    "                    kin = ljs.list('entity', 2), hp = 0, role = '' },\n"
+    "  update = function(self, dt)\n"
+    "    if self.role ~= 'parent' then return end\n"
+    "    self.role = 'done'\n"
+    "    spawn('nest', { role = 'a', nums = { 1.5, 2, -3 }, ids = { 7, 8 }, flags = { true, false },\n"
+    "                    names = { 'x\\0y', '' }, kin = { self.id, 0 }, hp = 9 })\n"
+    "    spawn('nest', { role = 'b', nums = {}, names = { 'only' } })\n"
+    "    -- refused field by field, each named; the other fields still apply\n"
+    "    spawn('nest', { role = 'c', hp = 3, nums = { 1, 2, 3, 4, 5 }, ids = { 1, 2.5 }, kin = { 5 },\n"
+    "                    flags = { 1 }, names = { 42 } })\n"
+    "    spawn('nest', { role = 'd', hp = { 1 } })\n"
+    "  end }\n";
+
+/* Append a console line to the buffer (64 KiB) ud. */
+static void on_line_append(void *ud, const ljs_log_line_t *line)
+{
+    char *all = ud;
+    size_t used = strlen(all);
+    snprintf(all + used, (1 << 16) - used, "%s\n", line->text);
+}
+
+/* The spawned entity whose role field is `role`. */
+static ljs_entity_t find_role(ljs_runtime_t *rt, const char *role)
+{
+    for (uint64_t slot = 0; slot < 64; slot++) {
+        for (uint64_t gen = 0; gen < 4; gen++) {
+            ljs_entity_t e = {gen << 32 | slot};
+            const char *p;
+            size_t n;
+            if (ljs_entity_alive(rt, e) && ljs_field_get_string(rt, e, "role", &p, &n) == LJS_OK &&
+                n == strlen(role) && memcmp(p, role, n) == 0)
+                return e;
+        }
+    }
+    fail_msg("no entity with role '%s'", role);
+    return (ljs_entity_t){0};
+}
+
+static void test_fields_spawn_sets_list_fields(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < LJS_TEST_NWORKER_COUNTS; k++) {
+        ljs_runtime_t *rt = runtime(ljs_test_worker_counts[k]);
+        ljs_script_t s = load(rt, "nest", nest_src);
+        ljs_entity_t parent = spawn(rt, s);
+        assert_int_equal(ljs_field_set_string(rt, parent, "role", "parent", 6), LJS_OK);
+        assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
+        assert_int_equal(ljs_entity_count(rt), 5);
+        ljs_value_t v[4];
+        size_t n;
+        ljs_entity_t a = find_role(rt, "a");
+        assert_int_equal(ljs_field_get_list(rt, a, "nums", v, 4, &n), LJS_OK);
+        assert_true(n == 3 && v[0].v.n == 1.5 && v[1].v.n == 2.0 && v[2].v.n == -3.0);
+        assert_int_equal(ljs_field_get_list(rt, a, "ids", v, 4, &n), LJS_OK);
+        assert_true(n == 2 && v[0].v.i == 7 && v[1].v.i == 8);
+        assert_int_equal(ljs_field_get_list(rt, a, "flags", v, 4, &n), LJS_OK);
+        assert_true(n == 2 && v[0].v.b && !v[1].v.b);
+        assert_int_equal(ljs_field_get_list(rt, a, "names", v, 4, &n), LJS_OK);
+        assert_true(n == 2 && v[0].v.s.len == 3 && memcmp(v[0].v.s.p, "x\0y", 3) == 0 && v[1].v.s.len == 0);
+        assert_int_equal(ljs_field_get_list(rt, a, "kin", v, 4, &n), LJS_OK);
+        assert_true(n == 2 && v[0].v.e == parent.id && v[1].v.e == 0);
+        int64_t hp;
+        assert_int_equal(ljs_field_get_integer(rt, a, "hp", &hp), LJS_OK);
+        assert_int_equal(hp, 9);
+        ljs_entity_t b = find_role(rt, "b");
+        assert_int_equal(ljs_field_get_list(rt, b, "nums", v, 4, &n), LJS_OK);
+        assert_int_equal(n, 0);
+        assert_int_equal(ljs_field_get_list(rt, b, "names", v, 4, &n), LJS_OK);
+        assert_true(n == 1 && v[0].v.s.len == 4);
+        /* c: every list refused and named, its defaults kept; hp applied. */
+        ljs_entity_t c = find_role(rt, "c");
+        assert_int_equal(ljs_field_get_integer(rt, c, "hp", &hp), LJS_OK);
+        assert_int_equal(hp, 3);
+        static const char *const names[] = {"nums", "ids", "kin", "flags", "names"};
+        for (size_t i = 0; i < 5; i++) {
+            assert_int_equal(ljs_field_get_list(rt, c, names[i], v, 4, &n), LJS_OK);
+            assert_int_equal(n, 0);
+        }
+        ljs_entity_t d = find_role(rt, "d");
+        assert_int_equal(ljs_field_get_integer(rt, d, "hp", &hp), LJS_OK);
+        assert_int_equal(hp, 0);
+        static const char *const said[] = {
+            "field 'nums' ignored (5 elements, the list holds at most 4)",
+            "field 'ids' ignored (element 2: wrong type for a list of integer)",
+            "field 'kin' ignored (element 1: not an entity id for a list of entity)",
+            "field 'flags' ignored (element 1: wrong type for a list of boolean)",
+            "field 'names' ignored (element 1: wrong type for a list of string)",
+            "field 'hp' ignored (a table for a field that is not a list)",
+        };
+        char *all = calloc(1, 1 << 16);
+        assert_non_null(all);
+        ljs_console_drain(rt, on_line_append, all);
+        for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+            if (strstr(all, said[i]) == NULL)
+                fail_msg("no console line says \"%s\"; it has:\n%s", said[i], all);
+        free(all);
+        ljs_runtime_destroy(rt);
+    }
+}
+
 /* ---- hostile scripts ------------------------------------------------------------ */
 
 /* Each case runs once in a call of its own; the error names what is wrong
@@ -724,13 +831,19 @@ static void test_fields_hostile_values_are_refused_clearly(void **state)
         {"self.nums = { 1, nil, 3 }", "element 2 is nil"},
         {"self.nums = setmetatable({}, { __len = function() return 1e9 end })", ""},
         {"send(self.id, 'x', { self.nums })", "bad payload"},
+        {"send(self.id, 'x', { a = { 1 } })", "event payload tables must be flat"},
+        {"spawn('hostile', { nums = { 1, nil, 3 } })", "field 'nums' must be a list"},
+        {"spawn('hostile', { nums = { n = 1 } })", "field 'nums' must be a list"},
+        {"local t = {} for i = 1, 1025 do t[i] = i end spawn('hostile', { nums = t })", "at most 1024"},
+        {"spawn('hostile', { nums = { {} } })", "field 'nums' must be a list"},
+        {"spawn('hostile', { nums = setmetatable({}, { __len = function() return 3 end }) })", ""},
         {"ljs.list('table', 2)", "element type 'table'"},
         {"ljs.list('number', 5000)", "maxlen 5000"},
         {"self.nums[1] = 1", "is read-only"},
         {"rawset(self.nums, 1, 2)", "table expected"},
     };
     ljs_runtime_t *rt = runtime(1);
-    char src[4096];
+    char src[8192];
     int len = snprintf(src, sizeof src,
                        "return { fields = { name = 'n', who = ljs.entity, ids = ljs.list('entity', 2),\n"
                        "  nums = ljs.list('number', 3), case = 0 },\n"
@@ -830,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_fields_fast_form_and_host_declared_new_types),
         cmocka_unit_test(test_fields_streamed_save_file_equals_the_in_memory_save),
         cmocka_unit_test(test_fields_set_writes_new_types_of_another_script),
+        cmocka_unit_test(test_fields_spawn_sets_list_fields),
         cmocka_unit_test(test_fields_hostile_values_are_refused_clearly),
         cmocka_unit_test(test_fields_hostile_get_view_kept_past_its_frame_raises),
     };

@@ -4,9 +4,12 @@
  *   message = u32 name_len, name bytes, NUL, value
  *   value   = 'n' | 'd' double | 'i' int64 | 'b' u8 (0 or 1)
  *           | 's' u32 len, bytes, NUL
- *           | 't' u32 count (<= 256), then count (key, scalar) pairs, keys
+ *           | 't' u32 count (<= 256), then count (key, entry) pairs, keys
  *             'i' or 's', integer keys ascending first, then string keys in
- *             byte order (only at the top: payload tables are flat).
+ *             byte order (only at the top: payload tables are flat)
+ *   entry   = scalar | 'a' u32 count (<= LJS_LIST_MAX), then count scalars
+ *             but nil: an array, for a list field (spawn commands only;
+ *             events stay flat, so the host's decoder never meets one).
  * Names and strings carry their length, so embedded NULs travel whole; the
  * trailing NUL only lets a consumer that wants a C string check
  * strlen(s) == len and refuse the rest.
@@ -225,10 +228,48 @@ static int cmp_key(const void *x, const void *y)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
+/* The array at idx (keys 1..n, scalar values but nil), for a list
+ * field: its length, or an error naming `key`. */
+static uint32_t array_len(lua_State *L, int idx, const char *key)
+{
+    static const char what[] = "bad payload: field '%s' must be a list (a table with keys 1..n holding numbers, "
+                               "booleans or strings; at most %d)";
+    idx = lua_absindex(L, idx);
+    size_t n = lua_rawlen(L, idx), count = 0;
+    if (n > LJS_LIST_MAX)
+        luaL_error(L, what, key, LJS_LIST_MAX);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        int t = lua_type(L, -1);
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || (size_t)lua_tointeger(L, -2) > n ||
+            (t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TSTRING))
+            luaL_error(L, what, key, LJS_LIST_MAX);
+        count++;
+        lua_pop(L, 1);
+    }
+    if (count != n) /* a hole: rawlen is only one of the borders */
+        luaL_error(L, what, key, LJS_LIST_MAX);
+    return (uint32_t)n;
+}
+
+static void put_array_lua(lua_State *L, ljs__msgbuf_t *b, int idx, uint32_t n)
+{
+    idx = lua_absindex(L, idx);
+    if (put_u8(b, 'a') || put(b, &n, 4))
+        oom(L);
+    for (uint32_t k = 1; k <= n; k++) {
+        lua_rawgeti(L, idx, k);
+        put_scalar_lua(L, b, -1, "list element");
+        lua_pop(L, 1);
+    }
+}
+
+static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx, int lists)
 {
     key_t_ keys[MAX_PAYLOAD_KEYS];
     uint32_t n = 0;
+    if (!lua_checkstack(L, 8))
+        oom(L);
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         if (n == MAX_PAYLOAD_KEYS)
@@ -245,8 +286,10 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
             luaL_error(L, "bad payload: table key of type %s (keys must be strings or integers)",
                        luaL_typename(L, -2));
         }
+        if (lua_type(L, -1) == LUA_TTABLE && !lists)
+            luaL_error(L, "bad payload: nested table (event payload tables must be flat)");
         if (lua_type(L, -1) == LUA_TTABLE)
-            luaL_error(L, "bad payload: nested table (payload tables must be flat)");
+            (void)array_len(L, -1, keys[n].is_int ? "(integer key)" : keys[n].s);
         n++;
         lua_pop(L, 1);
     }
@@ -265,7 +308,10 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx)
             lua_pushlstring(L, keys[k].s, keys[k].len);
             lua_rawget(L, idx);
         }
-        put_scalar_lua(L, b, -1, "value");
+        if (lua_type(L, -1) == LUA_TTABLE) /* only with lists: checked above */
+            put_array_lua(L, b, -1, array_len(L, -1, ""));
+        else
+            put_scalar_lua(L, b, -1, "value");
         lua_pop(L, 1);
     }
 }
@@ -280,7 +326,7 @@ void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, c
     if (reserve_msg(b) || put_name(b, name, name_len))
         oom(L);
     if (lua_type(L, idx) == LUA_TTABLE)
-        put_table_lua(L, b, idx);
+        put_table_lua(L, b, idx, head->kind == LJS__MSG_SPAWN);
     else
         put_scalar_lua(L, b, idx, "value");
     ljs__msg_t *m = &b->msgs[b->n++];
@@ -375,16 +421,8 @@ static int take(cur_t *c, void *out, size_t n)
     return 0;
 }
 
-typedef struct val_s {
-    ljs_type_t type;
-    double n;
-    int64_t i;
-    const char *s;
-    size_t len;
-} val_t;
-
 /* A length-prefixed byte string followed by its NUL. */
-static int take_str(cur_t *c, val_t *v)
+static int take_str(cur_t *c, ljs__val_t *v)
 {
     uint32_t len;
     if (take(c, &len, 4) || (size_t)(c->end - c->p) <= len || c->p[len] != 0)
@@ -397,7 +435,7 @@ static int take_str(cur_t *c, val_t *v)
 }
 
 /* One scalar. Returns 0, or -1 if the bytes are not one. */
-static int take_scalar(cur_t *c, val_t *v)
+static int take_scalar(cur_t *c, ljs__val_t *v)
 {
     unsigned char tag, byte;
     memset(v, 0, sizeof *v);
@@ -426,8 +464,48 @@ static int take_scalar(cur_t *c, val_t *v)
     }
 }
 
+/* A table entry's value: a scalar, or with `lists` an array of scalars
+ * but nil (v: LJS_TLIST, i = count, s/len = the elements' bytes). */
+static int take_entry(cur_t *c, ljs__val_t *v, int lists)
+{
+    if (!lists || c->p == c->end || *c->p != 'a')
+        return take_scalar(c, v);
+    uint32_t count;
+    ljs__val_t e;
+    c->p++;
+    if (take(c, &count, 4) || count > LJS_LIST_MAX)
+        return -1;
+    const unsigned char *start = c->p;
+    for (uint32_t k = 0; k < count; k++)
+        if (take_scalar(c, &e) || e.type == LJS_TNIL)
+            return -1;
+    memset(v, 0, sizeof *v);
+    v->type = LJS_TLIST;
+    v->i = count;
+    v->s = (const char *)start;
+    v->len = (size_t)(c->p - start);
+    return 0;
+}
+
+int ljs__msg_list_next(const ljs__val_t *list, size_t *pos, ljs__val_t *out)
+{
+    if (*pos >= list->len)
+        return 0;
+    cur_t c = {(const unsigned char *)list->s + *pos, (const unsigned char *)list->s + list->len};
+    if (take_scalar(&c, out)) /* validated when the list was taken: never */
+        return 0;
+    *pos = (size_t)(c.p - (const unsigned char *)list->s);
+    return 1;
+}
+
+/* Messages that may hold arrays: spawn commands (list fields). */
+static int has_lists(const ljs__msg_t *m)
+{
+    return m->kind == LJS__MSG_SPAWN;
+}
+
 /* A table key: 'i' or 's' only (what the encoders write). */
-static int take_key(cur_t *c, val_t *v)
+static int take_key(cur_t *c, ljs__val_t *v)
 {
     memset(v, 0, sizeof *v);
     if (c->p == c->end || (*c->p != 'i' && *c->p != 's'))
@@ -437,7 +515,7 @@ static int take_key(cur_t *c, val_t *v)
 
 /* The message's name and a cursor over its payload, or -1 if the message's
  * span or name is malformed. */
-static int open_msg(const ljs__msgbuf_t *b, const ljs__msg_t *m, val_t *name, cur_t *c)
+static int open_msg(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__val_t *name, cur_t *c)
 {
     if (b->bytes == NULL || m->off > b->nbytes || m->len > b->nbytes - m->off)
         return -1;
@@ -455,9 +533,9 @@ static int open_msg(const ljs__msgbuf_t *b, const ljs__msg_t *m, val_t *name, cu
 /* Validate the payload at c (a scalar, or a flat table of at most
  * MAX_PAYLOAD_KEYS entries) ending exactly at c->end; *cnt gets the entry
  * count (0 for a scalar). */
-static int check_payload(cur_t c, int *is_table, uint32_t *cnt)
+static int check_payload(cur_t c, int lists, int *is_table, uint32_t *cnt)
 {
-    val_t k, v;
+    ljs__val_t k, v;
     *is_table = 0;
     *cnt = 0;
     if (c.p < c.end && *c.p == 't') {
@@ -466,7 +544,7 @@ static int check_payload(cur_t c, int *is_table, uint32_t *cnt)
             return -1;
         *is_table = 1;
         for (uint32_t e = 0; e < *cnt; e++)
-            if (take_key(&c, &k) || take_scalar(&c, &v))
+            if (take_key(&c, &k) || take_entry(&c, &v, lists))
                 return -1;
     } else if (take_scalar(&c, &v)) {
         return -1;
@@ -476,28 +554,29 @@ static int check_payload(cur_t c, int *is_table, uint32_t *cnt)
 
 int ljs__msg_check(const ljs__msgbuf_t *b, const ljs__msg_t *m)
 {
-    val_t name;
+    ljs__val_t name;
     cur_t c;
     int is_table;
     uint32_t cnt;
-    return open_msg(b, m, &name, &c) || check_payload(c, &is_table, &cnt) ? -1 : 0;
+    return open_msg(b, m, &name, &c) || check_payload(c, has_lists(m), &is_table, &cnt) ? -1 : 0;
 }
 
 const char *ljs__msg_name(const ljs__msgbuf_t *b, const ljs__msg_t *m)
 {
-    val_t name;
+    ljs__val_t name;
     cur_t c;
     return open_msg(b, m, &name, &c) ? "" : name.s;
 }
 
 size_t ljs__msg_name_len(const ljs__msgbuf_t *b, const ljs__msg_t *m)
 {
-    val_t name;
+    ljs__val_t name;
     cur_t c;
     return open_msg(b, m, &name, &c) ? 0 : name.len;
 }
 
-static void push_val(lua_State *L, const val_t *v)
+/* Lua: may raise (memory only); needs 3 free stack slots. */
+static void push_val(lua_State *L, const ljs__val_t *v)
 {
     switch (v->type) {
     case LJS_TNUMBER:
@@ -512,6 +591,16 @@ static void push_val(lua_State *L, const val_t *v)
     case LJS_TSTRING:
         lua_pushlstring(L, v->s, v->len);
         break;
+    case LJS_TLIST: {
+        ljs__val_t e;
+        size_t pos = 0;
+        lua_createtable(L, (int)v->i, 0);
+        for (lua_Integer k = 1; ljs__msg_list_next(v, &pos, &e); k++) {
+            push_val(L, &e);
+            lua_rawseti(L, -2, k);
+        }
+        break;
+    }
     default:
         lua_pushnil(L);
         break;
@@ -522,10 +611,11 @@ int ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, i
 {
     /* One pass, building the value as it reads: a malformed message (never
      * one the encoders wrote) drops what was built and gives nil. */
-    val_t name, k, v;
+    ljs__val_t name, k, v;
     cur_t c;
     uint32_t cnt;
     int top = lua_gettop(L);
+    luaL_checkstack(L, 6, "decoding a message"); /* table, key, list, element */
     if (open_msg(b, m, &name, &c))
         goto bad;
     if (c.p < c.end && *c.p == 't') {
@@ -537,7 +627,7 @@ int ljs__msg_decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m, i
         else
             lua_createtable(L, 0, (int)cnt);
         for (uint32_t e = 0; e < cnt; e++) {
-            if (take_key(&c, &k) || take_scalar(&c, &v))
+            if (take_key(&c, &k) || take_entry(&c, &v, has_lists(m)))
                 goto bad;
             push_val(L, &k);
             push_val(L, &v);
@@ -607,20 +697,20 @@ void ljs__msg_pool_put(lua_State *L, int idx)
 
 int ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud)
 {
-    val_t name, k, v;
+    ljs__val_t name, k, v;
     cur_t c;
     int is_table;
     uint32_t cnt;
-    if (open_msg(b, m, &name, &c) || check_payload(c, &is_table, &cnt))
+    if (open_msg(b, m, &name, &c) || check_payload(c, has_lists(m), &is_table, &cnt))
         return -1;
     if (!is_table)
         return 0;
     c.p += 5;
     for (uint32_t e = 0; e < cnt; e++) {
         (void)take_key(&c, &k);
-        (void)take_scalar(&c, &v);
+        (void)take_entry(&c, &v, has_lists(m));
         if (k.type == LJS_TSTRING)
-            fn(ud, k.s, k.len, v.type, v.n, v.i, v.s, v.len);
+            fn(ud, k.s, k.len, &v);
     }
     return 0;
 }

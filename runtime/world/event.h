@@ -60,8 +60,9 @@ LJS_HIDDEN void ljs__msgbuf_sort(ljs__msgbuf_t *b, int by_target);
  * (copied whole, NULs included) and payload the value at stack index `idx`
  * (nil, number, boolean, string or a flat table of those; table keys are
  * encoded in sorted order so the encoding never depends on the state's
- * string hashing). Lua: may raise (bad payload type, a string longer than
- * LJS__MSG_STR_MAX, memory). */
+ * string hashing). A spawn command's table may also hold arrays of
+ * scalars (list fields: keys 1..n, at most LJS_LIST_MAX). Lua: may raise
+ * (bad payload type, a string longer than LJS__MSG_STR_MAX, memory). */
 LJS_HIDDEN void ljs__msg_push_lua(lua_State *L, ljs__msgbuf_t *b, const ljs__msg_t *head, const char *name,
                                   size_t name_len, int idx);
 
@@ -114,14 +115,27 @@ LJS_HIDDEN void ljs__msg_pool_init(lua_State *L);
 LJS_HIDDEN void ljs__msg_pool_get(lua_State *L);
 LJS_HIDDEN void ljs__msg_pool_put(lua_State *L, int idx);
 
+/* A decoded value, pointing into the message's bytes: n for LJS_TNUMBER,
+ * i for LJS_TINTEGER and LJS_TBOOLEAN, s and len for LJS_TSTRING; for
+ * LJS_TLIST (spawn commands only) i is the element count and s/len the
+ * elements' bytes (ljs__msg_list_next); zeros otherwise. */
+typedef struct ljs__val_s {
+    ljs_type_t type;
+    double n;
+    int64_t i;
+    const char *s;
+    size_t len;
+} ljs__val_t;
+
 /* Walk a payload table's entries without Lua (for spawn fields): calls fn
  * for each key that is a string, with its length (the key may hold NULs; it
- * is NUL-terminated after key_len bytes) and its scalar value (n for
- * LJS_TNUMBER, i for LJS_TINTEGER and LJS_TBOOLEAN, s and slen for
- * LJS_TSTRING, zeros otherwise). Returns 0, or -1 for a malformed message
- * (fn is then never called). */
-typedef void (*ljs__kv_visit_fn)(void *ud, const char *key, size_t key_len, ljs_type_t type, double n,
-                                 int64_t i, const char *s, size_t slen);
+ * is NUL-terminated after key_len bytes) and its value. Returns 0, or -1
+ * for a malformed message (fn is then never called). */
+typedef void (*ljs__kv_visit_fn)(void *ud, const char *key, size_t key_len, const ljs__val_t *v);
 LJS_HIDDEN int ljs__msg_visit(const ljs__msgbuf_t *b, const ljs__msg_t *m, ljs__kv_visit_fn fn, void *ud);
+
+/* The next element of a list value from ljs__msg_visit (start with *pos
+ * 0): 1 and *out, or 0 at the end. Thread: any. */
+LJS_HIDDEN int ljs__msg_list_next(const ljs__val_t *list, size_t *pos, ljs__val_t *out);
 
 #endif
