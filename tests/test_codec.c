@@ -18,26 +18,33 @@ typedef struct enc_s {
     ljs__msgbuf_t *b;
     const char *name;
     size_t name_len;
+    uint32_t kind;
 } enc_t;
 
 static int do_encode(lua_State *L)
 {
     enc_t *e = lua_touserdata(L, 1);
-    ljs__msg_t head = {5, 6, 0, LJS__MSG_SPAWN, 0, 0};
+    ljs__msg_t head = {5, 6, 0, e->kind, 0, 0};
     ljs__msg_push_lua(L, e->b, &head, e->name, e->name_len, 2);
     return 0;
 }
 
-/* Encode the value on top of L (popped) as one message of b. Returns the
- * pcall status; an error message is left on top. */
-static int encode(lua_State *L, ljs__msgbuf_t *b, const char *name, size_t name_len)
+/* Encode the value on top of L (popped) as one message of kind `kind` in
+ * b. Returns the pcall status; an error message is left on top. */
+static int encode_kind(lua_State *L, ljs__msgbuf_t *b, uint32_t kind, const char *name, size_t name_len)
 {
-    enc_t e = {b, name, name_len};
+    enc_t e = {b, name, name_len, kind};
     lua_pushcfunction(L, do_encode);
     lua_insert(L, -2);
     lua_pushlightuserdata(L, &e);
     lua_insert(L, -2);
     return lua_pcall(L, 2, 0, 0);
+}
+
+/* As encode_kind, an event. */
+static int encode(lua_State *L, ljs__msgbuf_t *b, const char *name, size_t name_len)
+{
+    return encode_kind(L, b, LJS__MSG_EVENT, name, name_len);
 }
 
 typedef struct dec_s {
@@ -64,7 +71,7 @@ static int decode(lua_State *L, const ljs__msgbuf_t *b, const ljs__msg_t *m)
 }
 
 typedef struct seen_s {
-    int calls;
+    int calls, lists, elements;
     char keys[8][16];
     size_t lens[8];
     int64_t ints[8];
@@ -78,6 +85,11 @@ static void on_kv(void *ud, const char *key, size_t key_len, const ljs__val_t *v
         s->lens[s->calls] = key_len;
         s->ints[s->calls] = v->i;
     }
+    ljs__val_t e;
+    size_t pos = 0;
+    s->lists += v->type == LJS_TLIST;
+    while (v->type == LJS_TLIST && ljs__msg_list_next(v, &pos, &e))
+        s->elements++;
     s->calls++;
 }
 
@@ -206,6 +218,47 @@ static void test_codec_host_payloads_round_trip(void **state)
     ljs__msgbuf_fini(&b);
 }
 
+/* A spawn command's table may hold arrays (list fields): they travel
+ * whole, are visited as lists and decode to arrays; the same bytes in an
+ * event are malformed, since events stay flat. */
+static void test_codec_spawn_payloads_carry_arrays(void **state)
+{
+    lua_State *L = *state;
+    ljs__msgbuf_t b = {0};
+    assert_int_equal(luaL_dostring(L, "return { hp = 3, path = { 1, 2.5, 'x\\0y', true }, none = {} }"), LUA_OK);
+    assert_int_equal(encode_kind(L, &b, LJS__MSG_SPAWN, "sp", 2), LUA_OK);
+    ljs__msg_t *m = &b.msgs[0];
+    assert_int_equal(ljs__msg_check(&b, m), 0);
+    assert_int_equal(decode(L, &b, m), 0);
+    assert_int_equal(lua_gettop(L), 1);
+    lua_getfield(L, 1, "path");
+    assert_int_equal(lua_rawlen(L, -1), 4);
+    lua_rawgeti(L, -1, 2);
+    assert_true(lua_tonumber(L, -1) == 2.5);
+    lua_rawgeti(L, -2, 3);
+    size_t len;
+    const char *str = lua_tolstring(L, -1, &len);
+    assert_true(len == 3 && memcmp(str, "x\0y", 3) == 0);
+    lua_getfield(L, 1, "none");
+    assert_int_equal(lua_rawlen(L, -1), 0);
+    lua_settop(L, 0);
+    /* Visited: the arrays as lists, element by element. */
+    seen_t seen = {0};
+    assert_int_equal(ljs__msg_visit(&b, m, on_kv, &seen), 0);
+    assert_int_equal(seen.calls, 3);
+    assert_int_equal(seen.lists, 2);
+    assert_int_equal(seen.elements, 4);
+    /* An event holding the same bytes is malformed: nothing is visited. */
+    m->kind = LJS__MSG_EVENT;
+    assert_int_equal(ljs__msg_check(&b, m), -1);
+    seen = (seen_t){0};
+    assert_int_equal(ljs__msg_visit(&b, m, on_kv, &seen), -1);
+    assert_int_equal(seen.calls, 0);
+    assert_int_equal(decode(L, &b, m), -1);
+    lua_settop(L, 0);
+    ljs__msgbuf_fini(&b);
+}
+
 static void test_codec_refuses_nested_tables_and_functions_clearly(void **state)
 {
     lua_State *L = *state;
@@ -216,6 +269,15 @@ static void test_codec_refuses_nested_tables_and_functions_clearly(void **state)
     assert_int_equal(encode(L, &b, "x", 1), LUA_ERRRUN);
     assert_non_null(strstr(lua_tostring(L, -1), "nested table"));
     lua_pop(L, 1);
+    /* A spawn command takes arrays only: keys 1..n, scalars, no holes. */
+    static const char *const not_lists[] = {"return { inner = { a = 1 } }", "return { inner = { 1, nil, 3 } }",
+                                            "return { inner = { {} } }", "return { inner = { function() end } }"};
+    for (size_t i = 0; i < sizeof not_lists / sizeof not_lists[0]; i++) {
+        assert_int_equal(luaL_dostring(L, not_lists[i]), LUA_OK);
+        assert_int_equal(encode_kind(L, &b, LJS__MSG_SPAWN, "x", 1), LUA_ERRRUN);
+        assert_non_null(strstr(lua_tostring(L, -1), "field 'inner' must be a list"));
+        lua_pop(L, 1);
+    }
     lua_pushcfunction(L, do_encode);
     assert_int_equal(encode(L, &b, "x", 1), LUA_ERRRUN);
     assert_non_null(strstr(lua_tostring(L, -1), "bad payload"));
@@ -416,6 +478,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_carries_nul_in_names_keys_and_strings_whole),
         cmocka_unit_test(test_codec_host_payloads_round_trip),
+        cmocka_unit_test(test_codec_spawn_payloads_carry_arrays),
         cmocka_unit_test(test_codec_refuses_nested_tables_and_functions_clearly),
         cmocka_unit_test(test_codec_refuses_every_truncation),
         cmocka_unit_test(test_codec_refuses_malformed_messages),
