@@ -54,6 +54,7 @@ static const target_t targets[] = {
     {"stats", "frame_time_stats_off_vs_on", 0, 0.98, "stats on cost < 2% of frame time"},
     {"runaway", "frame_time_protection_off_vs_on", 0, 0.98, "runaway protection costs < 2% of frame time"},
     {"snapshot", "save_vs_fwrite", 0, 0.5, "100k x 10 fields: world save vs fwrite of the columns"},
+    {"snapshot", "load_vs_fwrite", 0, 0.5, "100k x 10 fields: world load (checked, rebuilt) vs fwrite of the columns"},
     {"fields", "string_read_vs_number", 1, 1.5, "fast-form update reading a string field vs a number field"},
     {"fields", "entity_read_vs_number", 1, 1.5, "fast-form update reading an entity field vs a number field"},
     {"host", "parallel_over_raw", 1, 2.0, "parallel host call vs a raw lua_CFunction in one state"},

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAGIC "LJSWORLD"
 #define VERSION 3u /* 2: event bytes carry their name's length (event.c); 3: string, entity, list fields */
@@ -70,13 +71,25 @@ static void hash_init(hstate_t *s, size_t n)
 
 static void hash_blocks(uint64_t h[4], const unsigned char *p, size_t nblocks)
 {
-    for (size_t i = 0; i < nblocks * 32; i += 32)
-        for (int k = 0; k < 4; k++) {
-            uint64_t w;
-            memcpy(&w, p + i + 8 * (size_t)k, 8);
-            h[k] = (h[k] ^ w) * 0x100000001b3ull;
-            h[k] ^= h[k] >> 29;
-        }
+    /* The lanes in locals: through h, every byte store the compiler cannot
+     * rule out aliasing p reloads them (3x slower). */
+    uint64_t a = h[0], b = h[1], c = h[2], d = h[3];
+    for (size_t i = 0; i < nblocks * 32; i += 32) {
+        uint64_t w[4];
+        memcpy(w, p + i, 32);
+        a = (a ^ w[0]) * 0x100000001b3ull;
+        b = (b ^ w[1]) * 0x100000001b3ull;
+        c = (c ^ w[2]) * 0x100000001b3ull;
+        d = (d ^ w[3]) * 0x100000001b3ull;
+        a ^= a >> 29;
+        b ^= b >> 29;
+        c ^= c >> 29;
+        d ^= d >> 29;
+    }
+    h[0] = a;
+    h[1] = b;
+    h[2] = c;
+    h[3] = d;
 }
 
 static void hash_feed(hstate_t *s, const unsigned char *p, size_t n)
@@ -409,15 +422,19 @@ typedef struct rbuf_s {
     int bad;
 } rbuf_t;
 
-static uint64_t get_le(rbuf_t *r, int bytes)
+static inline uint64_t get_le(rbuf_t *r, int bytes)
 {
     if (r->bad || r->n - r->at < (size_t)bytes) {
         r->bad = 1;
         return 0;
     }
     uint64_t v = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&v, r->p + r->at, (size_t)bytes); /* one load: the format is little-endian too */
+#else
     for (int i = 0; i < bytes; i++)
         v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
+#endif
     r->at += (size_t)bytes;
     return v;
 }
@@ -468,6 +485,7 @@ typedef struct parsed_s {
     size_t tags_at; /* offset of the live slots' tag bits */
     uint32_t nfields;
     size_t fields_at;
+    size_t *field_at; /* offset of each field's name: apply does not walk the values twice */
     uint32_t nscripts;
     uint32_t *script_ids; /* snapshot script index -> this runtime's id (UINT32_MAX: unused) */
     size_t bindings_at;
@@ -481,6 +499,7 @@ static void parsed_free(parsed_t *ps)
     ljs__free(ps->free_slots);
     ljs__free(ps->alive);
     ljs__free(ps->script_ids);
+    ljs__free(ps->field_at);
 }
 
 static int corrupt(const char *what)
@@ -618,8 +637,12 @@ static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
     if (r->bad || ps->nfields > LJS_MAX_FIELDS)
         return corrupt("field count");
     ps->fields_at = r->at;
+    ps->field_at = ljs__malloc(sizeof *ps->field_at * (ps->nfields + 1u));
+    if (ps->field_at == NULL)
+        return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
     for (uint32_t f = 0; f < ps->nfields; f++) {
         char name[MAX_NAME + 1];
+        ps->field_at[f] = r->at;
         if (get_name(r, name, 0) != 0)
             return corrupt("field name");
         ljs__ftype_t t;
@@ -748,7 +771,7 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
             return ljs__error(LJS_EFULL, "ljs_world_load: too many tag names (at most %d)", LJS_MAX_TAGS);
         tag_bit[t] = (uint32_t)bit;
     }
-    rbuf_t r = {body, SIZE_MAX, ps->fields_at, 0};
+    rbuf_t r = {body, SIZE_MAX, 0, 0};
     uint32_t *field_ids = ljs__malloc(sizeof *field_ids * (ps->nfields + 1u));
     uint32_t *live = ljs__malloc(sizeof *live * (ps->nlive + 1u));
     if (field_ids == NULL || live == NULL) {
@@ -759,6 +782,7 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     int rc = LJS_OK;
     for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
         char name[MAX_NAME + 1];
+        r.at = ps->field_at[f];
         (void)get_name(&r, name, 0);
         ljs__ftype_t t;
         (void)get_ftype(&r, &t);
@@ -766,9 +790,6 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
         if (id < 0)
             rc = ljs__error(id, "ljs_world_load: cannot declare field '%s'", name);
         field_ids[f] = (uint32_t)id;
-        for (uint32_t k = 0; k < ps->nlive; k++)
-            if (get_le(&r, 1))
-                (void)check_value(&r, t);
     }
     /* From here on the world is replaced: every entity goes (unbinding its
      * scripts), then the saved slots come back. */
@@ -780,22 +801,10 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     for (uint32_t i = 0; i < ps->nslots && rc == LJS_OK; i++)
         if (ps->alive[i])
             live[nl++] = i;
-    /* Bindings first (attaching sets the script's tags and defaults), then
-     * the saved tags and values over them. */
-    r.at = ps->bindings_at;
-    for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
-        uint32_t n = (uint32_t)get_le(&r, 4);
-        for (uint32_t j = 0; j < n && rc == LJS_OK; j++)
-            rc = ljs__script_attach(rt, live[k], ps->script_ids[get_le(&r, 4)]);
-    }
-    r.at = ps->tags_at;
-    for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
-        uint64_t saved = get_le(&r, 8), tags = 0;
-        for (uint32_t t = 0; t < ps->ntags; t++)
-            if (saved & (1ull << t))
-                tags |= 1ull << tag_bit[t];
-        ljs__world_set_tags(w, live[k], tags);
-    }
+    /* The saved values first, then the bindings (attaching fills only the
+     * fields still absent with the script's defaults: a field this
+     * runtime's version of a script added since the save), then the saved
+     * tags over the scripts' tag sets. Each value is written once. */
     r.at = ps->fields_at;
     for (uint32_t f = 0; f < ps->nfields && rc == LJS_OK; f++) {
         char name[MAX_NAME + 1];
@@ -803,11 +812,20 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
         ljs__ftype_t t;
         (void)get_ftype(&r, &t);
         ljs__field_t *fd = &w->fields[field_ids[f]];
-        for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
-            if (!get_le(&r, 1)) {
-                fd->present[live[k]] = 0;
-                continue;
+        if (t.type != LJS_TLIST && t.type != LJS_TSTRING) { /* 8 bytes each, checked: stored as they are */
+            for (uint32_t k = 0; k < nl; k++) {
+                if (!get_le(&r, 1))
+                    continue;
+                uint64_t bits = get_le(&r, 8);
+                memcpy(&fd->cur[live[k]], &bits, 8);
+                fd->work[live[k]] = fd->cur[live[k]];
+                fd->present[live[k]] = 1;
             }
+            continue;
+        }
+        for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
+            if (!get_le(&r, 1))
+                continue; /* restore_slots cleared every presence */
             ljs__value_t v, els[LJS_LIST_MAX];
             if (t.type != LJS_TLIST) {
                 if (read_scalar(&r, w, t.type, &v) != 0)
@@ -822,6 +840,20 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
                     rc = ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
             ljs__world_list_put(w, field_ids[f], live[k], els, n);
         }
+    }
+    r.at = ps->bindings_at;
+    for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
+        uint32_t n = (uint32_t)get_le(&r, 4);
+        for (uint32_t j = 0; j < n && rc == LJS_OK; j++)
+            rc = ljs__script_attach(rt, live[k], ps->script_ids[get_le(&r, 4)]);
+    }
+    r.at = ps->tags_at;
+    for (uint32_t k = 0; k < nl && rc == LJS_OK; k++) {
+        uint64_t saved = get_le(&r, 8), tags = 0;
+        for (uint32_t t = 0; t < ps->ntags; t++)
+            if (saved & (1ull << t))
+                tags |= 1ull << tag_bit[t];
+        ljs__world_set_tags(w, live[k], tags);
     }
     ljs__msgbuf_clear(&rt->events);
     r.at = ps->events_at;
@@ -917,7 +949,11 @@ int ljs_world_load_file(ljs_runtime_t *rt, const char *path)
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return ljs__error(LJS_ENOENT, "ljs_world_load_file: cannot open '%s': %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
+    /* Sized by fstat and read in one go (a file that grows meanwhile is
+     * read to its new end, in doubling steps). */
+    struct stat st;
+    size_t cap = fstat(fileno(f), &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : (size_t)1 << 16;
+    size_t n = 0;
     unsigned char *data = ljs__malloc(cap);
     while (data != NULL) {
         n += fread(data + n, 1, cap - n, f);

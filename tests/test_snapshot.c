@@ -143,6 +143,52 @@ static void test_snapshot_pending_host_events_survive_the_save(void **state)
     ljs_runtime_destroy(b);
 }
 
+/* The ids a query gives, sorted (n at most 4096). */
+static size_t query_ids(ljs_runtime_t *rt, const char *tag, uint64_t *out)
+{
+    const char *all[] = {tag};
+    ljs_query_t q = {all, 1, NULL, 0};
+    const ljs_entity_t *ids;
+    size_t n;
+    assert_int_equal(ljs_query(rt, &q, &ids, &n), LJS_OK);
+    assert_true(n <= 4096);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i;
+        for (; k > 0 && out[k - 1] > ids[i].id; k--)
+            out[k] = out[k - 1];
+        out[k] = ids[i].id;
+    }
+    return n;
+}
+
+/* A load replaces every entity at once: a runtime's cached queries
+ * (filled before the load) rescan and give the loaded world's entities,
+ * before and after the next frame. */
+static void test_snapshot_cached_queries_see_the_loaded_world(void **state)
+{
+    (void)state;
+    static uint64_t want[4096], got[4096];
+    ljs_runtime_t *a = scene(2, 20);
+    void *data;
+    size_t len;
+    assert_int_equal(ljs_world_save(a, &data, &len), LJS_OK);
+    ljs_runtime_t *b = scene(1, 7);
+    (void)query_ids(b, "swarm", got); /* cached now */
+    assert_int_equal(ljs_world_load(b, data, len), LJS_OK);
+    size_t n = query_ids(a, "swarm", want);
+    assert_true(n > 0);
+    assert_int_equal(query_ids(b, "swarm", got), n);
+    assert_memory_equal(want, got, n * sizeof *want);
+    assert_int_equal(ljs_frame(a, 1.0 / 60), LJS_OK);
+    assert_int_equal(ljs_frame(b, 1.0 / 60), LJS_OK);
+    n = query_ids(a, "swarm", want);
+    assert_int_equal(query_ids(b, "swarm", got), n);
+    assert_memory_equal(want, got, n * sizeof *want);
+    ljs_world_free(data);
+    ljs_runtime_destroy(a);
+    ljs_runtime_destroy(b);
+}
+
 /* Every bad input is refused with a clear error and the world unchanged. */
 static void test_snapshot_bad_files_change_nothing(void **state)
 {
@@ -236,6 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_steps_on_bit_identically_with_any_worker_count),
         cmocka_unit_test(test_snapshot_pending_host_events_survive_the_save),
+        cmocka_unit_test(test_snapshot_cached_queries_see_the_loaded_world),
         cmocka_unit_test(test_snapshot_bad_files_change_nothing),
         cmocka_unit_test(test_snapshot_files_round_trip),
     };

@@ -121,6 +121,8 @@ static int grow_slots(ljs__world_t *w)
 static void log_change(ljs__world_t *w, uint32_t slot, int old_alive, uint64_t old_tags, int new_alive,
                        uint64_t new_tags)
 {
+    if (w->changes_lost) /* every cached query rescans anyway */
+        return;
     if (w->nchanges == w->changes_cap) {
         uint32_t cap = w->changes_cap ? w->changes_cap * 2 : 256;
         ljs__tagchange_t *p = ljs__realloc(w->changes, cap * sizeof *p);
@@ -257,9 +259,10 @@ int ljs__world_restore_slots(ljs__world_t *w, uint32_t nslots, const uint32_t *g
         if (rc != LJS_OK)
             return rc;
     }
-    for (uint32_t i = 0; i < w->nslots; i++)
-        if (w->alive[i])
-            log_change(w, i, 1, w->tags[i], 0, 0);
+    /* Every entity changes: cached queries rescan rather than replay a
+     * log of twice the world's size. */
+    w->nchanges = 0;
+    w->changes_lost = 1;
     for (uint32_t f = 0; f < w->nfields; f++)
         memset(w->fields[f].present, 0, w->cap);
     w->live = 0;
@@ -269,10 +272,7 @@ int ljs__world_restore_slots(ljs__world_t *w, uint32_t nslots, const uint32_t *g
         w->tags[i] = 0;
         w->escripts[i].n = 0;
         w->ectr[i].frame = UINT64_MAX;
-        if (w->alive[i]) {
-            log_change(w, i, 0, 0, 1, 0);
-            w->live++;
-        }
+        w->live += w->alive[i];
     }
     w->nslots = nslots;
     memcpy(w->free_slots, free_slots, sizeof *free_slots * nfree);

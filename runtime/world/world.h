@@ -105,7 +105,7 @@ typedef struct ljs__world_s {
     /* Structural changes since the query cache last caught up. */
     ljs__tagchange_t *changes;
     uint32_t nchanges, changes_cap;
-    int changes_lost;       /* the log ran out of memory: caches must rescan */
+    int changes_lost;       /* out of memory, or a world load: caches must rescan */
     ljs__strings_t strings; /* string fields' and lists' interned strings */
 } ljs__world_t;
 
