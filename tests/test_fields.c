@@ -716,6 +716,9 @@ static const char *nest_src =
     "    spawn('nest', { role = 'a', nums = { 1.5, 2, -3 }, ids = { 7, 8 }, flags = { true, false },\n"
     "                    names = { 'x\\0y', '' }, kin = { self.id, 0 }, hp = 9 })\n"
     "    spawn('nest', { role = 'b', nums = {}, names = { 'only' } })\n"
+    "    local mine = { role = 'e', ids = self.ids }  -- a list view (set by the host) travels as its elements\n"
+    "    spawn('nest', mine)\n"
+    "    assert(type(mine.ids) == 'userdata', 'spawn changed the script table')\n"
     "    -- refused field by field, each named; the other fields still apply\n"
     "    spawn('nest', { role = 'c', hp = 3, nums = { 1, 2, 3, 4, 5 }, ids = { 1, 2.5 }, kin = { 5 },\n"
     "                    flags = { 1 }, names = { 42 } })\n"
@@ -755,8 +758,14 @@ static void test_fields_spawn_sets_list_fields(void **state)
         ljs_script_t s = load(rt, "nest", nest_src);
         ljs_entity_t parent = spawn(rt, s);
         assert_int_equal(ljs_field_set_string(rt, parent, "role", "parent", 6), LJS_OK);
+        ljs_value_t ids[3] = {{LJS_TINTEGER, {.i = 4}}, {LJS_TINTEGER, {.i = 5}}, {LJS_TINTEGER, {.i = 6}}};
+        assert_int_equal(ljs_field_set_list(rt, parent, "ids", ids, 3), LJS_OK);
         assert_int_equal(ljs_frame(rt, 0.1), LJS_OK);
-        assert_int_equal(ljs_entity_count(rt), 5);
+        if (ljs_entity_count(rt) != 6) {
+            find_t f = {"", 0, 1};
+            ljs_console_drain(rt, on_line, &f);
+        }
+        assert_int_equal(ljs_entity_count(rt), 6);
         ljs_value_t v[4];
         size_t n;
         ljs_entity_t a = find_role(rt, "a");
@@ -787,6 +796,9 @@ static void test_fields_spawn_sets_list_fields(void **state)
             assert_int_equal(ljs_field_get_list(rt, c, names[i], v, 4, &n), LJS_OK);
             assert_int_equal(n, 0);
         }
+        ljs_entity_t e5 = find_role(rt, "e");
+        assert_int_equal(ljs_field_get_list(rt, e5, "ids", v, 4, &n), LJS_OK);
+        assert_true(n == 3 && v[0].v.i == 4 && v[2].v.i == 6);
         ljs_entity_t d = find_role(rt, "d");
         assert_int_equal(ljs_field_get_integer(rt, d, "hp", &hp), LJS_OK);
         assert_int_equal(hp, 0);

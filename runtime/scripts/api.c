@@ -271,6 +271,36 @@ static int api_send(lua_State *L)
     return 0;
 }
 
+/* Spawn fields may hold list views (`{ path = self.path }`): they travel
+ * as their elements, in a copy of the table (the script's own table is
+ * left alone). Tables past the payload limit are left for the encoder to
+ * refuse, uncopied. */
+static void spawn_views_to_tables(lua_State *L, int idx)
+{
+    int views = 0, n = 0;
+    luaL_checkstack(L, 6, "spawn");
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (++n > 256) {
+            lua_pop(L, 2); /* the key and value lua_next left */
+            return;
+        }
+        views |= lua_type(L, -1) == LUA_TLIGHTUSERDATA;
+        lua_pop(L, 1);
+    }
+    if (!views)
+        return;
+    lua_createtable(L, 0, n);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        ljs__values_view_to_table(L, -1);
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_replace(L, idx);
+}
+
 /* spawn(script_name [, fields]) - deferred to the end of the frame. */
 static int api_spawn(lua_State *L)
 {
@@ -280,6 +310,8 @@ static int api_spawn(lua_State *L)
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
+    if (lua_istable(L, 2))
+        spawn_views_to_tables(L, 2);
     push_msg(L, w, LJS__MSG_SPAWN, 0, name, len, 2);
     return 0;
 }
