@@ -784,7 +784,8 @@ LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
     X(uint64_t, freed_bytes) /* bytes the GC work released */                                            \
     X(uint64_t, idle_steps)  /* steps run while this worker had no batch to run during a frame */        \
     X(double, idle_ms)       /* time those took (counted against the same per-frame budget) */           \
-    X(uint64_t, last_full_frame) /* frame of the last LJS_GC_FULL_* collection (0: none); no two states share one */
+    X(uint64_t,                                                                                          \
+      last_full_frame) /* frame of the last LJS_GC_FULL_* collection (0: none); no two states share one */
 
 typedef struct ljs_gc_stats_s {
 #define LJS__STRUCT_FIELD(type, name) type name;

@@ -231,10 +231,10 @@ static void spawn_field(void *ud, const char *key, size_t key_len, const ljs__va
     ljs__value_t v = {0};
     ljs_type_t ft = f >= 0 ? w->fields[f].type : LJS_TNIL;
     char buf[96];
-    const char *why = f < 0                ? "not declared"
-                      : ft == LJS_TLIST    ? spawn_list(w, (uint32_t)f, c->slot, x, buf, sizeof buf)
+    const char *why = f < 0                  ? "not declared"
+                      : ft == LJS_TLIST      ? spawn_list(w, (uint32_t)f, c->slot, x, buf, sizeof buf)
                       : x->type == LJS_TLIST ? "a table for a field that is not a list"
-                                           : spawn_value(w, ft, x, &v);
+                                             : spawn_value(w, ft, x, &v);
     if (why != NULL) {
         ljs__console_log(&c->rt->console, LJS_LOG_WARN, c->rt->frame, 0, c->script,
                          "spawn(\"%s\"): field '%s' ignored (%s)", c->script, key, why);

@@ -225,7 +225,8 @@ static void test_codec_spawn_payloads_carry_arrays(void **state)
 {
     lua_State *L = *state;
     ljs__msgbuf_t b = {0};
-    assert_int_equal(luaL_dostring(L, "return { hp = 3, path = { 1, 2.5, 'x\\0y', true }, none = {} }"), LUA_OK);
+    assert_int_equal(luaL_dostring(L, "return { hp = 3, path = { 1, 2.5, 'x\\0y', true }, none = {} }"),
+                     LUA_OK);
     assert_int_equal(encode_kind(L, &b, LJS__MSG_SPAWN, "sp", 2), LUA_OK);
     ljs__msg_t *m = &b.msgs[0];
     assert_int_equal(ljs__msg_check(&b, m), 0);
@@ -270,8 +271,9 @@ static void test_codec_refuses_nested_tables_and_functions_clearly(void **state)
     assert_non_null(strstr(lua_tostring(L, -1), "nested table"));
     lua_pop(L, 1);
     /* A spawn command takes arrays only: keys 1..n, scalars, no holes. */
-    static const char *const not_lists[] = {"return { inner = { a = 1 } }", "return { inner = { 1, nil, 3 } }",
-                                            "return { inner = { {} } }", "return { inner = { function() end } }"};
+    static const char *const not_lists[] = {"return { inner = { a = 1 } }",
+                                            "return { inner = { 1, nil, 3 } }", "return { inner = { {} } }",
+                                            "return { inner = { function() end } }"};
     for (size_t i = 0; i < sizeof not_lists / sizeof not_lists[0]; i++) {
         assert_int_equal(luaL_dostring(L, not_lists[i]), LUA_OK);
         assert_int_equal(encode_kind(L, &b, LJS__MSG_SPAWN, "x", 1), LUA_ERRRUN);

@@ -355,8 +355,7 @@ static void gc_work(ljs_runtime_t *rt, uint32_t worker, uint64_t frame, int own)
     if (full) {
         full_collect(w);
         w->gc.st.last_full_frame = frame;
-    }
-    else if (needs_work(w))
+    } else if (needs_work(w))
         run_steps(rt, w, frame, own ? 0.0 : cfg->gc_budget_us / 1000.0 - idle_used(w, frame), t0ns);
     uint64_t t1 = ljs__now_ns();
     prof_gc(rt, worker, 0);

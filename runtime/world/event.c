@@ -232,8 +232,9 @@ static int cmp_key(const void *x, const void *y)
  * field: its length, or an error naming `key`. */
 static uint32_t array_len(lua_State *L, int idx, const char *key)
 {
-    static const char what[] = "bad payload: field '%s' must be a list (a table with keys 1..n holding numbers, "
-                               "booleans or strings; at most %d)";
+    static const char what[] =
+        "bad payload: field '%s' must be a list (a table with keys 1..n holding numbers, "
+        "booleans or strings; at most %d)";
     idx = lua_absindex(L, idx);
     size_t n = lua_rawlen(L, idx), count = 0;
     if (n > LJS_LIST_MAX)
@@ -283,8 +284,8 @@ static void put_table_lua(lua_State *L, ljs__msgbuf_t *b, int idx, int lists)
             keys[n].s = lua_tolstring(L, -2, &keys[n].len);
             check_len(L, keys[n].len, "table key");
         } else {
-            luaL_error(L, "bad payload: table key of type %s (keys must be strings or integers)",
-                       luaL_typename(L, -2));
+            return (void)luaL_error(L, "bad payload: table key of type %s (keys must be strings or integers)",
+                                    luaL_typename(L, -2));
         }
         if (lua_type(L, -1) == LUA_TTABLE && !lists)
             luaL_error(L, "bad payload: nested table (event payload tables must be flat)");
