@@ -774,18 +774,17 @@ LJS_API int ljs_cache_stats(const ljs_runtime_t *rt, ljs_cache_stats_t *out);
  * ======================================================================== */
 
 /* Fields of ljs_gc_stats_t, X(type, name) (struct and report). */
-#define LJS_GC_STATS_FIELDS(X)                                                                           \
-    X(uint64_t, steps)       /* LUA_GCSTEP calls made by the managed policy (idle ones included) */      \
-    X(uint64_t, cycles)      /* collection cycles completed */                                           \
-    X(uint64_t, full)        /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */                     \
-    X(uint64_t, behind)      /* frames whose allocation debt took more than LJS_GC_BUDGET_US (warned) */ \
-    X(double, total_ms)      /* time spent in GC work, in the background and while idle in frames */     \
-    X(double, max_frame_ms)  /* the longest GC job one frame queued for this state */                    \
-    X(uint64_t, freed_bytes) /* bytes the GC work released */                                            \
-    X(uint64_t, idle_steps)  /* steps run while this worker had no batch to run during a frame */        \
-    X(double, idle_ms)       /* time those took (counted against the same per-frame budget) */           \
-    X(uint64_t,                                                                                          \
-      last_full_frame) /* frame of the last LJS_GC_FULL_* collection (0: none); no two states share one */
+#define LJS_GC_STATS_FIELDS(X)                                                                               \
+    X(uint64_t, steps)           /* LUA_GCSTEP calls made by the managed policy (idle ones included) */      \
+    X(uint64_t, cycles)          /* collection cycles completed */                                           \
+    X(uint64_t, full)            /* full collections (LJS_GC_FULL_MB / LJS_GC_FULL_S) */                     \
+    X(uint64_t, behind)          /* frames whose allocation debt took more than LJS_GC_BUDGET_US (warned) */ \
+    X(double, total_ms)          /* time spent in GC work, in the background and while idle in frames */     \
+    X(double, max_frame_ms)      /* the longest GC job one frame queued for this state */                    \
+    X(uint64_t, freed_bytes)     /* bytes the GC work released */                                            \
+    X(uint64_t, idle_steps)      /* steps run while this worker had no batch to run during a frame */        \
+    X(double, idle_ms)           /* time those took (counted against the same per-frame budget) */           \
+    X(uint64_t, last_full_frame) /* frame of the last LJS_GC_FULL_* collection (0: none), unique */
 
 typedef struct ljs_gc_stats_s {
 #define LJS__STRUCT_FIELD(type, name) type name;
