@@ -34,6 +34,7 @@
 #include "runtime/runtime.h"
 #include "runtime/scripts/script_host.h"
 #include "runtime/snapshot.h"
+#include "runtime/world/sort.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -629,6 +630,51 @@ static int read_scalar(rbuf_t *r, ljs__world_t *w, ljs_type_t t, ljs__value_t *v
     return 0;
 }
 
+/* The name (2-byte length, bytes) at body offset `at`. */
+static void name_at(const unsigned char *body, size_t at, const unsigned char **s, size_t *n)
+{
+    *n = (size_t)body[at] | (size_t)body[at + 1] << 8;
+    *s = body + at + 2;
+}
+
+typedef struct hashed_s {
+    uint64_t h;
+    uint32_t f;
+} hashed_t;
+
+static int cmp_hashed(const void *x, const void *y)
+{
+    const hashed_t *a = x, *b = y;
+    return (a->h > b->h) - (a->h < b->h);
+}
+
+/* 1 if two fields share a name (a snapshot never holds one twice; loading
+ * one would declare a name with two types). Sorted by hash: no O(n^2)
+ * compare of 4096 names. -1: out of memory. */
+static int duplicate_names(const unsigned char *body, const parsed_t *ps)
+{
+    hashed_t *hs = ljs__malloc(sizeof *hs * (ps->nfields + 1u));
+    if (hs == NULL)
+        return -1;
+    for (uint32_t f = 0; f < ps->nfields; f++) {
+        const unsigned char *s;
+        size_t n;
+        name_at(body, ps->field_at[f], &s, &n);
+        hs[f] = (hashed_t){ljs__snapshot_hash(s, n), f};
+    }
+    ljs__sort(hs, ps->nfields, sizeof *hs, cmp_hashed);
+    int dup = 0;
+    for (uint32_t k = 1; k < ps->nfields && !dup; k++) {
+        const unsigned char *a, *b;
+        size_t na, nb;
+        name_at(body, ps->field_at[hs[k - 1].f], &a, &na);
+        name_at(body, ps->field_at[hs[k].f], &b, &nb);
+        dup = hs[k - 1].h == hs[k].h && na == nb && memcmp(a, b, na) == 0;
+    }
+    ljs__free(hs);
+    return dup;
+}
+
 /* Fields: names unique, types known and equal to the runtime's where it
  * declares the name too. */
 static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
@@ -662,7 +708,12 @@ static int parse_fields(rbuf_t *r, parsed_t *ps, const ljs__world_t *w)
                 return corrupt("field value");
         }
     }
-    return r->bad ? corrupt("fields") : LJS_OK;
+    if (r->bad)
+        return corrupt("fields");
+    int dup = duplicate_names(r->p, ps);
+    if (dup < 0)
+        return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
+    return dup ? corrupt("a field name given twice") : LJS_OK;
 }
 
 static int parse_scripts(rbuf_t *r, parsed_t *ps, const ljs_runtime_t *rt)
@@ -764,11 +815,16 @@ static int parse(const ljs_runtime_t *rt, const unsigned char *data, size_t len,
 static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *ps)
 {
     ljs__world_t *w = &rt->world;
+    /* A refusal before the world is replaced forgets the names declared
+     * so far: a refused load leaves nothing behind. */
+    uint32_t nfields0 = w->nfields, ntags0 = w->ntags;
     uint32_t tag_bit[LJS_MAX_TAGS];
     for (uint32_t t = 0; t < ps->ntags; t++) {
         int bit = ljs__world_tag_bit(w, ps->tag_names[t], 1);
-        if (bit < 0)
+        if (bit < 0) {
+            ljs__world_forget_since(w, nfields0, ntags0);
             return ljs__error(LJS_EFULL, "ljs_world_load: too many tag names (at most %d)", LJS_MAX_TAGS);
+        }
         tag_bit[t] = (uint32_t)bit;
     }
     rbuf_t r = {body, SIZE_MAX, 0, 0};
@@ -777,6 +833,7 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
     if (field_ids == NULL || live == NULL) {
         ljs__free(field_ids);
         ljs__free(live);
+        ljs__world_forget_since(w, nfields0, ntags0);
         return ljs__error(LJS_ENOMEM, "ljs_world_load: out of memory");
     }
     int rc = LJS_OK;
@@ -790,6 +847,12 @@ static int apply(ljs_runtime_t *rt, const unsigned char *body, const parsed_t *p
         if (id < 0)
             rc = ljs__error(id, "ljs_world_load: cannot declare field '%s'", name);
         field_ids[f] = (uint32_t)id;
+    }
+    if (rc != LJS_OK) {
+        ljs__world_forget_since(w, nfields0, ntags0);
+        ljs__free(field_ids);
+        ljs__free(live);
+        return rc;
     }
     /* From here on the world is replaced: every entity goes (unbinding its
      * scripts), then the saved slots come back. */
