@@ -54,6 +54,14 @@ int bench_tmpdir(char *out, size_t n, const char *what);
 /* Write len bytes of text to path. Returns 0 or -1. */
 int bench_write(const char *path, const char *text, size_t len);
 
+/* Write `len` bytes of script source to `path`, then make a runtime with
+ * `workers` workers and no watcher and load the script into it. Returns 0,
+ * or -1 with ljs_last_error() on stderr (nothing left to destroy). */
+struct ljs_runtime_s;
+struct ljs_script_s;
+int bench_runtime(const char *path, const char *src, size_t len, uint32_t workers, struct ljs_runtime_s **rt,
+                  struct ljs_script_s *s);
+
 /* splitmix64: a fixed-seed generator, so every run sees the same data. */
 uint64_t bench_rng(uint64_t *state);
 

@@ -38,19 +38,12 @@ static int run(const bench_ctx_t *ctx, const char *dir, const kind_t *k, uint32_
                        "  update = function(e, dt, v, n) if %s then return n + 1 end return n end }\n",
                        k->decl, k->test);
     snprintf(path, sizeof path, "%s/read_%s.lua", dir, k->name);
-    if (bench_write(path, src, (size_t)len) != 0)
-        return -1;
-    ljs_config_t cfg;
     ljs_runtime_t *rt;
     ljs_script_t s;
-    if (ljs_config_init(&cfg) != LJS_OK)
-        return -1;
-    cfg.workers = 1;
-    cfg.watch = 0;
-    if (ljs_runtime_create(&cfg, &rt) != LJS_OK)
-        return -1;
     (void)ctx;
-    int rc = ljs_script_load(rt, path, &s) == LJS_OK ? 0 : -1;
+    if (bench_runtime(path, src, (size_t)len, 1, &rt, &s) != 0)
+        return -1;
+    int rc = 0;
     ljs_entity_t first = {0}, e = {0};
     ljs_value_t two[2] = {{LJS_TNUMBER, {.n = 1}}, {LJS_TNUMBER, {.n = 2}}};
     for (uint32_t i = 0; i < n && rc == 0; i++) {

@@ -21,18 +21,11 @@ static int make_world(const bench_ctx_t *ctx, const char *dir, uint32_t n, ljs_r
         len += (size_t)snprintf(src + len, sizeof src - len, " f%d = %s,", f, f % 3 == 0 ? "0" : "0.5");
     len += (size_t)snprintf(src + len, sizeof src - len, " }, tags = { 'thing' } }\n");
     snprintf(path, sizeof path, "%s/thing.lua", dir);
-    if (bench_write(path, src, len) != 0)
-        return -1;
-    ljs_config_t cfg;
     ljs_runtime_t *rt;
     ljs_script_t s;
-    if (ljs_config_init(&cfg) != LJS_OK)
+    if (bench_runtime(path, src, len, ctx->workers, &rt, &s) != 0)
         return -1;
-    cfg.workers = ctx->workers;
-    cfg.watch = 0;
-    if (ljs_runtime_create(&cfg, &rt) != LJS_OK)
-        return -1;
-    int rc = ljs_script_load(rt, path, &s) == LJS_OK ? 0 : -1;
+    int rc = 0;
     uint64_t rng = 42;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         ljs_entity_t e;

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 
+#include <ljs.h>
 #include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -92,6 +93,26 @@ int bench_write(const char *path, const char *text, size_t len)
         return -1;
     int ok = fwrite(text, 1, len, f) == len;
     return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+int bench_runtime(const char *path, const char *src, size_t len, uint32_t workers, ljs_runtime_t **rt,
+                  ljs_script_t *s)
+{
+    ljs_config_t cfg;
+    if (bench_write(path, src, len) != 0 || ljs_config_init(&cfg) != LJS_OK)
+        return -1;
+    cfg.workers = workers;
+    cfg.watch = 0;
+    if (ljs_runtime_create(&cfg, rt) != LJS_OK) {
+        fprintf(stderr, "bench: %s\n", ljs_last_error());
+        return -1;
+    }
+    if (ljs_script_load(*rt, path, s) != LJS_OK) {
+        fprintf(stderr, "bench: %s\n", ljs_last_error());
+        ljs_runtime_destroy(*rt);
+        return -1;
+    }
+    return 0;
 }
 
 uint64_t bench_rng(uint64_t *state)

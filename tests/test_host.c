@@ -784,9 +784,14 @@ static void test_host_profiler_hooks_see_threads_batches_gc_and_parking(void **s
     assert_int_equal(atomic_load(&p->stops), 4);
     assert_int_equal(atomic_load(&p->gc_begin), atomic_load(&p->gc_end));
     assert_int_equal(atomic_load(&p->park_begin), atomic_load(&p->park_end));
-    int before = atomic_load(&p->batch_begin);
+    int before = atomic_load(&p->batch_begin), gc_before = atomic_load(&p->gc_begin),
+        park_before = atomic_load(&p->park_begin);
     frames(&w, 2);
-    assert_int_equal(atomic_load(&p->batch_begin), before); /* unset: nothing is called */
+    nanosleep(&(struct timespec){0, 20000000}, NULL); /* background GC and parking go on */
+    /* Unset: nothing is called, not even by work that runs between frames. */
+    assert_int_equal(atomic_load(&p->batch_begin), before);
+    assert_int_equal(atomic_load(&p->gc_begin), gc_before);
+    assert_int_equal(atomic_load(&p->park_begin), park_before);
     stop(&w);
     free(p);
 }

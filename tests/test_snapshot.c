@@ -8,6 +8,7 @@
 #include <ljs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -189,6 +190,50 @@ static void test_snapshot_cached_queries_see_the_loaded_world(void **state)
     ljs_runtime_destroy(b);
 }
 
+/* A script that gained a field since the save: a loaded entity gets the
+ * saved values of the fields it had and the script's default for the new
+ * one (attaching fills only what the snapshot lacks). */
+static void test_snapshot_a_field_added_since_the_save_gets_its_default(void **state)
+{
+    (void)state;
+    ljs_runtime_t *a = scene(1, 5);
+    void *data;
+    size_t len;
+    assert_int_equal(ljs_world_save(a, &data, &len), LJS_OK);
+    char sub[128], path[160];
+    snprintf(sub, sizeof sub, "%s/v2", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(path, sizeof path, "%s/swarm.lua", sub);
+    ljs_test_write(path,
+                   "return { fields = { x = 0.0, y = 0.0, hp = 10, peer = 0, alarmed = false, bonus = 7 },\n"
+                   "  tags = { 'swarm' }, update = function(self, dt) end }\n");
+    ljs_config_t cfg = ljs_test_config();
+    cfg.workers = 2;
+    ljs_runtime_t *b = ljs_test_runtime(&cfg);
+    ljs_script_t s;
+    assert_int_equal(ljs_script_load(b, path, &s), LJS_OK);
+    assert_int_equal(ljs_world_load(b, data, len), LJS_OK);
+    uint64_t ids[4096], ids_b[4096];
+    size_t n = query_ids(a, "swarm", ids);
+    assert_int_equal(query_ids(b, "swarm", ids_b), n);
+    for (size_t i = 0; i < n; i++) {
+        ljs_entity_t e = {ids[i]};
+        double xa, xb;
+        int64_t bonus;
+        assert_int_equal(ljs_field_get_number(a, e, "x", &xa), LJS_OK);
+        assert_int_equal(ljs_field_get_number(b, e, "x", &xb), LJS_OK);
+        assert_true(xa == xb);
+        assert_int_equal(ljs_field_get_integer(b, e, "bonus", &bonus), LJS_OK);
+        assert_int_equal(bonus, 7);
+        assert_int_equal(ljs_field_get_integer(a, e, "bonus", &bonus), LJS_ENOENT);
+    }
+    ljs_world_free(data);
+    ljs_runtime_destroy(a);
+    ljs_runtime_destroy(b);
+    unlink(path);
+    rmdir(sub);
+}
+
 /* Every bad input is refused with a clear error and the world unchanged. */
 static void test_snapshot_bad_files_change_nothing(void **state)
 {
@@ -283,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_steps_on_bit_identically_with_any_worker_count),
         cmocka_unit_test(test_snapshot_pending_host_events_survive_the_save),
         cmocka_unit_test(test_snapshot_cached_queries_see_the_loaded_world),
+        cmocka_unit_test(test_snapshot_a_field_added_since_the_save_gets_its_default),
         cmocka_unit_test(test_snapshot_bad_files_change_nothing),
         cmocka_unit_test(test_snapshot_files_round_trip),
     };
