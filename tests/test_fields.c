@@ -848,6 +848,8 @@ static void test_fields_hostile_values_are_refused_clearly(void **state)
         {"spawn('hostile', { nums = { n = 1 } })", "field 'nums' must be a list"},
         {"local t = {} for i = 1, 1025 do t[i] = i end spawn('hostile', { nums = t })", "at most 1024"},
         {"spawn('hostile', { nums = { {} } })", "field 'nums' must be a list"},
+        {"local t = { ids = self.ids } for i = 1, 300 do t['k' .. i] = i end spawn('hostile', t)",
+         "more than 256 entries"},
         {"spawn('hostile', { nums = setmetatable({}, { __len = function() return 3 end }) })", ""},
         {"ljs.list('table', 2)", "element type 'table'"},
         {"ljs.list('number', 5000)", "maxlen 5000"},
