@@ -36,66 +36,100 @@ static void begin_call(ljs__worker_t *w, uint64_t id, uint32_t slot)
     ljs__watchdog_call(w); /* fresh time and instruction limits */
 }
 
-/* Push the values of fields ids[0..n) of `slot` (own entity view). Inlined
- * by hand: this and store_results are most of the per-entity cost outside
- * the VM (measured with perf on the light bench script). */
-static inline void push_fields(lua_State *L, const ljs__world_t *world, const uint32_t *ids, uint32_t n,
-                               uint32_t slot)
+/* A field of the call, resolved once per protected run: columns do not
+ * move while a phase runs (declarations and growth wait for the owner), so
+ * the per-entity loops index them directly instead of going through
+ * world->fields[id] every time: 5% fewer instructions per update on the
+ * light bench script (fast form, 4 fields; callgrind 1444 -> 1372). */
+typedef struct col_s {
+    ljs__value_t *work;
+    const uint8_t *present;
+    ljs__field_t *fd;
+    uint32_t id;
+    ljs_type_t type;
+} col_t;
+
+/* The fields a batch pushes (in) and stores (out). */
+typedef struct plan_s {
+    col_t in[LJS__MAX_SCRIPT_FIELDS];
+    col_t out[LJS__MAX_SCRIPT_FIELDS];
+    uint32_t nin, nout;
+} plan_t;
+
+static void resolve(ljs__world_t *world, const uint32_t *ids, uint32_t n, col_t *c)
 {
     for (uint32_t i = 0; i < n; i++) {
-        const ljs__field_t *fd = &world->fields[ids[i]];
-        if (!fd->present[slot])
-            lua_pushnil(L);
-        else if (fd->type == LJS_TNUMBER)
-            lua_pushnumber(L, fd->work[slot].n);
-        else if (fd->type == LJS_TINTEGER)
-            lua_pushinteger(L, fd->work[slot].i);
-        else if (fd->type == LJS_TBOOLEAN)
-            lua_pushboolean(L, (int)fd->work[slot].i);
-        else
-            ljs__values_push(L, fd, slot, 1); /* string, entity, list (values.c) */
+        ljs__field_t *fd = &world->fields[ids[i]];
+        c[i] = (col_t){fd->work, fd->present, fd, ids[i], fd->type};
     }
 }
 
-/* Convert result `idx` for field `fd` into *v. Returns 0 on a type error.
+static void plan(plan_t *p, ljs__world_t *world, const uint32_t *in, uint32_t nin, const uint32_t *out,
+                 uint32_t nout)
+{
+    resolve(world, in, nin, p->in);
+    resolve(world, out, nout, p->out);
+    p->nin = nin;
+    p->nout = nout;
+}
+
+/* Push the values of the plan's in-fields of `slot` (own entity view).
+ * This and store_results are most of the per-entity cost outside the VM. */
+static inline void push_fields(lua_State *L, const plan_t *p, uint32_t slot)
+{
+    for (uint32_t i = 0; i < p->nin; i++) {
+        const col_t *c = &p->in[i];
+        if (!c->present[slot])
+            lua_pushnil(L);
+        else if (c->type == LJS_TNUMBER)
+            lua_pushnumber(L, c->work[slot].n);
+        else if (c->type == LJS_TINTEGER)
+            lua_pushinteger(L, c->work[slot].i);
+        else if (c->type == LJS_TBOOLEAN)
+            lua_pushboolean(L, (int)c->work[slot].i);
+        else
+            ljs__values_push(L, c->fd, slot, 1); /* string, entity, list (values.c) */
+    }
+}
+
+/* Convert result `idx` for column `c` into *v. Returns 0 on a type error.
  * nil keeps the current value when `nil_keeps`. */
-static inline int convert(lua_State *L, const ljs__field_t *fd, uint32_t slot, int idx, int nil_keeps,
-                          ljs__value_t *v)
+static inline int convert(lua_State *L, const col_t *c, uint32_t slot, int idx, int nil_keeps, ljs__value_t *v)
 {
     int t = lua_type(L, idx), ok = 1;
-    if (fd->type > LJS_TBOOLEAN)
-        return ljs__values_convert(L, fd, slot, idx, nil_keeps, v);
-    if (t == LUA_TNUMBER && fd->type == LJS_TNUMBER)
+    if (t == LUA_TNUMBER && c->type == LJS_TNUMBER)
         v->n = lua_tonumber(L, idx);
-    else if (t == LUA_TNUMBER && fd->type == LJS_TINTEGER)
+    else if (c->type > LJS_TBOOLEAN)
+        return ljs__values_convert(L, c->fd, slot, idx, nil_keeps, v);
+    else if (t == LUA_TNUMBER && c->type == LJS_TINTEGER)
         v->i = lua_tointegerx(L, idx, &ok);
-    else if (t == LUA_TBOOLEAN && fd->type == LJS_TBOOLEAN)
+    else if (t == LUA_TBOOLEAN && c->type == LJS_TBOOLEAN)
         v->i = lua_toboolean(L, idx);
     else if (t == LUA_TNIL && nil_keeps)
-        *v = fd->work[slot];
+        *v = c->work[slot];
     else
         ok = 0;
     return ok;
 }
 
-/* Store the n results on top of the stack into fields ids[0..n). All are
- * converted first, so a type error (raised naming the field) leaves every
- * field of the entity untouched. */
-static void store_results(lua_State *L, const batch_t *b, const uint32_t *ids, uint32_t n, uint32_t slot,
+/* Store the first n out-fields of the plan from the n results, which sit
+ * at stack index `base` on (the callee's slot + 1). All are converted
+ * first, so a type error (raised naming the field) leaves every field of
+ * the entity untouched. */
+static void store_results(lua_State *L, const batch_t *b, const plan_t *p, uint32_t n, uint32_t slot, int base,
                           int nil_keeps)
 {
-    ljs__world_t *world = &b->ph->rt->world;
-    int base = lua_gettop(L) - (int)n + 1;
     ljs__value_t v[LJS__MAX_SCRIPT_FIELDS];
     for (uint32_t i = 0; i < n; i++)
-        if (!convert(L, &world->fields[ids[i]], slot, base + (int)i, nil_keeps, &v[i]))
-            ljs__api_store_field(L, world, ids[i], slot, base + (int)i, nil_keeps, b->s->path); /* raises */
+        if (!convert(L, &p->out[i], slot, base + (int)i, nil_keeps, &v[i]))
+            ljs__api_store_field(L, &b->ph->rt->world, p->out[i].id, slot, base + (int)i, nil_keeps,
+                                 b->s->path); /* raises */
     for (uint32_t i = 0; i < n; i++) {
-        ljs__field_t *fd = &world->fields[ids[i]];
-        if (fd->type == LJS_TLIST)
-            ljs__values_store(fd, slot, v[i], &b->w->vals);
+        const col_t *c = &p->out[i];
+        if (c->type == LJS_TLIST)
+            ljs__values_store(c->fd, slot, v[i], &b->w->vals);
         else
-            fd->work[slot] = v[i];
+            c->work[slot] = v[i];
     }
     if (b->w->nsets)
         ljs__api_apply_sets(b->w);
@@ -120,52 +154,67 @@ static void reserve_stack(lua_State *L, const ljs__script_t *s)
  * values after it (update: dt; event: payload, sender) are on the stack;
  * fit them to the function's own parameters, add the touched fields,
  * call, and store the written ones exactly as the table wrapper's results
- * are stored (nil or a wrong type is an error naming the field). */
-static inline void call_scalar(lua_State *L, const batch_t *b, const ljs__natural_t *nat, uint32_t slot,
-                               uint32_t have)
+ * are stored (nil or a wrong type is an error naming the field). `p` is
+ * planned from nat->ids (in: all n, out: the first nwrites). */
+static inline void call_scalar(lua_State *L, const batch_t *b, const ljs__natural_t *nat, const plan_t *p,
+                               uint32_t slot, uint32_t have)
 {
     if (nat->np - 1 < have)
         lua_pop(L, (int)(have - (nat->np - 1)));
     for (uint32_t i = have + 1; i < nat->np; i++)
         lua_pushnil(L);
-    push_fields(L, &b->ph->rt->world, nat->ids, nat->n, slot);
+    int base = lua_gettop(L) - (int)nat->np; /* the function's slot */
+    push_fields(L, p, slot);
     lua_call(L, (int)(nat->np + nat->n), (int)nat->nwrites);
     if (nat->nwrites > 0 || b->w->nsets > 0) /* else there is nothing to store */
-        store_results(L, b, nat->ids, nat->nwrites, slot, 0);
+        store_results(L, b, p, nat->nwrites, slot, base, 0);
+}
+
+static void plan_scalar(plan_t *p, ljs__world_t *world, const ljs__natural_t *nat)
+{
+    plan(p, world, nat->ids, nat->n, nat->ids, nat->nwrites);
 }
 
 /* The update function sits at stack index 1 for the whole batch (cheaper
- * than a registry lookup per entity). */
-static void update_one(lua_State *L, batch_t *b, uint32_t slot)
+ * than a registry lookup per entity), so each call's results start at 2. */
+static void update_one(lua_State *L, batch_t *b, const plan_t *p, uint32_t slot)
 {
     const ljs__script_t *s = b->s;
-    const ljs__world_t *world = &b->ph->rt->world;
-    begin_call(b->w, ljs__world_handle(world, slot), slot);
+    begin_call(b->w, ljs__world_handle(&b->ph->rt->world, slot), slot);
     lua_pushvalue(L, 1);
     lua_pushinteger(L, (lua_Integer)b->w->cur_id);
     lua_pushnumber(L, b->ph->dt);
     if (s->fast) {
-        push_fields(L, world, s->reads, s->nreads, slot);
-        lua_call(L, 2 + (int)s->nreads, (int)s->nwrites);
-        store_results(L, b, s->writes, s->nwrites, slot, 1);
+        push_fields(L, p, slot);
+        lua_call(L, 2 + (int)p->nin, (int)p->nout);
+        store_results(L, b, p, p->nout, slot, 2, 1);
     } else if (s->nat_update.scalar) {
-        call_scalar(L, b, &s->nat_update, slot, 1);
+        call_scalar(L, b, &s->nat_update, p, slot, 1);
     } else {
         lua_pushnil(L); /* sender */
-        push_fields(L, world, s->field_ids, s->nfields, slot);
-        lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
-        store_results(L, b, s->field_ids, s->nfields, slot, 0);
+        push_fields(L, p, slot);
+        lua_call(L, 3 + (int)p->nin, (int)p->nout);
+        store_results(L, b, p, p->nout, slot, 2, 0);
     }
 }
 
 static int run_updates(lua_State *L)
 {
     batch_t *b = lua_touserdata(L, 1);
+    const ljs__script_t *s = b->s;
+    ljs__world_t *world = &b->ph->rt->world;
+    plan_t p;
+    if (s->fast)
+        plan(&p, world, s->reads, s->nreads, s->writes, s->nwrites);
+    else if (s->nat_update.scalar)
+        plan_scalar(&p, world, &s->nat_update);
+    else
+        plan(&p, world, s->field_ids, s->nfields, s->field_ids, s->nfields);
     lua_settop(L, 0);
-    reserve_stack(L, b->s);
+    reserve_stack(L, s);
     ljs__script_push_ref(L, b->inst->update_ref);
     for (; b->pos < b->end; b->pos++)
-        update_one(L, b, b->s->ents[b->pos]);
+        update_one(L, b, &p, s->ents[b->pos]);
     return 0;
 }
 
@@ -174,7 +223,9 @@ static int run_reloads(lua_State *L)
 {
     batch_t *b = lua_touserdata(L, 1);
     const ljs__script_t *s = b->s;
-    const ljs__world_t *world = &b->ph->rt->world;
+    ljs__world_t *world = &b->ph->rt->world;
+    plan_t p;
+    plan(&p, world, s->field_ids, s->nfields, s->field_ids, s->nfields);
     lua_settop(L, 0);
     reserve_stack(L, s);
     ljs__script_push_ref(L, b->inst->reload_ref);
@@ -185,21 +236,25 @@ static int run_reloads(lua_State *L)
         lua_pushinteger(L, (lua_Integer)b->w->cur_id);
         lua_pushnil(L); /* arg */
         lua_pushnil(L); /* sender */
-        push_fields(L, world, s->field_ids, s->nfields, slot);
-        lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
-        store_results(L, b, s->field_ids, s->nfields, slot, 0);
+        push_fields(L, &p, slot);
+        lua_call(L, 3 + (int)p.nin, (int)p.nout);
+        store_results(L, b, &p, p.nout, slot, 2, 0);
     }
     return 0;
 }
 
 /* Event phase: b->pos/end index events; only calls for targets bound to
- * this script with a handler for the event's name. */
+ * this script with a handler for the event's name. The table form's plan
+ * serves every handler; a scalarized handler's is made per call (events
+ * are far fewer than updates). */
 static int run_events(lua_State *L)
 {
     batch_t *b = lua_touserdata(L, 1);
-    const ljs__world_t *world = &b->ph->rt->world;
+    ljs__world_t *world = &b->ph->rt->world;
     const ljs__msgbuf_t *ev = b->ph->events;
     const ljs__script_t *s = b->s;
+    plan_t all, one;
+    plan(&all, world, s->field_ids, s->nfields, s->field_ids, s->nfields);
     lua_settop(L, 0);
     reserve_stack(L, s);
     for (; b->pos < b->end; b->pos++) {
@@ -224,11 +279,12 @@ static int run_events(lua_State *L)
         lua_pushvalue(L, payload);
         lua_pushinteger(L, (lua_Integer)m->sender);
         if (s->nat_handlers[h].scalar) {
-            call_scalar(L, b, &s->nat_handlers[h], (uint32_t)slot, 2);
+            plan_scalar(&one, world, &s->nat_handlers[h]);
+            call_scalar(L, b, &s->nat_handlers[h], &one, (uint32_t)slot, 2);
         } else {
-            push_fields(L, world, s->field_ids, s->nfields, (uint32_t)slot);
-            lua_call(L, 3 + (int)s->nfields, (int)s->nfields);
-            store_results(L, b, s->field_ids, s->nfields, (uint32_t)slot, 0);
+            push_fields(L, &all, (uint32_t)slot);
+            lua_call(L, 3 + (int)all.nin, (int)all.nout);
+            store_results(L, b, &all, all.nout, (uint32_t)slot, payload + 1, 0);
         }
         if (pooled && lua_istable(L, payload))
             ljs__msg_pool_put(L, payload);
