@@ -7,6 +7,9 @@
  * after the updates (the baseline's event phase).
  * ljs: (b) one worker, (c) ctx->workers workers; the light script in both
  * field-access forms (natural `self.x` and fast reads/writes arguments).
+ * Floor (d): the light fast-form script run by a bare C loop over C arrays
+ * in one plain lua_State (floor_loop): the Lua C API's own price for the
+ * fast form's crossing, so light_fast_1w_vs_floor shows what ljs adds.
  *
  * Scripts: *light* is movement (~10 field operations on x, y, vx, vy with
  * bouncing bounds); *heavy* is AI-like (a loop of trigonometry scoring
@@ -204,8 +207,11 @@ typedef struct world_s {
     uint32_t n;
     uint64_t frames;
     int failed;
-    /* baseline */
+    /* baseline and floor */
     lua_State *L;
+    /* floor: x, y, vx, vy in C arrays */
+    int is_floor;
+    double *cols[4];
     /* ljs */
     ljs_runtime_t *rt;
     ljs_entity_t *ids;
@@ -400,6 +406,96 @@ static void ljs_world_frame(world_t *w, double dt)
     }
 }
 
+/* The floor (light script, fast form): the least the Lua C API lets any
+ * runtime pay to run a fast-form update over C-side fields. One plain
+ * lua_State, x/y/vx/vy in C arrays, one pcall per frame, and per entity
+ * only the crossing itself: push the function, id, dt and 4 fields,
+ * lua_call, check that the 4 results are numbers and store them. No
+ * watchdog, no double buffer, no per-entity error recovery, no scheduler.
+ * How close ljs' fast form comes to it says how much ljs itself adds. */
+enum { F_UPDATE = 1 };
+
+static int floor_loop(lua_State *L)
+{
+    world_t *w = lua_touserdata(L, 1);
+    lua_Number dt = lua_tonumber(L, 2);
+    double *x = w->cols[0], *y = w->cols[1], *vx = w->cols[2], *vy = w->cols[3];
+    lua_settop(L, 3); /* the update function */
+    for (uint32_t i = 0; i < w->n; i++) {
+        lua_pushvalue(L, 3);
+        lua_pushinteger(L, (lua_Integer)i + 1);
+        lua_pushnumber(L, dt);
+        lua_pushnumber(L, x[i]);
+        lua_pushnumber(L, y[i]);
+        lua_pushnumber(L, vx[i]);
+        lua_pushnumber(L, vy[i]);
+        lua_call(L, 6, 4);
+        for (int k = 4; k <= 7; k++)
+            if (lua_type(L, k) != LUA_TNUMBER)
+                return luaL_error(L, "result %d is not a number", k - 3);
+        x[i] = lua_tonumber(L, 4);
+        y[i] = lua_tonumber(L, 5);
+        vx[i] = lua_tonumber(L, 6);
+        vy[i] = lua_tonumber(L, 7);
+        lua_settop(L, 3);
+    }
+    return 0;
+}
+
+static int floor_create(world_t *w, const char *src, uint32_t n)
+{
+    lua_State *L = luaL_newstate();
+    if (L == NULL)
+        return -1;
+    w->L = L;
+    w->is_floor = 1;
+    luaL_openlibs(L);
+    if (luaL_loadbufferx(L, src, strlen(src), "=bench", "t") != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK ||
+        !lua_istable(L, -1)) {
+        fprintf(stderr, "bench frame: floor: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "no module");
+        return -1;
+    }
+    lua_getfield(L, -1, "update");
+    lua_replace(L, F_UPDATE);
+    lua_settop(L, F_UPDATE);
+    for (int k = 0; k < 4; k++)
+        if ((w->cols[k] = malloc(sizeof(double) * (n ? n : 1))) == NULL)
+            return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        start_t st = start_of(i, n);
+        w->cols[0][i] = st.x;
+        w->cols[1][i] = st.y;
+        w->cols[2][i] = st.vx;
+        w->cols[3][i] = st.vy;
+    }
+    w->n = n;
+    return 0;
+}
+
+static void floor_frame(world_t *w, double dt)
+{
+    lua_State *L = w->L;
+    lua_pushcfunction(L, floor_loop);
+    lua_pushlightuserdata(L, w);
+    lua_pushnumber(L, dt);
+    lua_pushvalue(L, F_UPDATE);
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+        if (!w->failed)
+            fprintf(stderr, "bench frame: floor: %s\n", lua_tostring(L, -1));
+        w->failed = 1;
+    }
+    lua_settop(L, F_UPDATE);
+}
+
+static double floor_sum(const world_t *w, const char *field)
+{
+    double sum = 0.0;
+    if (strcmp(field, "x") == 0) /* the light script has no hp: 0, like the baseline's nil */
+        for (uint32_t i = 0; i < w->n; i++)
+            sum += w->cols[0][i];
+    return sum;
+}
+
 static double ljs_world_sum(world_t *w, const char *field)
 {
     double sum = 0.0, v;
@@ -430,6 +526,8 @@ static void world_destroy(world_t *w)
     if (w->rt != NULL)
         ljs_runtime_destroy(w->rt);
     free(w->ids);
+    for (int k = 0; k < 4; k++)
+        free(w->cols[k]);
     memset(w, 0, sizeof *w);
 }
 
@@ -438,6 +536,8 @@ static void world_frames(world_t *w, double dt, uint64_t frames)
     for (uint64_t f = 0; f < frames; f++) {
         if (w->is_ljs)
             ljs_world_frame(w, dt);
+        else if (w->is_floor)
+            floor_frame(w, dt);
         else
             baseline_frame(w, dt);
     }
@@ -460,6 +560,7 @@ typedef struct spec_s {
     const char *path; /* ljs: the script file */
     unsigned workers;
     int table_tier; /* ljs: LJS_NATURAL=0 (the self table every call) */
+    int floor;      /* src is a fast-form script run by the bare-API floor */
 } spec_t;
 
 typedef struct measured_s {
@@ -477,6 +578,8 @@ static double cpu_now_s(void)
 
 static double world_sum(world_t *w, const char *field)
 {
+    if (w->is_floor)
+        return floor_sum(w, field);
     return w->is_ljs ? ljs_world_sum(w, field) : baseline_sum(w, field);
 }
 
@@ -508,8 +611,9 @@ static int measure_world(const bench_ctx_t *ctx, const spec_t *sp, uint32_t n, u
     memset(&w, 0, sizeof w);
     w.label = sp->label;
     w.is_ljs = sp->src == NULL;
-    int rc = w.is_ljs ? ljs_world_create(&w, sp->path, n, sp->workers, sp->table_tier)
-                      : baseline_create(&w, sp->src, n);
+    int rc = w.is_ljs    ? ljs_world_create(&w, sp->path, n, sp->workers, sp->table_tier)
+             : sp->floor ? floor_create(&w, sp->src, n)
+                         : baseline_create(&w, sp->src, n);
     if (rc == 0) {
         double ups[MAX_REPS], cores[MAX_REPS];
         int reps = ctx->reps < MAX_REPS ? ctx->reps : MAX_REPS;
@@ -580,6 +684,7 @@ static const char *name_of(const char *fmt, const char *a, const char *b)
 typedef struct outcome_s {
     double base, light_nat_1w, light_nat_all, light_fast_1w, light_fast_all, heavy_1w, heavy_all, heavy_base;
     double cores_light_nat_all, cores_light_fast_all, cores_heavy_all;
+    double light_floor; /* the fast form's bare-API floor, one thread */
 } outcome_t;
 
 /* Frames per rep: enough for ~2M light (~0.2M heavy) entity updates. */
@@ -594,14 +699,16 @@ static int run_light(const bench_ctx_t *ctx, const char *dir, uint32_t n, outcom
     char nat[512], fast[512];
     snprintf(nat, sizeof nat, "%s/light_natural.lua", dir);
     snprintf(fast, sizeof fast, "%s/light_fast.lua", dir);
-    const spec_t specs[] = {{"light baseline", light_natural_src, NULL, 0, 0},
-                            {"light natural_1w", NULL, nat, 1, 0},
-                            {"light fast_1w", NULL, fast, 1, 0},
-                            {"light natural_all", NULL, nat, ctx->workers, 0},
-                            {"light fast_all", NULL, fast, ctx->workers, 0}};
-    measured_t m[5];
-    if (measure_all(ctx, "light", specs, 5, n, frames_for(n, 2000000), m) != 0)
+    const spec_t specs[] = {{"light baseline", light_natural_src, NULL, 0, 0, 0},
+                            {"light natural_1w", NULL, nat, 1, 0, 0},
+                            {"light fast_1w", NULL, fast, 1, 0, 0},
+                            {"light natural_all", NULL, nat, ctx->workers, 0, 0},
+                            {"light fast_all", NULL, fast, ctx->workers, 0, 0},
+                            {"light floor", light_fast_src, NULL, 0, 0, 1}};
+    measured_t m[6];
+    if (measure_all(ctx, "light", specs, 6, n, frames_for(n, 2000000), m) != 0)
         return -1;
+    o->light_floor = m[5].ups;
     o->base = m[0].ups;
     o->light_nat_1w = m[1].ups;
     o->light_fast_1w = m[2].ups;
@@ -616,9 +723,9 @@ static int run_heavy(const bench_ctx_t *ctx, const char *dir, uint32_t n, outcom
 {
     char path[512];
     snprintf(path, sizeof path, "%s/heavy.lua", dir);
-    const spec_t specs[] = {{"heavy baseline", heavy_src, NULL, 0, 0},
-                            {"heavy natural_1w", NULL, path, 1, 0},
-                            {"heavy natural_all", NULL, path, ctx->workers, 0}};
+    const spec_t specs[] = {{"heavy baseline", heavy_src, NULL, 0, 0, 0},
+                            {"heavy natural_1w", NULL, path, 1, 0, 0},
+                            {"heavy natural_all", NULL, path, ctx->workers, 0, 0}};
     measured_t m[3];
     if (measure_all(ctx, "heavy", specs, 3, n, frames_for(n, 200000), m) != 0)
         return -1;
@@ -634,8 +741,8 @@ static int run_empty(const bench_ctx_t *ctx, const char *dir, uint32_t n, double
 {
     char path[512];
     snprintf(path, sizeof path, "%s/empty.lua", dir);
-    const spec_t specs[] = {{"empty baseline", empty_src, NULL, 0, 0},
-                            {"empty natural_1w", NULL, path, 1, 0}};
+    const spec_t specs[] = {{"empty baseline", empty_src, NULL, 0, 0, 0},
+                            {"empty natural_1w", NULL, path, 1, 0, 0}};
     measured_t m[2];
     if (measure_all(ctx, "empty", specs, 2, n, frames_for(n, 2000000), m) != 0)
         return -1;
@@ -668,18 +775,18 @@ static int run_wide(const bench_ctx_t *ctx, const char *dir, uint32_t n, bench_r
         if (bench_write(path[k], src[k], strlen(src[k])) != 0)
             return -1;
     }
-    const spec_t wide[] = {{"wide baseline", src[0], NULL, 0, 0},
-                           {"wide natural_1w", NULL, path[0], 1, 0},
-                           {"wide fast_1w", NULL, path[2], 1, 0},
-                           {"wide natural_table_1w", NULL, path[0], 1, 1}};
-    const spec_t narrow[] = {{"narrow baseline", src[1], NULL, 0, 0},
-                             {"narrow natural_1w", NULL, path[1], 1, 0},
-                             {"narrow fast_1w", NULL, path[3], 1, 0}};
+    const spec_t wide[] = {{"wide baseline", src[0], NULL, 0, 0, 0},
+                           {"wide natural_1w", NULL, path[0], 1, 0, 0},
+                           {"wide fast_1w", NULL, path[2], 1, 0, 0},
+                           {"wide natural_table_1w", NULL, path[0], 1, 1, 0}};
+    const spec_t narrow[] = {{"narrow baseline", src[1], NULL, 0, 0, 0},
+                             {"narrow natural_1w", NULL, path[1], 1, 0, 0},
+                             {"narrow fast_1w", NULL, path[3], 1, 0, 0}};
     char light[512];
     snprintf(light, sizeof light, "%s/light_natural.lua", dir);
-    const spec_t lt[] = {{"light baseline", light_natural_src, NULL, 0, 0},
-                         {"light natural_table_1w", NULL, light, 1, 1},
-                         {"light natural_1w", NULL, light, 1, 0}};
+    const spec_t lt[] = {{"light baseline", light_natural_src, NULL, 0, 0, 0},
+                         {"light natural_table_1w", NULL, light, 1, 1, 0},
+                         {"light natural_1w", NULL, light, 1, 0, 0}};
     measured_t w[4], nw[3], l[3];
     uint64_t frames = frames_for(n, 2000000);
     int rc = measure_all(ctx, "wide", wide, 4, n, frames, w) == 0 &&
@@ -775,6 +882,9 @@ int bench_frame(const bench_ctx_t *ctx)
         bench_figure(&res, name_of("cores_busy_light_natural_all_%s%s", sz, ""), o.cores_light_nat_all);
         bench_figure(&res, name_of("cores_busy_light_fast_all_%s%s", sz, ""), o.cores_light_fast_all);
         bench_figure(&res, name_of("cores_busy_heavy_natural_all_%s%s", sz, ""), o.cores_heavy_all);
+        bench_figure(&res, name_of("updates_per_s_light_floor_%s%s", sz, ""), o.light_floor);
+        bench_ratio(&res, name_of("light_floor_vs_baseline_%s%s", sz, ""), ratio(o.light_floor, o.base));
+        bench_ratio(&res, name_of("light_fast_1w_vs_floor_%s%s", sz, ""), ratio(o.light_fast_1w, o.light_floor));
         double v[9] = {ratio(o.light_fast_all, o.base),        ratio(o.light_nat_all, o.base),
                        ratio(o.heavy_all, o.heavy_base),       ratio(o.light_fast_all, o.light_fast_1w),
                        ratio(o.light_nat_all, o.light_nat_1w), ratio(o.heavy_all, o.heavy_1w),
