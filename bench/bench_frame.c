@@ -884,7 +884,8 @@ int bench_frame(const bench_ctx_t *ctx)
         bench_figure(&res, name_of("cores_busy_heavy_natural_all_%s%s", sz, ""), o.cores_heavy_all);
         bench_figure(&res, name_of("updates_per_s_light_floor_%s%s", sz, ""), o.light_floor);
         bench_ratio(&res, name_of("light_floor_vs_baseline_%s%s", sz, ""), ratio(o.light_floor, o.base));
-        bench_ratio(&res, name_of("light_fast_1w_vs_floor_%s%s", sz, ""), ratio(o.light_fast_1w, o.light_floor));
+        bench_ratio(&res, name_of("light_fast_1w_vs_floor_%s%s", sz, ""),
+                    ratio(o.light_fast_1w, o.light_floor));
         double v[9] = {ratio(o.light_fast_all, o.base),        ratio(o.light_nat_all, o.base),
                        ratio(o.heavy_all, o.heavy_base),       ratio(o.light_fast_all, o.light_fast_1w),
                        ratio(o.light_nat_all, o.light_nat_1w), ratio(o.heavy_all, o.heavy_1w),

@@ -94,7 +94,8 @@ static inline void push_fields(lua_State *L, const plan_t *p, uint32_t slot)
 
 /* Convert result `idx` for column `c` into *v. Returns 0 on a type error.
  * nil keeps the current value when `nil_keeps`. */
-static inline int convert(lua_State *L, const col_t *c, uint32_t slot, int idx, int nil_keeps, ljs__value_t *v)
+static inline int convert(lua_State *L, const col_t *c, uint32_t slot, int idx, int nil_keeps,
+                          ljs__value_t *v)
 {
     int t = lua_type(L, idx), ok = 1;
     if (t == LUA_TNUMBER && c->type == LJS_TNUMBER)
@@ -113,11 +114,11 @@ static inline int convert(lua_State *L, const col_t *c, uint32_t slot, int idx, 
 }
 
 /* Store the first n out-fields of the plan from the n results, which sit
- * at stack index `base` on (the callee's slot + 1). All are converted
+ * from stack index `base` on (where the called function was). All are converted
  * first, so a type error (raised naming the field) leaves every field of
  * the entity untouched. */
-static void store_results(lua_State *L, const batch_t *b, const plan_t *p, uint32_t n, uint32_t slot, int base,
-                          int nil_keeps)
+static void store_results(lua_State *L, const batch_t *b, const plan_t *p, uint32_t n, uint32_t slot,
+                          int base, int nil_keeps)
 {
     ljs__value_t v[LJS__MAX_SCRIPT_FIELDS];
     for (uint32_t i = 0; i < n; i++)
