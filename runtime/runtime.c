@@ -83,6 +83,8 @@ static int worker_start(void *ud, uint32_t w)
         ljs__alloc_fini(&wk->alloc);
         return LJS_ENOMEM;
     }
+    wk->alloc.refuse_ctx = wk; /* memory errors name the script line */
+    wk->alloc.on_refuse = ljs__watchdog_oom;
     return LJS_OK;
 }
 

@@ -31,6 +31,7 @@ typedef struct attack_s {
     int load_fails;     /* the attacker itself must be refused at load */
     const char *module; /* optional lib.lua next to it */
     int no_file;        /* the error is the runtime's own (names no file) */
+    unsigned mem_mb;    /* LJS_STATE_MEM_MB for the run (0: 64) */
 } attack_t;
 
 /* The bystander checks, every frame, that the libraries and its globals
@@ -78,7 +79,7 @@ static void run_attack(const attack_t *a, unsigned workers, run_t *r)
     ljs_config_t cfg = ljs_test_config();
     cfg.workers = workers;
     cfg.batch = 2;
-    cfg.state_mem_mb = 64;
+    cfg.state_mem_mb = a->mem_mb ? a->mem_mb : 64;
     cfg.event_mem_mb = 8; /* the fork bomb stops early (fast under sanitizers) */
     ljs_runtime_t *rt = ljs_test_runtime(&cfg);
     memset(r, 0, sizeof *r);
@@ -372,7 +373,7 @@ static void test_hostile_event_memory_is_bounded(void **state)
          UPDATE("local big = ('x'):rep(1024 * 1024)\nfor i = 1, 400 do send(self.id, 'blob', big) end"),
          "more than LJS_CALL_QUEUE_KB=4096 KiB", 0, NULL},
         {"many spawns from one call",
-         UPDATE("local big = ('y'):rep(100000)\nfor i = 1, 1000 do "
+         UPDATE("local big = ('y'):rep(1024 * 1024)\nfor i = 1, 1000 do "
                 "spawn('attacker', { pad = big }) end"),
          "more than LJS_CALL_QUEUE_KB", 0, NULL},
         {"fork bomb",
@@ -381,6 +382,38 @@ static void test_hostile_event_memory_is_bounded(void **state)
          "  on_fork = function(self, p) send(self.id, 'fork', p); send(self.id, 'fork', p); self.m = self.m + 1 end "
          "}\n",
          "more than LJS_EVENT_MEM_MB=8", 0, NULL, 1},
+    };
+    run_corpus(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* ---- memory bombs say where they went off ------------------------------------- */
+
+/* Lua raises a memory error without a position and without calling the
+ * message handler; the allocator notes the running Lua line when it
+ * refuses (ljs__watchdog_oom), so the console still names file:line. The
+ * state limit is 8 MiB here and the bombs take 1 MiB a step: a few steps
+ * and few fresh pages, far inside the runaway limit even under TSan. */
+static void test_hostile_memory_bombs_name_their_line(void **state)
+{
+    (void)state;
+    static const attack_t cases[] = {
+        {"string.rep past the limit", UPDATE("local s = ('x'):rep(100 * 1024 * 1024)"),
+         "attacker.lua:2: memory limit reached (LJS_STATE_MEM_MB=8)", 0, NULL, 0, 8},
+        {"concatenation in a loop",
+         UPDATE("local t, s = {}, ('y'):rep(1024 * 1024)\nfor i = 1, 1e6 do t[i] = s .. i end"),
+         "attacker.lua:3: memory limit reached", 0, NULL, 0, 8},
+        {"in a coroutine",
+         UPDATE("local co = coroutine.wrap(function()\n local t, s = {}, ('y'):rep(1024 * 1024)\n"
+                " for i = 1, 1e6 do t[i] = s .. i end end)\nco()"),
+         "attacker.lua:4: memory limit reached", 0, NULL, 0, 8},
+        {"in a coroutine, through coroutine.resume",
+         UPDATE(
+             "local ok, e = coroutine.resume(coroutine.create(function()\n local t, s = {}, ('y'):rep(1024 * 1024)\n"
+             " for i = 1, 1e6 do t[i] = s .. i end end))\nlog(tostring(ok) .. ' ' .. e)"),
+         "attacker.lua:4: memory limit reached (LJS_STATE_MEM_MB=8)", 0, NULL, 0, 8},
+        {"at load, in the top-level chunk",
+         "local t, s = {}, ('y'):rep(1024 * 1024)\nfor i = 1, 1e6 do t[i] = s .. i end\nreturn {}\n",
+         "attacker.lua:2: out of memory loading the script", 1, NULL, 0, 8},
     };
     run_corpus(cases, sizeof cases / sizeof cases[0]);
 }
@@ -689,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_hostile_set_lands_on_return_and_a_raising_call_changes_nothing),
         cmocka_unit_test(test_hostile_a_state_full_to_its_limit_never_aborts_the_host),
         cmocka_unit_test(test_hostile_event_memory_is_bounded),
+        cmocka_unit_test(test_hostile_memory_bombs_name_their_line),
         cmocka_unit_test(test_hostile_a_refused_script_leaves_no_residue),
         cmocka_unit_test(test_hostile_two_runtimes_share_the_bytecode_cache_safely),
         cmocka_unit_test(test_hostile_symlinks_neither_hang_loading_nor_escape_the_root),

@@ -22,6 +22,8 @@ int ljs__alloc_init(ljs__alloc_t *a, size_t limit)
     atomic_init(&a->peak, 0);
     atomic_init(&a->failed, 0);
     atomic_init(&a->allocated, 0);
+    a->on_refuse = NULL;
+    a->refuse_ctx = NULL;
 #ifdef LJS_USE_MIMALLOC
     a->heap = mi_heap_new();
     if (a->heap == NULL)
@@ -74,6 +76,8 @@ void *ljs__alloc_lua(void *ud, void *ptr, size_t osize, size_t nsize)
     if (nsize > old && cur + (nsize - old) > a->limit) {
         atomic_store_explicit(&a->failed, atomic_load_explicit(&a->failed, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+        if (a->on_refuse != NULL)
+            a->on_refuse(a->refuse_ctx);
         return NULL;
     }
     void *p = raw_realloc(a, ptr, nsize);

@@ -22,6 +22,12 @@ typedef struct ljs__alloc_s {
     atomic_size_t peak;             /* max of current */
     atomic_uint_fast64_t failed;    /* allocations refused by the limit */
     atomic_uint_fast64_t allocated; /* bytes ever requested (growth only) */
+    /* Called on the worker's thread each time the limit refuses a block,
+     * before Lua raises LUA_ERRMEM (NULL: nobody asks). Lua raises that
+     * error without calling the message handler, so this is the last
+     * moment the failing code's position can be read. */
+    void (*on_refuse)(void *ctx);
+    void *refuse_ctx;
 } ljs__alloc_t;
 
 /* Create the heap. Thread: same-worker. Returns LJS_OK or LJS_ENOMEM. */

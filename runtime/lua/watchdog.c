@@ -217,6 +217,34 @@ void ljs__watchdog_check(lua_State *L, uint64_t work)
 
 /* ---- call contexts (worker side) ---------------------------------------------- */
 
+void ljs__watchdog_oom(void *ctx)
+{
+    ljs__worker_t *w = ctx;
+    /* Outside a call (state setup, the owner's own work) there is no
+     * script position worth naming. */
+    if (w->L == NULL || !atomic_load_explicit(&w->wd.in_batch, memory_order_relaxed))
+        return;
+    lua_State *co = atomic_load_explicit(&w->wd.running, memory_order_relaxed);
+    lua_State *L = co != NULL ? co : w->L;
+    lua_Debug ar;
+    /* Level 0 may be a C function (string.rep, table.concat): name the Lua
+     * line that called it. A few levels are enough; a deep C chain is not
+     * a script position anyway. */
+    for (int level = 0; level < 4 && lua_getstack(L, level, &ar); level++) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(w->wd.oom_where, sizeof w->wd.oom_where, "%s:%d", ar.short_src, ar.currentline);
+            w->wd.oom_seq = atomic_load_explicit(&w->wd.call_seq, memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+const char *ljs__watchdog_oom_where(const ljs__worker_t *w)
+{
+    uint64_t seq = atomic_load_explicit(&w->wd.call_seq, memory_order_relaxed);
+    return w->wd.oom_seq == seq && seq != 0 && w->wd.oom_where[0] ? w->wd.oom_where : NULL;
+}
+
 void ljs__watchdog_call(ljs__worker_t *w)
 {
     /* Relaxed: the watchdog only needs to see the value change. */
@@ -565,6 +593,19 @@ static int resume(lua_State *L, ljs__worker_t *w, lua_State *co, int narg)
     return -1;
 }
 
+/* A coroutine that died of the memory limit hands its resumer Lua's bare
+ * "not enough memory": say where it went off and which limit instead, as
+ * the batch runner does for a call (the resumer then raises or returns it
+ * like any error). Lua: may raise (memory) once `running` is restored. */
+static void name_oom(lua_State *L, ljs__worker_t *w, lua_State *co)
+{
+    const char *where = w != NULL && lua_status(co) == LUA_ERRMEM ? ljs__watchdog_oom_where(w) : NULL;
+    if (where == NULL)
+        return;
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: memory limit reached (LJS_STATE_MEM_MB=%d)", where, (int)w->rt->cfg.state_mem_mb);
+}
+
 static int co_resume(lua_State *L)
 {
     ljs__worker_t *w = ljs__worker_of(L);
@@ -575,6 +616,7 @@ static int co_resume(lua_State *L)
     if (stopping(w))
         return raise_stop(L, w);
     if (r < 0) {
+        name_oom(L, w, co);
         lua_pushboolean(L, 0);
         lua_insert(L, -2);
         return 2;
@@ -595,7 +637,11 @@ static int co_wrapped(lua_State *L)
         return raise_stop(L, w);
     if (r >= 0)
         return r;
-    int st = lua_status(co);
+    int st = lua_status(co), oom = 0;
+    if (st == LUA_ERRMEM && ljs__watchdog_oom_where(w) != NULL) {
+        name_oom(L, w, co); /* it names its own position: no wrapper position */
+        oom = 1;
+    }
     if (st != LUA_OK && st != LUA_YIELD) {
         /* A dead coroutine: run its pending to-be-closed variables (with
          * the error object on its stack, where Lua expects it). */
@@ -607,7 +653,7 @@ static int co_wrapped(lua_State *L)
         if (stopping(w))
             return raise_stop(L, w);
     }
-    if (lua_type(L, -1) == LUA_TSTRING) { /* add where the wrapper was called */
+    if (!oom && lua_type(L, -1) == LUA_TSTRING) { /* add where the wrapper was called */
         luaL_where(L, 1);
         lua_insert(L, -2);
         lua_concat(L, 2);

@@ -28,6 +28,10 @@ typedef struct ljs__wd_worker_s {
     uint64_t budget_seq; /* the call the instruction count belongs to */
     uint64_t budget_used;
     char msg[400]; /* the stop error, raised again at every catch */
+    /* Where the running call was when the memory limit refused a block
+     * ("file:line"), and which call that was (ljs__watchdog_oom). */
+    uint64_t oom_seq;
+    char oom_where[160];
 } ljs__wd_worker_t;
 
 typedef struct ljs__watchdog_s {
@@ -61,6 +65,16 @@ LJS_HIDDEN void ljs__watchdog_unbind(struct ljs__worker_s *w);
  * watchdog (rare: it parks after a second without calls). */
 LJS_HIDDEN void ljs__watchdog_enter(struct ljs__worker_s *w);
 LJS_HIDDEN void ljs__watchdog_leave(struct ljs__worker_s *w);
+
+/* The allocator's on_refuse hook (ctx: the worker): note the position of
+ * the innermost Lua function of the running call, or of the coroutine it
+ * resumed. Thread: same-worker, from inside the allocator: it only reads
+ * the call stack (lua_getinfo "Sl" allocates nothing). */
+LJS_HIDDEN void ljs__watchdog_oom(void *ctx);
+
+/* "file:line" the memory limit was hit at during the current call, or
+ * NULL. Thread: same-worker. */
+LJS_HIDDEN const char *ljs__watchdog_oom_where(const struct ljs__worker_s *w);
 
 /* A new call starts: fresh CPU time and instruction budget.
  * Thread: same-worker. */

@@ -302,12 +302,15 @@ static void report(batch_t *b, int rc)
     const char *msg = lua_tostring(L, -1);
     w->errors++;
     w->sstat[b->ph->script].errors++;
+    /* Lua raises LUA_ERRMEM without a position; the allocator noted it
+     * (ljs__watchdog_oom). Without one, the script's path stands in. */
+    const char *where = rc == LUA_ERRMEM ? ljs__watchdog_oom_where(w) : NULL;
     if (rc == LUA_ERRMEM)
-        ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
-                         "%s: %s of entity " LJS_ENTITY_FMT
-                         ": memory limit reached (LJS_STATE_MEM_MB=%u); the call was "
-                         "abandoned",
-                         b->s->path, b->what, LJS_ENTITY_ARGS(w->cur_id), rt->cfg.state_mem_mb);
+        ljs__console_log(
+            &rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
+            "%s of entity " LJS_ENTITY_FMT ": %s: memory limit reached (LJS_STATE_MEM_MB=%u); the call was "
+            "abandoned",
+            b->what, LJS_ENTITY_ARGS(w->cur_id), where ? where : b->s->path, rt->cfg.state_mem_mb);
     else
         ljs__console_log(&rt->console, LJS_LOG_ERROR, rt->frame, w->cur_id, b->s->name,
                          "%s of entity " LJS_ENTITY_FMT ": %s", b->what, LJS_ENTITY_ARGS(w->cur_id),

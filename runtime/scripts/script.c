@@ -561,6 +561,8 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     ljs__watchdog_call(w);
     w->loading = meta ? id : UINT32_MAX; /* require() records dependencies */
     int rc = lua_pcall(L, 1, 0, -3);
+    /* Before leave, which ends the call the position belongs to. */
+    const char *where = rc == LUA_ERRMEM ? ljs__watchdog_oom_where(w) : NULL;
     w->loading = UINT32_MAX;
     ljs__watchdog_leave(w);
     w->sstat[id].alloc_bytes += atomic_load_explicit(&w->alloc.allocated, memory_order_relaxed) - alloc0;
@@ -573,7 +575,7 @@ int ljs__script_instantiate(ljs__worker_t *w, uint32_t id, int meta)
     if (rc == LUA_ERRMEM)
         snprintf(w->errmsg, sizeof w->errmsg,
                  "%s: out of memory loading the script in worker %u (LJS_STATE_MEM_MB=%u)",
-                 w->rt->scripts[id].path, w->index, w->rt->cfg.state_mem_mb);
+                 where ? where : w->rt->scripts[id].path, w->index, w->rt->cfg.state_mem_mb);
     lua_pop(L, 2);
     ljs__script_release(w, id);
     return rc == LUA_ERRMEM ? LJS_ENOMEM : LJS_ESCRIPT;
