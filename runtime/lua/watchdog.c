@@ -597,13 +597,14 @@ static int resume(lua_State *L, ljs__worker_t *w, lua_State *co, int narg)
  * "not enough memory": say where it went off and which limit instead, as
  * the batch runner does for a call (the resumer then raises or returns it
  * like any error). Lua: may raise (memory) once `running` is restored. */
-static void name_oom(lua_State *L, ljs__worker_t *w, lua_State *co)
+static int name_oom(lua_State *L, ljs__worker_t *w, int status)
 {
-    const char *where = w != NULL && lua_status(co) == LUA_ERRMEM ? ljs__watchdog_oom_where(w) : NULL;
+    const char *where = w != NULL && status == LUA_ERRMEM ? ljs__watchdog_oom_where(w) : NULL;
     if (where == NULL)
-        return;
+        return 0;
     lua_pop(L, 1);
     lua_pushfstring(L, "%s: memory limit reached (LJS_STATE_MEM_MB=%d)", where, (int)w->rt->cfg.state_mem_mb);
+    return 1;
 }
 
 static int co_resume(lua_State *L)
@@ -616,7 +617,7 @@ static int co_resume(lua_State *L)
     if (stopping(w))
         return raise_stop(L, w);
     if (r < 0) {
-        name_oom(L, w, co);
+        name_oom(L, w, lua_status(co));
         lua_pushboolean(L, 0);
         lua_insert(L, -2);
         return 2;
@@ -637,11 +638,7 @@ static int co_wrapped(lua_State *L)
         return raise_stop(L, w);
     if (r >= 0)
         return r;
-    int st = lua_status(co), oom = 0;
-    if (st == LUA_ERRMEM && ljs__watchdog_oom_where(w) != NULL) {
-        name_oom(L, w, co); /* it names its own position: no wrapper position */
-        oom = 1;
-    }
+    int st = lua_status(co);
     if (st != LUA_OK && st != LUA_YIELD) {
         /* A dead coroutine: run its pending to-be-closed variables (with
          * the error object on its stack, where Lua expects it). */
@@ -653,7 +650,9 @@ static int co_wrapped(lua_State *L)
         if (stopping(w))
             return raise_stop(L, w);
     }
-    if (!oom && lua_type(L, -1) == LUA_TSTRING) { /* add where the wrapper was called */
+    /* After the reset, so the to-be-closed variables ran whatever this
+     * costs. A named memory error has its own position: no wrapper's. */
+    if (!name_oom(L, w, st) && lua_type(L, -1) == LUA_TSTRING) { /* add where the wrapper was called */
         luaL_where(L, 1);
         lua_insert(L, -2);
         lua_concat(L, 2);
