@@ -391,9 +391,10 @@ static void test_hostile_event_memory_is_bounded(void **state)
 /* Lua raises a memory error without a position and without calling the
  * message handler; the allocator notes the running Lua line when it
  * refuses (ljs__watchdog_oom), so the console still names file:line. The
- * state limit is 8 MiB here and each bomb goes off once per state (first
- * frame) in 1 MiB steps: few fresh pages, so the case stays well inside
- * the runaway limit and the test's timeout under TSan beside burners. */
+ * state limit is 8 MiB here and the bombs go off in the first frame only
+ * (every attacker, so the world digest is the same for every worker
+ * count), in 1 MiB steps: few fresh pages, so the cases stay well inside
+ * the runaway limit and the test's timeout under TSan beside CPU burners. */
 #define ONCE(body) UPDATE("if frame() == 1 then " body "\nend")
 
 static void test_hostile_memory_bombs_name_their_line(void **state)
