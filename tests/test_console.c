@@ -41,7 +41,7 @@ static void test_console_stays_bounded_under_a_log_storm(void **state)
     cfg.workers = 4;
     cfg.console_lines = 64;
     cfg.watch = 0;
-    snprintf(cfg.gc_mode, sizeof cfg.gc_mode, "incremental"); /* no GC warnings in the count */
+    ljs_test_no_gc_warning(&cfg); /* the count is of the script's lines only */
     assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
     assert_int_equal(ljs_script_load(rt, path, &s), LJS_OK);
     for (int i = 0; i < 200; i++) {
@@ -107,9 +107,7 @@ static void test_console_drain_callback_may_call_ljs(void **state)
     assert_int_equal(ljs_config_init(&cfg), LJS_OK);
     cfg.workers = 2;
     cfg.watch = 0;
-    /* Lua's own collector: the managed one may warn that it fell behind
-     * on a slow (sanitizer, loaded) machine, a line this test would count. */
-    snprintf(cfg.gc_mode, sizeof cfg.gc_mode, "incremental");
+    ljs_test_no_gc_warning(&cfg); /* this test counts lines */
     assert_int_equal(ljs_runtime_create(&cfg, &rt), LJS_OK);
     assert_int_equal(ljs_script_load(rt, path, &s), LJS_OK);
     assert_int_equal(ljs_entity_create(rt, &e), LJS_OK);

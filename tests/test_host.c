@@ -48,10 +48,7 @@ static void start(world_t *w, unsigned workers, uint32_t call_queue_kb)
     cfg.batch = 4;
     cfg.watch = 0;
     cfg.script_timeout_ms = 200;
-    /* Several tests want an empty console; under ASan on a loaded machine the
-     * managed GC's "behind" warning (a state-frame past its budget) would add
-     * a line. A budget no wall clock reaches keeps it out; pacing is by debt. */
-    cfg.gc_budget_us = 1000000;
+    ljs_test_no_gc_warning(&cfg); /* several tests want an empty console */
     if (call_queue_kb != 0)
         cfg.call_queue_kb = call_queue_kb;
     assert_int_equal(ljs_runtime_create(&cfg, &w->rt), LJS_OK);
