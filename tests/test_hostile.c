@@ -415,6 +415,10 @@ static void test_hostile_memory_bombs_name_their_line(void **state)
              "local ok, e = coroutine.resume(coroutine.create(function()\n local t, s = {}, ('y'):rep(1024 * 1024)\n"
              " for i = 1, 1e6 do t[i] = s .. i end end))\nlog(tostring(ok) .. ' ' .. e)"),
          "attacker.lua:4: memory limit reached (LJS_STATE_MEM_MB=8)", 0, NULL, 0, 8},
+        {"coroutine.resume still returns false when the state stays full",
+         ONCE("local ok = coroutine.resume(coroutine.create(function()\n local t = {}\n"
+              " while true do t[#t + 1] = { 1, 2, 3, 4 } end end))\nlog('resumed ' .. tostring(ok))"),
+         "[attacker] resumed false", 0, NULL, 0, 8},
         {"a coroutine's to-be-closed variable still runs",
          ONCE("local co = coroutine.wrap(function()\n"
               " local c <close> = setmetatable({}, { __close = function() log('closed') end })\n"

@@ -593,17 +593,32 @@ static int resume(lua_State *L, ljs__worker_t *w, lua_State *co, int narg)
     return -1;
 }
 
+static int format_oom(lua_State *L)
+{
+    lua_pushfstring(L, "%s: memory limit reached (LJS_STATE_MEM_MB=%d)", (const char *)lua_touserdata(L, 1),
+                    (int)lua_tointeger(L, 2));
+    return 1;
+}
+
 /* A coroutine that died of the memory limit hands its resumer Lua's bare
  * "not enough memory": say where it went off and which limit instead, as
- * the batch runner does for a call (the resumer then raises or returns it
- * like any error). Lua: may raise (memory) once `running` is restored. */
+ * the batch runner does for a call. The state may still be full (the dead
+ * coroutine holds what it made), so the message is made under a pcall and
+ * Lua's own is kept if that fails: coroutine.resume must still return
+ * false and the error, never raise. Returns 1 if it named the error. */
 static int name_oom(lua_State *L, ljs__worker_t *w, int status)
 {
     const char *where = w != NULL && status == LUA_ERRMEM ? ljs__watchdog_oom_where(w) : NULL;
     if (where == NULL)
         return 0;
-    lua_pop(L, 1);
-    lua_pushfstring(L, "%s: memory limit reached (LJS_STATE_MEM_MB=%d)", where, (int)w->rt->cfg.state_mem_mb);
+    lua_pushcfunction(L, format_oom);
+    lua_pushlightuserdata(L, (void *)where);
+    lua_pushinteger(L, (lua_Integer)w->rt->cfg.state_mem_mb);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_replace(L, -2);
     return 1;
 }
 
